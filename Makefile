@@ -1,0 +1,99 @@
+# cerniq.outreach: two commands on a fresh machine.
+#   make demo   sets everything up, starts the local stack and runs the morning check against it
+#   make test   sets everything up and runs every test (lint, sanity, unit, integration, Molecule, compat)
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell tools/pick-python)
+PY_MINOR := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+# ansible-core 2.21 needs Python 3.12; on 3.11 the newest is 2.19.
+ANSIBLE_CORE_SPEC := $(if $(filter 3.11,$(PY_MINOR)),ansible-core==2.19.*,ansible-core==2.21.*)
+# This machine's pip config names local indexes that may not exist; their warnings are noise, errors still show.
+QUIET_PIP_WARNINGS := 2> >(grep -v '^WARNING: Location' >&2)
+VENV ?= .venv
+BIN := $(VENV)/bin
+COMPAT_VENV := .venv-2.19
+COMPAT_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.11*/bin/python3.11) $(shell command -v python3.11))
+COLLECTION_LINK := .collections/ansible_collections/cerniq/outreach
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: help setup system-deps venv collection node demo demo-stop stack-start stack-stop stack-status \
+        test lint sanity pytest molecule compat bench clean
+
+help:
+	@echo "make demo   # set up, start the local stack, run the main job (morning check) against it"
+	@echo "make test   # set up and run every test"
+	@echo "make bench  # benchmarks beside the runbook's own procedures (minutes)"
+	@echo "make demo-stop  # stop the local stack"
+
+setup: system-deps venv collection node
+
+system-deps:
+	@tools/system-deps
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-test.txt
+	@echo "Python for the venv: $(PYTHON) ($(PY_MINOR)), $(ANSIBLE_CORE_SPEC)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip $(QUIET_PIP_WARNINGS)
+	$(BIN)/python -m pip install -q "$(ANSIBLE_CORE_SPEC)" -r requirements.txt -r requirements-test.txt \
+		$(QUIET_PIP_WARNINGS)
+	$(BIN)/python -c 'import ansible, redis, psycopg2, bullmq, pytest, molecule, ansible_runner' 
+	touch $@
+
+collection: $(COLLECTION_LINK)
+
+$(COLLECTION_LINK):
+	mkdir -p $(dir $@)
+	ln -sfn ../../.. $@
+
+node: tests/node/node_modules/.package-lock.json
+
+tests/node/node_modules/.package-lock.json: tests/node/package.json tests/node/package-lock.json
+	cd tests/node && npm ci --no-audit --no-fund --loglevel=error 2> >(grep -v "Unknown user config" >&2)
+	test -d tests/node/node_modules/bullmq
+
+stack-start: setup
+	$(BIN)/python -m tests.support.stack start
+
+stack-stop:
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m tests.support.stack stop; fi
+
+stack-status:
+	$(BIN)/python -m tests.support.stack status
+
+demo: stack-start
+	$(BIN)/ansible-playbook -i inventories/local playbooks/stack_health.yml
+	@echo "The local stack keeps running; 'make demo-stop' stops it."
+
+demo-stop: stack-stop
+
+test: setup lint sanity pytest molecule compat
+	@echo "make test: every suite passed"
+
+lint:
+	$(BIN)/ruff check plugins tests tools bench extensions
+	$(BIN)/ansible-lint --profile production --offline -q
+
+sanity:
+	tools/ansible-test-sanity
+
+pytest:
+	$(BIN)/pytest tests -q
+
+molecule:
+	tools/molecule-all
+
+compat:
+	tools/compat-check "$(COMPAT_PYTHON)" "$(COMPAT_VENV)"
+
+bench: setup
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+clean: stack-stop
+	rm -rf .build .collections .pytest_cache .ruff_cache reports

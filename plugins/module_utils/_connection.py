@@ -1,0 +1,236 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 CERNIQ
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Redis and PostgreSQL clients built from module parameters, with one clear message for every connection failure.
+
+The argument specs here and the doc fragments in plugins/doc_fragments/_redis.py and _postgres.py describe the same
+options; `module_defaults: {group/cerniq.outreach.all: ...}` sets them once for a play.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import traceback
+
+from ansible.module_utils.basic import env_fallback, missing_required_lib
+
+from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
+    ALL_TABLES,
+    DEFAULT_BULLMQ_DB,
+    DEFAULT_REDIS_DB,
+    DEFAULT_TIMEZONE,
+)
+from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
+
+try:
+    import redis
+    import redis.exceptions
+    REDIS_IMPORT_ERROR = None
+except ImportError:
+    redis = None
+    REDIS_IMPORT_ERROR = traceback.format_exc()
+
+try:
+    import psycopg2
+    import psycopg2.errors
+    import psycopg2.extras
+    PSYCOPG2_IMPORT_ERROR = None
+except ImportError:
+    psycopg2 = None
+    PSYCOPG2_IMPORT_ERROR = traceback.format_exc()
+
+
+def redis_argument_spec():
+    return dict(
+        redis_host=dict(type="str", fallback=(env_fallback, ["CERNIQ_REDIS_HOST"])),
+        redis_port=dict(type="int", default=6379, fallback=(env_fallback, ["CERNIQ_REDIS_PORT"])),
+        redis_username=dict(type="str", fallback=(env_fallback, ["CERNIQ_REDIS_USERNAME"])),
+        redis_password=dict(type="str", no_log=True, fallback=(env_fallback, ["CERNIQ_REDIS_PASSWORD"])),
+        redis_tls=dict(type="bool", default=False, fallback=(env_fallback, ["CERNIQ_REDIS_TLS"])),
+        redis_tls_ca_cert=dict(type="path", fallback=(env_fallback, ["CERNIQ_REDIS_TLS_CA_CERT"])),
+        redis_tls_verify=dict(type="bool", default=True),
+        redis_db=dict(type="int", default=DEFAULT_REDIS_DB, fallback=(env_fallback, ["CERNIQ_REDIS_DB"])),
+        bullmq_db=dict(type="int", default=DEFAULT_BULLMQ_DB, fallback=(env_fallback, ["CERNIQ_BULLMQ_DB"])),
+        redis_timeout=dict(type="float", default=5.0),
+    )
+
+
+def postgres_argument_spec():
+    return dict(
+        db_host=dict(type="str", fallback=(env_fallback, ["CERNIQ_DB_HOST"])),
+        db_port=dict(type="int", default=5432, fallback=(env_fallback, ["CERNIQ_DB_PORT"])),
+        db_name=dict(type="str", default="cerniq", fallback=(env_fallback, ["CERNIQ_DB_NAME"])),
+        db_user=dict(type="str", default="cerniq", fallback=(env_fallback, ["CERNIQ_DB_USER"])),
+        db_password=dict(type="str", no_log=True, fallback=(env_fallback, ["CERNIQ_DB_PASSWORD"])),
+        db_sslmode=dict(type="str", default="prefer", fallback=(env_fallback, ["CERNIQ_DB_SSLMODE"]),
+                        choices=["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]),
+        db_ssl_rootcert=dict(type="path"),
+        db_connect_timeout=dict(type="int", default=5),
+    )
+
+
+def platform_argument_spec():
+    """Options every module takes: the platform's time zone and who is acting (for the audit log)."""
+    return dict(
+        timezone=dict(type="str", default=DEFAULT_TIMEZONE, fallback=(env_fallback, ["CERNIQ_TIMEZONE"])),
+        audit_actor=dict(type="str", fallback=(env_fallback, ["CERNIQ_AUDIT_ACTOR"])),
+    )
+
+
+def common_argument_spec():
+    spec = redis_argument_spec()
+    spec.update(postgres_argument_spec())
+    spec.update(platform_argument_spec())
+    return spec
+
+
+def require_libraries(module, need_redis=True, need_postgres=True):
+    if need_redis and redis is None:
+        module.fail_json(msg=missing_required_lib("redis (redis-py)"), exception=REDIS_IMPORT_ERROR)
+    if need_postgres and psycopg2 is None:
+        module.fail_json(msg=missing_required_lib("psycopg2 (psycopg2-binary)"), exception=PSYCOPG2_IMPORT_ERROR)
+
+
+# --- Redis ------------------------------------------------------------------------------------------------------
+
+def redis_where(params, db):
+    return "Redis at {0}:{1} (db {2})".format(params.get("redis_host"), params.get("redis_port"), db)
+
+
+def _redis_kwargs(params, db):
+    if not params.get("redis_host"):
+        raise CerniqError("redis_host is not set: set cerniq_redis_host in the inventory (or redis_host in "
+                          "module_defaults for group/cerniq.outreach.all, or CERNIQ_REDIS_HOST)")
+    kwargs = dict(
+        host=params["redis_host"],
+        port=params["redis_port"],
+        db=db,
+        username=params.get("redis_username") or None,
+        password=params.get("redis_password") or None,
+        socket_connect_timeout=params["redis_timeout"],
+        socket_timeout=max(params["redis_timeout"], 30.0),
+        decode_responses=True,
+        client_name="cerniq.outreach",
+    )
+    if params.get("redis_tls"):
+        kwargs.update(ssl=True, ssl_ca_certs=params.get("redis_tls_ca_cert"),
+                      ssl_cert_reqs="required" if params.get("redis_tls_verify", True) else "none")
+    return kwargs
+
+
+def explain_redis_error(exc, where):
+    """One line for a redis-py exception: what failed, where, what to check."""
+    text = str(exc)
+    if isinstance(exc, redis.exceptions.AuthenticationError) or "WRONGPASS" in text or "NOAUTH" in text \
+            or "invalid password" in text or "invalid username-password" in text:
+        return ("{0} refused the credentials: check cerniq_redis_password / cerniq_redis_username "
+                "(or CERNIQ_REDIS_PASSWORD)".format(where))
+    if "DB index is out of range" in text:
+        return ("{0} does not exist: the server has fewer logical databases; check cerniq_redis_db / "
+                "cerniq_bullmq_db".format(where))
+    if "WRONGTYPE" in text:
+        return "{0}: a key has the wrong Redis type ({1})".format(where, text)
+    if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
+        return ("cannot reach {0}: {1}. Check cerniq_redis_host / cerniq_redis_port / cerniq_redis_tls and that "
+                "redis-server is running".format(where, text))
+    return "{0} answered an error: {1}".format(where, text)
+
+
+@contextlib.contextmanager
+def redis_errors(where):
+    """Turn any redis-py failure inside the block into a CerniqError naming the server."""
+    try:
+        yield
+    except redis.exceptions.RedisError as exc:
+        raise CerniqError(explain_redis_error(exc, where)) from exc
+
+
+def redis_client(params, db=None):
+    """A connected, pinged redis-py client on `db` (default: the platform db)."""
+    db = params["redis_db"] if db is None else db
+    from redis.backoff import ExponentialBackoff
+    from redis.retry import Retry
+
+    where = redis_where(params, db)
+    # redis-py's default retries for ~10 s; an operator after an alert wants the answer now.
+    client = redis.Redis(retry=Retry(ExponentialBackoff(cap=0.5, base=0.1), 1), **_redis_kwargs(params, db))
+    with redis_errors(where):
+        client.ping()
+    return client
+
+
+def async_redis_client(params, db):
+    """A redis.asyncio client for the bullmq package: few retries, so a dead server fails in seconds."""
+    import redis.asyncio
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+
+    kwargs = _redis_kwargs(params, db)
+    kwargs.pop("client_name")
+    return redis.asyncio.Redis(retry=Retry(ExponentialBackoff(cap=1, base=0.1), 2),
+                               single_connection_client=True, **kwargs)
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------------------------
+
+def postgres_where(params):
+    return "PostgreSQL at {0}:{1} (database {2}, user {3})".format(
+        params.get("db_host"), params.get("db_port"), params.get("db_name"), params.get("db_user"))
+
+
+def explain_postgres_error(exc, params):
+    where = postgres_where(params)
+    text = (str(exc).strip().splitlines() or ["unknown error"])[0]
+    if "password authentication failed" in text or "no password supplied" in text:
+        return "{0} refused the password: check cerniq_db_password (or CERNIQ_DB_PASSWORD)".format(where)
+    if "does not exist" in text and "database" in text:
+        return "{0}: the database does not exist; check cerniq_db_name".format(where)
+    if psycopg2 is not None and isinstance(exc, psycopg2.errors.UndefinedTable):
+        return ("{0}: {1}; load schema/platform.sql (see docs/platform-contract.md)".format(where, text))
+    if psycopg2 is not None and isinstance(exc, psycopg2.OperationalError):
+        return ("cannot reach {0}: {1}. Check cerniq_db_host / cerniq_db_port / cerniq_db_sslmode and that "
+                "PostgreSQL is running".format(where, text))
+    return "{0} failed: {1}".format(where, text)
+
+
+@contextlib.contextmanager
+def postgres_errors(params, conn=None):
+    """Roll back and turn any psycopg2 failure inside the block into a CerniqError naming the server."""
+    try:
+        yield
+    except psycopg2.Error as exc:
+        if conn is not None and not conn.closed:
+            with contextlib.suppress(psycopg2.Error):
+                conn.rollback()
+        raise CerniqError(explain_postgres_error(exc, params)) from exc
+
+
+def postgres_connect(params, require=ALL_TABLES):
+    """A psycopg2 connection (not autocommit) after checking that the contract's tables exist."""
+    if not params.get("db_host"):
+        raise CerniqError("db_host is not set: set cerniq_db_host in the inventory (or db_host in module_defaults "
+                          "for group/cerniq.outreach.all, or CERNIQ_DB_HOST)")
+    kwargs = dict(host=params["db_host"], port=params["db_port"], dbname=params["db_name"],
+                  user=params["db_user"], sslmode=params["db_sslmode"],
+                  connect_timeout=params["db_connect_timeout"], application_name="cerniq.outreach")
+    if params.get("db_password"):
+        kwargs["password"] = params["db_password"]
+    if params.get("db_ssl_rootcert"):
+        kwargs["sslrootcert"] = params["db_ssl_rootcert"]
+    with postgres_errors(params):
+        conn = psycopg2.connect(**kwargs)
+    if require:
+        missing = missing_tables(conn, params, require)
+        if missing:
+            conn.close()
+            raise CerniqError("{0}: table(s) {1} missing; load schema/platform.sql (see docs/platform-contract.md)"
+                              .format(postgres_where(params), ", ".join(missing)))
+    return conn
+
+
+def missing_tables(conn, params, tables):
+    with postgres_errors(params, conn), conn.cursor() as cur:
+        cur.execute("SELECT t, to_regclass(t) IS NULL FROM unnest(%s::text[]) AS t", (list(tables),))
+        missing = [name for name, absent in cur.fetchall() if absent]
+    conn.rollback()
+    return missing

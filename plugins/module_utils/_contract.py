@@ -1,0 +1,172 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 CERNIQ
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The platform contract: every table, column set, status value, Redis key and date rule, spelled once.
+
+docs/platform-contract.md tells the same story for people; schema/platform.sql is the DDL.
+No other file in the collection spells a key template, a table name or a business-day rule.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time, timedelta, timezone
+
+try:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+except ImportError:  # pragma: no cover - Python < 3.9 targets are not supported; modules report it clearly
+    ZoneInfo = None
+    ZoneInfoNotFoundError = Exception
+
+from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
+
+# --- PostgreSQL -------------------------------------------------------------------------------------------------
+
+TABLE_PHONES = "wa_phone_numbers"
+TABLE_LEADS = "gold_lead_journey"
+TABLE_COMM_LOG = "gold_communication_log"
+TABLE_COMM_LOG_ARCHIVE = "gold_communication_log_archive"
+TABLE_REVIEWS = "human_review_queue"
+TABLE_QUOTA_USAGE = "wa_quota_usage"
+TABLE_AUDIT = "ops_audit_log"
+ALL_TABLES = (TABLE_PHONES, TABLE_LEADS, TABLE_COMM_LOG, TABLE_COMM_LOG_ARCHIVE, TABLE_REVIEWS,
+              TABLE_QUOTA_USAGE, TABLE_AUDIT)
+
+COMM_LOG_COLUMNS = ("id", "tenant_id", "lead_id", "phone_id", "channel", "direction", "status", "email",
+                    "bounce_reason", "campaign_id", "quota_cost", "created_at")
+
+PHONE_STATUSES = ("ACTIVE", "OFFLINE", "BANNED")
+ENGAGEMENT_STAGES = ("COLD", "CONTACTED_WA", "CONTACTED_EMAIL", "REPLIED", "CONVERTED", "DEAD")
+# A banned phone gives back only the leads it has not yet talked to beyond a first WhatsApp contact.
+RELEASABLE_STAGES = ("COLD", "CONTACTED_WA")
+CHANNEL_WHATSAPP = "WHATSAPP"
+CHANNEL_EMAIL = "EMAIL"
+CHANNELS = (CHANNEL_WHATSAPP, CHANNEL_EMAIL)
+DIRECTIONS = ("OUTBOUND", "INBOUND")
+LOG_STATUSES = ("QUEUED", "SENT", "DELIVERED", "READ", "FAILED", "BOUNCED")
+REVIEW_PRIORITIES = ("URGENT", "HIGH", "NORMAL", "LOW")
+REVIEW_STATUSES = ("PENDING", "ASSIGNED", "RESOLVED", "AUTO_APPROVED")
+# A WhatsApp message that counts against the phone's daily quota.
+QUOTA_COST_COUNTED = 1
+
+DEFAULT_DAILY_QUOTA = 200
+ARCHIVE_AFTER_DAYS = 90
+
+# --- Redis ------------------------------------------------------------------------------------------------------
+
+DEFAULT_REDIS_DB = 0
+DEFAULT_BULLMQ_DB = 2
+BULLMQ_PREFIX = "bull"
+QUOTA_KEY_TTL_SECONDS = 172800
+
+_PHONE_STATUS_KEY = "phone:status:{phone_id}"
+_QUOTA_KEY = "quota:wa:{phone_id}:{day}"
+_QUOTA_KEY_RE = re.compile(r"^quota:wa:(?P<phone_id>[^:]+):(?P<day>\d{4}-\d{2}-\d{2})$")
+_PHONE_QUEUE = "q:wa:{phone_id}"
+
+QUEUE_QUOTA_RESET = "quota:guardian:reset"
+QUOTA_RESET_SCHEDULER_ID = "quota-reset-daily"
+QUOTA_RESET_CRON = "0 0 * * *"
+QUEUE_FOLLOWUP = "outreach:followup"
+DLQ_LIST_KEY = "bull:dlq:outreach"
+PHONE_QUEUE_PATTERN = "q:wa:*"
+
+PHONE_ID_RE = re.compile(r"^phone_[0-9]{2,}$")
+E164_RE = re.compile(r"^\+[1-9][0-9]{7,14}$")
+DEFAULT_TIMEZONE = "Europe/Bucharest"
+
+
+def phone_status_key(phone_id):
+    return _PHONE_STATUS_KEY.format(phone_id=phone_id)
+
+
+def quota_key(phone_id, day):
+    return _QUOTA_KEY.format(phone_id=phone_id, day=day.isoformat())
+
+
+def quota_key_pattern(day):
+    """SCAN MATCH pattern for every phone's counter of one business day."""
+    return _QUOTA_KEY.format(phone_id="*", day=day.isoformat())
+
+
+def parse_quota_key(key):
+    """(phone_id, date) for a quota key, None for anything else."""
+    match = _QUOTA_KEY_RE.match(key)
+    if not match:
+        return None
+    return match.group("phone_id"), date.fromisoformat(match.group("day"))
+
+
+def phone_queue(phone_id):
+    return _PHONE_QUEUE.format(phone_id=phone_id)
+
+
+def followup_job_id(lead_id, due_ms):
+    """Deterministic BullMQ job id of a lead's follow-up: re-adding it is a no-op (no ':', not all digits)."""
+    return "fu-{0}-{1}".format(lead_id, due_ms)
+
+
+# --- Validation -------------------------------------------------------------------------------------------------
+
+def validate_phone_id(phone_id):
+    if not PHONE_ID_RE.match(phone_id or ""):
+        raise CerniqError("phone id {0!r} is not of the form phone_NN (e.g. phone_07)".format(phone_id))
+    return phone_id
+
+
+def validate_e164(number):
+    if not E164_RE.match(number or ""):
+        raise CerniqError("phone number {0!r} is not E.164 (a '+', the country code, 8 to 15 digits in all, "
+                          "e.g. +40712345678)".format(number))
+    return number
+
+
+# --- Business day -----------------------------------------------------------------------------------------------
+
+def platform_zone(tz_name):
+    if ZoneInfo is None:
+        raise CerniqError("Python 3.9 or newer is needed on the managed host (zoneinfo)")
+    try:
+        return ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError, KeyError) as exc:
+        raise CerniqError("time zone {0!r} is unknown: use an IANA name such as {1}".format(
+            tz_name, DEFAULT_TIMEZONE)) from exc
+
+
+def business_day(tz_name, now=None):
+    """The platform's calendar day now, in its time zone: never the controller's local date nor UTC."""
+    now = now or datetime.now(timezone.utc)
+    return now.astimezone(platform_zone(tz_name)).date()
+
+
+def business_day_bounds(day, tz_name):
+    """[start, end) of a business day as aware UTC datetimes; DST days last 23 or 25 hours.
+
+    In UTC, because Python subtracts two datetimes of the same zone by wall clock and would call every day 24 h.
+    """
+    zone = platform_zone(tz_name)
+    start = datetime.combine(day, time.min, tzinfo=zone).astimezone(timezone.utc)
+    end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone).astimezone(timezone.utc)
+    return start, end
+
+
+def quota_key_expire_at(day, tz_name):
+    """Absolute expiry (epoch seconds) of a day's quota counter: its day's start plus the contract's 48 h TTL.
+
+    A counter then lives through its own day and the next one, whenever it was (re)created.
+    """
+    start = business_day_bounds(day, tz_name)[0]
+    return int(start.timestamp()) + QUOTA_KEY_TTL_SECONDS
+
+
+def parse_day(value, tz_name, field="date"):
+    """A business day from 'today', 'yesterday' or YYYY-MM-DD."""
+    today = business_day(tz_name)
+    if value in (None, "", "today"):
+        return today
+    if value == "yesterday":
+        return today - timedelta(days=1)
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError as exc:
+        raise CerniqError("{0} {1!r} is not 'today', 'yesterday' or a YYYY-MM-DD date".format(field, value)) from exc

@@ -1,0 +1,93 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 CERNIQ
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Health of the platform's services: each answered with healthy/unhealthy and the figure behind it."""
+
+from __future__ import annotations
+
+from ansible_collections.cerniq.outreach.plugins.module_utils._connection import (
+    postgres_connect,
+    postgres_errors,
+    postgres_where,
+    redis_client,
+    redis_errors,
+    redis_where,
+)
+from ansible_collections.cerniq.outreach.plugins.module_utils._contract import ALL_TABLES
+from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
+
+
+def redis_health(params, db, role):
+    where = redis_where(params, db)
+    try:
+        client = redis_client(params, db)
+        with redis_errors(where):
+            pipe = client.pipeline(transaction=False)
+            pipe.info("server")
+            pipe.info("persistence")
+            pipe.config_get("maxmemory-policy")
+            pipe.dbsize()
+            server, persistence, policy, keys = pipe.execute()
+    except CerniqError as exc:
+        return dict(service="redis", role=role, healthy=False, where=where, message=exc.msg)
+    warnings = []
+    eviction = policy.get("maxmemory-policy")
+    if eviction != "noeviction":
+        warnings.append("maxmemory-policy is {0}: BullMQ needs noeviction or it may lose jobs".format(eviction))
+    if not persistence.get("aof_enabled") and not persistence.get("rdb_last_save_time"):
+        warnings.append("persistence is off (no AOF, no RDB save): a restart loses every queue")
+    return dict(service="redis", role=role, healthy=True, where=where, version=server.get("redis_version"),
+                keys=keys, maxmemory_policy=eviction, aof_enabled=bool(persistence.get("aof_enabled")),
+                warnings=warnings, message="ok")
+
+
+def node_workers(params):
+    """Connected BullMQ workers, from CLIENT LIST (Node names connections '<prefix>:<base64(queue)>')."""
+    client = redis_client(params, params["bullmq_db"])
+    with redis_errors(redis_where(params, params["bullmq_db"])):
+        clients = client.client_list()
+    return [c for c in clients if c.get("name", "").startswith("bull:") and c.get("db") == str(params["bullmq_db"])]
+
+
+def postgres_health(params):
+    where = postgres_where(params)
+    try:
+        conn = postgres_connect(params, require=ALL_TABLES)
+    except CerniqError as exc:
+        return dict(service="postgresql", role="db", healthy=False, where=where, message=exc.msg)
+    try:
+        with postgres_errors(params, conn), conn.cursor() as cur:
+            cur.execute("SELECT current_setting('server_version')")
+            version = cur.fetchone()[0]
+            # Estimated counts: a health check must stay cheap on a 100-million-row log.
+            cur.execute("SELECT relname, GREATEST(reltuples, 0)::bigint FROM pg_class "
+                        "WHERE relname = ANY(%s) AND relkind IN ('r', 'p')", (list(ALL_TABLES),))
+            rows = dict(cur.fetchall())
+        conn.rollback()
+    except CerniqError as exc:
+        return dict(service="postgresql", role="db", healthy=False, where=where, message=exc.msg)
+    finally:
+        conn.close()
+    return dict(service="postgresql", role="db", healthy=True, where=where, version=version,
+                estimated_rows=rows, message="ok")
+
+
+def platform_health(params, expect_workers=0):
+    services = [
+        redis_health(params, params["redis_db"], "platform"),
+        redis_health(params, params["bullmq_db"], "bullmq"),
+        postgres_health(params),
+    ]
+    workers = None
+    if services[1]["healthy"]:
+        try:
+            workers = len(node_workers(params))
+        except CerniqError as exc:
+            services[1].update(healthy=False, message=exc.msg)
+    worker_entry = dict(service="bullmq-workers", role="workers", healthy=workers is not None and
+                        workers >= expect_workers, connections=workers,
+                        message="{0} worker connection(s), {1} expected at least".format(workers, expect_workers))
+    services.append(worker_entry)
+    summary = ["{0} ({1}): {2} - {3}".format(s["service"], s["role"], "healthy" if s["healthy"] else "UNHEALTHY",
+                                             s["message"]) for s in services]
+    return dict(changed=False, services=services, healthy=all(s["healthy"] for s in services), summary=summary)
