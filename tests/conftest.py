@@ -13,6 +13,7 @@ import pytest
 from tests.support import services
 from tests.support.playbooks import inventory_for, run_playbook
 from tests.support.seed import SeedPlan, seed_all
+from tests.support.services import module_params
 
 REDIS_PASSWORD = "test-redis-pw"
 
@@ -47,17 +48,6 @@ def private_pg():
     server.load_schema()
     yield server
     server.destroy()
-
-
-def module_params(redis_server, pg_server, **overrides):
-    """Every connection option of the collection's modules, pointed at the test servers."""
-    params = dict(redis_host=redis_server.host, redis_port=redis_server.port, redis_username=None,
-                  redis_password=redis_server.password, redis_tls=False, redis_tls_ca_cert=None,
-                  redis_tls_verify=True, redis_db=0, bullmq_db=2, redis_timeout=5.0,
-                  timezone="Europe/Bucharest", audit_actor="pytest", db_ssl_rootcert=None, db_connect_timeout=5)
-    params.update(pg_server.connection_params())
-    params.update(overrides)
-    return params
 
 
 class Platform:

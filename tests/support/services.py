@@ -237,6 +237,17 @@ class PostgresServer:
         shutil.rmtree(self.base_dir, ignore_errors=True)
 
 
+def module_params(redis_server, pg_server, **overrides):
+    """Every connection option of the collection's modules, pointed at these servers."""
+    params = dict(redis_host=redis_server.host, redis_port=redis_server.port, redis_username=None,
+                  redis_password=redis_server.password, redis_tls=False, redis_tls_ca_cert=None,
+                  redis_tls_verify=True, redis_db=0, bullmq_db=2, redis_timeout=5.0,
+                  timezone="Europe/Bucharest", audit_actor="pytest", db_ssl_rootcert=None, db_connect_timeout=5)
+    params.update(pg_server.connection_params())
+    params.update(overrides)
+    return params
+
+
 def _alive(pid):
     try:
         os.kill(pid, 0)
