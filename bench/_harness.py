@@ -106,3 +106,22 @@ def run_child(cmd, env=None, cwd=None):
 
 def python_cmd(*args):
     return [sys.executable, *args]
+
+
+BASELINE_DIR = __import__("pathlib").Path(__file__).resolve().parent / "baseline"
+
+
+def baseline_env(redis_server, pg, **extra):
+    """Environment for bench/baseline/*.sh: the runbook's redis-cli and psql pointed at the benchmark's servers."""
+    import os
+
+    env = dict(os.environ, REDIS_HOST=redis_server.host, REDIS_PORT=str(redis_server.port),
+               REDISCLI_AUTH=redis_server.password or "", PGHOST=pg.host, PGPORT=str(pg.port), PGUSER="cerniq",
+               PGPASSWORD=pg.password, PGDATABASE="cerniq")
+    env.update({key: str(value) for key, value in extra.items()})
+    return env
+
+
+def run_baseline(script, env):
+    """Run one of the runbook's procedures; returns (seconds, peak RSS MB, stdout)."""
+    return run_child(["bash", str(BASELINE_DIR / script)], env=env)
