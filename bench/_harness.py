@@ -6,6 +6,7 @@ own procedure (the baseline) and ours alternately on the same data, several time
 
 from __future__ import annotations
 
+import os
 import resource
 import statistics
 import subprocess
@@ -13,6 +14,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import redis
 
@@ -108,13 +110,11 @@ def python_cmd(*args):
     return [sys.executable, *args]
 
 
-BASELINE_DIR = __import__("pathlib").Path(__file__).resolve().parent / "baseline"
+BASELINE_DIR = Path(__file__).resolve().parent / "baseline"
 
 
 def baseline_env(redis_server, pg, **extra):
     """Environment for bench/baseline/*.sh: the runbook's redis-cli and psql pointed at the benchmark's servers."""
-    import os
-
     env = dict(os.environ, REDIS_HOST=redis_server.host, REDIS_PORT=str(redis_server.port),
                REDISCLI_AUTH=redis_server.password or "", PGHOST=pg.host, PGPORT=str(pg.port), PGUSER="cerniq",
                PGPASSWORD=pg.password, PGDATABASE="cerniq")
