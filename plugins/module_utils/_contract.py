@@ -46,6 +46,17 @@ DIRECTIONS = ("OUTBOUND", "INBOUND")
 LOG_STATUSES = ("QUEUED", "SENT", "DELIVERED", "READ", "FAILED", "BOUNCED")
 REVIEW_PRIORITIES = ("URGENT", "HIGH", "NORMAL", "LOW")
 REVIEW_STATUSES = ("PENDING", "ASSIGNED", "RESOLVED", "AUTO_APPROVED")
+# The same values by name, so code (and the SQL parameters it passes) never spells them again.
+STAGE_COLD, STAGE_CONTACTED_WA, STAGE_CONTACTED_EMAIL, STAGE_REPLIED, STAGE_CONVERTED, STAGE_DEAD = ENGAGEMENT_STAGES
+DIRECTION_OUTBOUND, DIRECTION_INBOUND = DIRECTIONS
+LOG_QUEUED, LOG_SENT, LOG_DELIVERED, LOG_READ, LOG_FAILED, LOG_BOUNCED = LOG_STATUSES
+# The message left the platform, whatever happened to it afterwards: the lead counts as contacted.
+LOG_SENT_STATUSES = (LOG_SENT, LOG_DELIVERED, LOG_READ, LOG_BOUNCED)
+PRIORITY_URGENT, PRIORITY_HIGH, PRIORITY_NORMAL, PRIORITY_LOW = REVIEW_PRIORITIES
+REVIEW_PENDING, REVIEW_ASSIGNED, REVIEW_RESOLVED, REVIEW_AUTO_APPROVED = REVIEW_STATUSES
+REVIEW_OPEN_STATUSES = (REVIEW_PENDING, REVIEW_ASSIGNED)
+# Auto-approve never touches anything above the lowest priority: a person reviews those.
+AUTO_APPROVE_PRIORITY = PRIORITY_LOW
 # A WhatsApp message that counts against the phone's daily quota.
 QUOTA_COST_COUNTED = 1
 
@@ -170,3 +181,47 @@ def parse_day(value, tz_name, field="date"):
         return date.fromisoformat(str(value))
     except ValueError as exc:
         raise CerniqError("{0} {1!r} is not 'today', 'yesterday' or a YYYY-MM-DD date".format(field, value)) from exc
+
+
+_DURATION_PART_RE = re.compile(r"(\d+)\s*(w|d|h|m|s)", re.IGNORECASE)
+_DURATION_RE = re.compile(r"^\s*(?:\d+\s*[wdhms]\s*)+$", re.IGNORECASE)
+_DURATION_UNITS = dict(w=604800, d=86400, h=3600, m=60, s=1)
+
+
+def parse_duration(value, field="duration"):
+    """A positive duration written as a playbook would: '24h', '90m', '2d', '1w', '1h30m'."""
+    text = str(value if value is not None else "")
+    if not _DURATION_RE.match(text):
+        raise CerniqError("{0} {1!r} is not a duration: write a number and a unit (s, m, h, d, w), e.g. 24h, 90m, "
+                          "2d or 1h30m".format(field, value))
+    seconds = sum(int(n) * _DURATION_UNITS[unit.lower()] for n, unit in _DURATION_PART_RE.findall(text))
+    if seconds <= 0:
+        raise CerniqError("{0} {1!r} must be longer than zero".format(field, value))
+    return timedelta(seconds=seconds)
+
+
+def parse_instant(value, tz_name, field="since", now=None):
+    """A moment in the past, as an aware UTC datetime, from what reads well in a playbook.
+
+    A duration ('12h': that long ago), 'today' / 'yesterday' / YYYY-MM-DD (the start of that business day), or an
+    ISO 8601 timestamp (without an offset it is read in the platform's time zone). A moment in the future is refused.
+    """
+    now = now or datetime.now(timezone.utc)
+    text = str(value if value is not None else "").strip()
+    if _DURATION_RE.match(text):
+        return now - parse_duration(text, field)
+    if text in ("today", "yesterday") or re.match(r"^\d{4}-\d{2}-\d{2}$", text):
+        moment = business_day_bounds(parse_day(text, tz_name, field), tz_name)[0]
+    else:
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise CerniqError("{0} {1!r} is not a duration (e.g. 24h), 'today', 'yesterday', a YYYY-MM-DD date or "
+                              "an ISO 8601 timestamp".format(field, value)) from exc
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=platform_zone(tz_name))
+        moment = moment.astimezone(timezone.utc)
+    if moment > now:
+        raise CerniqError("{0} {1!r} is in the future ({2} is later than now, {3}): give a past moment".format(
+            field, value, moment.isoformat(timespec="seconds"), now.isoformat(timespec="seconds")))
+    return moment
