@@ -234,3 +234,21 @@ def missing_tables(conn, params, tables):
         missing = [name for name, absent in cur.fetchall() if absent]
     conn.rollback()
     return missing
+
+
+@contextlib.contextmanager
+def postgres_reading(params, require=ALL_TABLES):
+    """A cursor in a read-only transaction, timestamps shown in the platform's time zone; the connection closes after.
+
+    For info modules and check mode: PostgreSQL itself refuses any write made through it.
+    """
+    conn = postgres_connect(params, require)
+    try:
+        with postgres_errors(params, conn):
+            conn.set_session(readonly=True)
+            with conn.cursor() as cur:
+                cur.execute("SET TIME ZONE %s", (params.get("timezone") or DEFAULT_TIMEZONE,))
+                yield cur
+            conn.rollback()
+    finally:
+        conn.close()
