@@ -14,8 +14,6 @@ import json
 import sys
 from pathlib import Path
 
-from tests.support import services  # noqa: F401 - puts the collection on sys.path
-
 # Scenario modules, in the order of the table. Each exposes SCENARIOS: a list of bench._scenario.Scenario.
 SCENARIO_MODULES = (
     "bench.morning_check",

@@ -100,8 +100,8 @@ def run_child(cmd, env=None, cwd=None):
     proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - started
     if proc.returncode != 0:
-        raise RuntimeError("{0} failed ({1}):\n{2}\n{3}".format(cmd[0], proc.returncode, proc.stdout[-2000:],
-                                                               proc.stderr[-2000:]))
+        raise RuntimeError("{0} failed ({1}):\n{2}\n{3}".format(
+            cmd[0], proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:]))
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return elapsed, max(peak, before) / 1024.0, proc.stdout
 

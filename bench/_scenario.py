@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from tests.support import services
-from tests.support.services import module_params  # noqa: F401 - re-exported for scenarios
 
 
 @dataclass
