@@ -16,18 +16,33 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import re
 import time
 import traceback
+from datetime import datetime
 
+from ansible_collections.cerniq.outreach.plugins.module_utils._audit import AuditTrail
 from ansible_collections.cerniq.outreach.plugins.module_utils._connection import (
     async_redis_client,
+    postgres_connect,
+    postgres_errors,
     redis_client,
     redis_errors,
     redis_where,
 )
-from ansible_collections.cerniq.outreach.plugins.module_utils._contract import BULLMQ_PREFIX
+from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
+    BULLMQ_PREFIX,
+    DLQ_LIST_KEY,
+    TABLE_AUDIT,
+    platform_zone,
+)
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
+
+try:
+    import redis.exceptions as redis_exceptions
+except ImportError:
+    redis_exceptions = None
 
 try:
     import bullmq
@@ -209,13 +224,6 @@ def _queue_reads(pipe, prefix, name, now_ms):
     return len(STATES) + 3
 
 
-def _check_replies(replies, what):
-    for reply in replies:
-        if isinstance(reply, Exception):
-            raise reply
-    return replies
-
-
 def _depths_from(name, replies, prefix, where):
     errors = [r for r in replies if isinstance(r, Exception)]
     if errors:
@@ -269,7 +277,7 @@ def scheduler_jobs_pending(client, queue_names, prefix=BULLMQ_PREFIX):
         pipe = client.pipeline(transaction=False)
         for name in names:
             pipe.zrange(queue_key(prefix, name, "repeat"), 0, -1, withscores=True)
-        schedulers = _check_replies(pipe.execute(), "repeat") if names else []
+        schedulers = pipe.execute() if names else []
         lookups = []
         pipe = client.pipeline(transaction=False)
         for name, entries in zip(names, schedulers):
@@ -280,7 +288,7 @@ def scheduler_jobs_pending(client, queue_names, prefix=BULLMQ_PREFIX):
                 pipe.zscore(queue_key(prefix, name, "prioritized"), job_id)
                 pipe.lpos(queue_key(prefix, name, "wait"), job_id)
                 pipe.lpos(queue_key(prefix, name, "paused"), job_id)
-        found = _check_replies(pipe.execute(), "scheduler jobs") if lookups else []
+        found = pipe.execute() if lookups else []
     result = {name: dict.fromkeys(PENDING_STATES, 0) for name in names}
     for index, name in enumerate(lookups):
         delayed, prioritized, in_wait, in_paused = found[index * 4:index * 4 + 4]
@@ -315,6 +323,13 @@ def check_pairing(queue_name, depths, expect_node_major=DEFAULT_NODE_MAJOR):
         raise CerniqError(problem)
 
 
+def with_warnings(module, result):
+    """Hand a core result's `warnings` to module.warn (exit_json no longer takes them) and return the rest."""
+    for warning in result.pop("warnings", None) or ():
+        module.warn(warning)
+    return result
+
+
 # --- Cancel a queue's pending jobs (wa_phone ban) ---------------------------------------------------------------
 
 def pending_counts(depths, kept_by_schedulers=None):
@@ -347,9 +362,11 @@ def cancel_pending_jobs(params, queue_name, check_mode, prefix=BULLMQ_PREFIX,
     if not depths["exists"]:
         return zeros
     counts = pending_counts(depths, scheduler_jobs_pending(client, [queue_name], prefix)[queue_name])
-    if counts["cancelled"] == 0 or check_mode:
+    if counts["cancelled"] == 0:
         return counts
     check_pairing(queue_name, depths, expect_node_major)
+    if check_mode:
+        return counts
 
     async def drain(queue):
         await queue.drain(True)
@@ -363,3 +380,877 @@ def cancel_pending_jobs(params, queue_name, check_mode, prefix=BULLMQ_PREFIX,
 
 def _state_counts(depths):
     return {state: depths[state] for state in STATES}
+
+
+# --- Preflight, discovery, schedulers, workers (reads) ----------------------------------------------------------
+
+def preflight(client):
+    """BullMQ's production rules for Redis: maxmemory-policy noeviction (else Redis may evict job keys) and
+    persistence on (else a restart loses every queue). CONFIG may be disabled on managed Redis: then say so."""
+    pipe = client.pipeline(transaction=False)
+    pipe.config_get("maxmemory-policy")
+    pipe.config_get("save")
+    pipe.info("persistence")
+    policy, save, persistence = pipe.execute(raise_on_error=False)
+    warnings = []
+    result = dict(maxmemory_policy=None, rdb_save=None, aof_enabled=None, warnings=warnings)
+    if isinstance(policy, Exception) or isinstance(save, Exception):
+        warnings.append("could not read CONFIG ({0}): check yourself that maxmemory-policy is noeviction and "
+                        "persistence is on".format(policy if isinstance(policy, Exception) else save))
+    else:
+        result["maxmemory_policy"] = policy.get("maxmemory-policy")
+        result["rdb_save"] = save.get("save") or ""
+        if result["maxmemory_policy"] != "noeviction":
+            warnings.append("maxmemory-policy is {0}: BullMQ needs noeviction, or Redis may evict job keys under "
+                            "memory pressure and lose jobs".format(result["maxmemory_policy"]))
+    if not isinstance(persistence, Exception):
+        result["aof_enabled"] = bool(persistence.get("aof_enabled"))
+        if not result["aof_enabled"] and result["rdb_save"] == "":
+            warnings.append("persistence is off (appendonly no, no RDB save points): a Redis restart loses every "
+                            "queue; BullMQ recommends AOF (appendfsync everysec)")
+    return result
+
+
+def discover_queues(client, pattern="*", prefix=BULLMQ_PREFIX):
+    """Queue names (key paths under `prefix`) whose `id` counter matches `<prefix>:<pattern>:id`, found by SCAN.
+
+    Like BullMQ's own tools, a queue is discoverable once its `id` counter exists (after its first add). Keys that
+    match but are not counters (a job whose id is `id`) are skipped: one TYPE pipeline for all of them.
+    """
+    where = _client_where(client)
+    with redis_errors(where):
+        keys = sorted(set(client.scan_iter(match="{0}:{1}:id".format(prefix, pattern), count=1000)))
+        pipe = client.pipeline(transaction=False)
+        for key in keys:
+            pipe.type(key)
+        types = pipe.execute() if keys else []
+    head = len(prefix) + 1
+    return [key[head:-len(":id")] for key, kind in zip(keys, types)
+            if kind == "string" and split_queue_key(key) and len(key) > head + len(":id")]
+
+
+def _iso_ms(millis):
+    if millis is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(millis) / 1000.0))
+
+
+def read_schedulers(client, queue_names, prefix=BULLMQ_PREFIX):
+    """{queue: [scheduler]} for any number of queues: one pipeline of ZRANGE repeat, one of HGETALL repeat:<id>."""
+    names = list(dict.fromkeys(queue_names))
+    where = _client_where(client)
+    with redis_errors(where):
+        pipe = client.pipeline(transaction=False)
+        for name in names:
+            pipe.zrange(queue_key(prefix, name, "repeat"), 0, -1, withscores=True)
+        entries = pipe.execute() if names else []
+        pipe = client.pipeline(transaction=False)
+        members = []
+        for name, repeat in zip(names, entries):
+            for scheduler_id, millis in repeat:
+                members.append((name, scheduler_id, int(millis)))
+                pipe.hgetall(queue_key(prefix, name, "repeat:{0}".format(scheduler_id)))
+        hashes = pipe.execute() if members else []
+    result = {name: [] for name in names}
+    for (name, scheduler_id, millis), fields in zip(members, hashes):
+        result[name].append(_scheduler_view(scheduler_id, millis, fields))
+    return result
+
+
+def _scheduler_view(scheduler_id, next_ms, fields):
+    if not fields:
+        # A v5 legacy repeatable job (`add(..., {repeat})`): only its key in the `repeat` set.
+        return dict(id=scheduler_id, next_ms=next_ms, next=_iso_ms(next_ms), legacy=True)
+    view = dict(id=scheduler_id, next_ms=next_ms, next=_iso_ms(next_ms), legacy=False, name=fields.get("name"),
+                pattern=fields.get("pattern"), every=_int_or_none(fields.get("every")), tz=fields.get("tz"),
+                iteration_count=_int_or_none(fields.get("ic")),
+                next_job_id="repeat:{0}:{1}".format(scheduler_id, next_ms),
+                data=_json_or_raw(fields.get("data"), {}), opts=_json_or_raw(fields.get("opts"), {}))
+    for extra in ("limit", "startDate", "endDate", "offset"):
+        if extra in fields:
+            view[extra] = _int_or_none(fields[extra])
+    return view
+
+
+def _int_or_none(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _json_or_raw(value, empty):
+    if value in (None, ""):
+        return empty
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def node_worker_counts(client, queue_names, prefix=BULLMQ_PREFIX):
+    """{queue: connections} of Node BullMQ Queues/Workers, from one CLIENT LIST; None when CLIENT is disabled.
+
+    Node names its connections `<prefix>:<base64(name)>` (workers may add `:w:<name>`), with the key path split
+    into prefix and last segment.
+    """
+    try:
+        clients = client.client_list()
+    except redis_exceptions.ResponseError:
+        return dict.fromkeys(queue_names)
+    db = str(client.connection_pool.connection_kwargs.get("db", 0))
+    counts = {}
+    for name in queue_names:
+        base = node_client_name(prefix, name)
+        counts[name] = sum(1 for c in clients if c.get("db") == db and
+                           (c.get("name") == base or c.get("name", "").startswith(base + ":w:")))
+    return counts
+
+
+def queue_info(params, queues=None, pattern=None, prefix=BULLMQ_PREFIX, include_schedulers=True,
+               dlq_list_keys=(DLQ_LIST_KEY,), expect_node_major=DEFAULT_NODE_MAJOR, check_preflight=True):
+    """Everything about a list of queues or those matching a pattern, in a handful of pipelines for any number."""
+    if not queues and not pattern:
+        raise CerniqError("give queues (a list of queue names such as q:wa:phone_07) or pattern (such as q:wa:*)")
+    for name in queues or ():
+        validate_queue_name(name)
+    client = redis_client(params, params["bullmq_db"])
+    names = list(dict.fromkeys(list(queues or []) + (discover_queues(client, pattern, prefix) if pattern else [])))
+    depths = queue_depths(client, names, prefix)
+    schedulers = read_schedulers(client, names, prefix) if include_schedulers else {}
+    with redis_errors(_client_where(client)):
+        workers = node_worker_counts(client, names, prefix)
+    python_version = installed_python_bullmq()
+    entries = []
+    totals = dict.fromkeys(STATES + ("due_delayed",), 0)
+    for name in names:
+        d = depths[name]
+        node_prefix, node_name = node_address(prefix, name)
+        entry = dict(name=name, key_prefix="{0}:{1}".format(prefix, name), node_prefix=node_prefix,
+                     node_name=node_name, exists=d["exists"], counts=_state_counts(d), due_delayed=d["due_delayed"],
+                     pending=sum(d[s] for s in PENDING_STATES), is_paused=d["is_paused"], version=d["version"],
+                     workers=workers.get(name),
+                     pairing_problem=pairing_problem(name, d["version"], expect_node_major, python_version)
+                     if python_version else None)
+        if include_schedulers:
+            entry["schedulers"] = schedulers[name]
+        entries.append(entry)
+        for key in totals:
+            totals[key] += d[key]
+    result = dict(changed=False, queues=entries, totals=totals, python_bullmq=python_version,
+                  dlq_lists=dlq_list_lengths(client, dlq_list_keys), warnings=[])
+    if check_preflight:
+        with redis_errors(_client_where(client)):
+            result["preflight"] = preflight(client)
+        result["warnings"].extend(result["preflight"]["warnings"])
+    if python_version is None:
+        result["warnings"].append("the Python package bullmq is not installed here: reads work, writes need "
+                                  "{0}".format(BULLMQ_REQUIREMENT))
+    return result
+
+
+def dlq_list_lengths(client, keys):
+    """[{key, type, length}] for application dead-letter lists; a key of another type is reported, not read."""
+    keys = list(keys or ())
+    with redis_errors(_client_where(client)):
+        pipe = client.pipeline(transaction=False)
+        for key in keys:
+            pipe.type(key)
+            pipe.llen(key)
+        replies = pipe.execute(raise_on_error=False) if keys else []
+    result = []
+    for index, key in enumerate(keys):
+        kind, length = replies[index * 2:index * 2 + 2]
+        result.append(dict(key=key, type=kind, length=length if kind == "list" else (0 if kind == "none" else None)))
+    return result
+
+
+# --- Validating write requests (everything checked before the first change) -------------------------------------
+
+# Options the module sets itself; a job's own opts must not carry them.
+_RESERVED_JOB_OPTS = ("jobId", "delay", "repeat", "parent", "timestamp", "prevMillis", "repeatJobKey")
+PRIORITY_LIMIT = 2 ** 21
+# Epoch milliseconds below this (1973) are almost certainly seconds: a job due "in 1970" would run at once.
+_SMALLEST_EPOCH_MS = 10 ** 11
+
+
+def parse_due_ms(value, tz_name, job_id):
+    """Epoch ms of an absolute due time: epoch milliseconds, or ISO 8601 (a naive one is in the platform zone)."""
+    if isinstance(value, bool):
+        value = None
+    if isinstance(value, (int, float)) or (isinstance(value, str) and value.strip().lstrip("-").isdigit()):
+        millis = int(value)
+        if millis < _SMALLEST_EPOCH_MS:
+            raise CerniqError("job {0}: due_at {1!r} looks like epoch seconds; give epoch milliseconds or an ISO 8601 "
+                              "time".format(job_id, value))
+        return millis
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            moment = None
+        if moment is not None:
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=platform_zone(tz_name))
+            return int(moment.timestamp() * 1000)
+    raise CerniqError("job {0}: due_at {1!r} is neither epoch milliseconds nor an ISO 8601 time such as "
+                      "2026-11-25T09:00:00+02:00".format(job_id, value))
+
+
+def _validate_job_opts(opts, where):
+    if opts is None:
+        return {}
+    if not isinstance(opts, dict):
+        raise CerniqError("{0}: opts must be a dictionary of BullMQ job options".format(where))
+    reserved = [key for key in _RESERVED_JOB_OPTS if key in opts]
+    if reserved:
+        raise CerniqError("{0}: opts may not set {1}; use the job's id, due_at or delay_ms (and scheduler= for "
+                          "repeats)".format(where, ", ".join(reserved)))
+    priority = opts.get("priority")
+    if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)
+                                 or not 0 <= priority <= PRIORITY_LIMIT):
+        raise CerniqError("{0}: priority {1!r} must be an integer from 0 to {2}".format(where, priority,
+                                                                                       PRIORITY_LIMIT))
+    return dict(opts)
+
+
+def prepare_jobs(jobs, default_name, default_opts, tz_name):
+    """Validated job specs: id, name, data, opts, due_ms or delay_ms. Refuses duplicates within the request."""
+    defaults = _validate_job_opts(default_opts, "job_opts")
+    prepared = []
+    seen = set()
+    for index, job in enumerate(jobs or ()):
+        if not isinstance(job, dict):
+            raise CerniqError("jobs[{0}] is not a dictionary with at least an id".format(index))
+        job_id = validate_job_id(job.get("id"))
+        if job_id in seen:
+            raise CerniqError("job id {0!r} appears twice in jobs: BullMQ keeps only the first (re-adding an id is a "
+                              "no-op), so the second would be silently dropped".format(job_id))
+        seen.add(job_id)
+        opts = dict(defaults)
+        opts.update(_validate_job_opts(job.get("opts"), "job {0}".format(job_id)))
+        due_at, delay_ms = job.get("due_at"), job.get("delay_ms")
+        if due_at is not None and delay_ms is not None:
+            raise CerniqError("job {0}: give due_at or delay_ms, not both".format(job_id))
+        if delay_ms is not None and (isinstance(delay_ms, bool) or not isinstance(delay_ms, int) or delay_ms < 0):
+            raise CerniqError("job {0}: delay_ms {1!r} must be a non-negative integer".format(job_id, delay_ms))
+        data = job.get("data")
+        try:
+            json.dumps(data, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise CerniqError("job {0}: data is not JSON ({1})".format(job_id, exc)) from exc
+        prepared.append(dict(id=job_id, name=job.get("name") or default_name, data={} if data is None else data,
+                             opts=opts, due_ms=None if due_at is None else parse_due_ms(due_at, tz_name, job_id),
+                             delay_ms=delay_ms or 0))
+    return prepared
+
+
+def _cron_fields(pattern):
+    return pattern.split()
+
+
+def croniter_pattern(pattern):
+    """The pattern as croniter reads it. Node's cron-parser puts seconds FIRST in a 6-field pattern, croniter LAST:
+    the first run (computed here) and the later ones (computed by the Node worker) must agree."""
+    fields = _cron_fields(pattern)
+    if len(fields) == 6:
+        return " ".join(fields[1:] + fields[:1])
+    return pattern
+
+
+def node_compatible_repeat_strategy(millis, opts):
+    """bullmq's default cron strategy, reading 6-field patterns with seconds first as the Node workers do."""
+    from bullmq.job_scheduler import default_repeat_strategy
+
+    translated = dict(opts)
+    if translated.get("pattern"):
+        translated["pattern"] = croniter_pattern(translated["pattern"])
+    return default_repeat_strategy(millis, translated)
+
+
+def prepare_scheduler(spec, tz_name):
+    """A validated scheduler request: id, state, pattern or every, tz (always explicit), job name, data, opts."""
+    if not spec:
+        return None
+    scheduler_id = spec.get("id")
+    if not scheduler_id or ":" in scheduler_id or any(ch.isspace() for ch in scheduler_id):
+        raise CerniqError("scheduler id {0!r} must be a non-empty name without ':' or spaces (its jobs are "
+                          "repeat:<id>:<millis>)".format(scheduler_id))
+    state = spec.get("state") or "present"
+    if state == "absent":
+        return dict(id=scheduler_id, state=state)
+    pattern, every = spec.get("pattern"), spec.get("every")
+    if bool(pattern) == bool(every):
+        raise CerniqError("scheduler {0}: give exactly one of pattern (cron) or every (milliseconds)".format(
+            scheduler_id))
+    if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every <= 0):
+        raise CerniqError("scheduler {0}: every {1!r} must be a positive number of milliseconds".format(
+            scheduler_id, every))
+    tz = spec.get("tz") or tz_name
+    platform_zone(tz)
+    if pattern:
+        from croniter import croniter
+
+        if len(_cron_fields(pattern)) not in (5, 6) or not croniter.is_valid(croniter_pattern(pattern)):
+            raise CerniqError("scheduler {0}: pattern {1!r} is not a cron expression of 5 fields (minute hour day "
+                              "month weekday) or 6 (seconds first, as Node BullMQ reads it)".format(
+                                  scheduler_id, pattern))
+    data = spec.get("data")
+    return dict(id=scheduler_id, state=state, pattern=pattern or None, every=every if not pattern else None,
+                tz=tz, job_name=spec.get("job_name") or scheduler_id, data={} if data is None else data,
+                opts=_validate_job_opts(spec.get("opts"), "scheduler {0}".format(scheduler_id)))
+
+
+def scheduler_differs(wanted, stored):
+    """Field names that differ between a wanted scheduler and its stored `repeat:<id>` hash (empty: up to date)."""
+    if not stored or stored.get("legacy"):
+        return ["(new)"]
+    from bullmq.job import optsEncodeMap
+
+    wanted_fields = dict(name=wanted["job_name"], pattern=wanted["pattern"], every=wanted["every"], tz=wanted["tz"],
+                         data=wanted["data"], opts={optsEncodeMap.get(k, k): v for k, v in wanted["opts"].items()})
+    differs = [field for field, value in wanted_fields.items() if stored.get(field) != value]
+    # The script stores offset 0 for a pattern; any other of these was set by someone else and we do not manage it.
+    differs += [field for field in ("limit", "startDate", "endDate", "offset") if stored.get(field) not in (None, 0)]
+    return differs
+
+
+# --- Writes through the bullmq package ---------------------------------------------------------------------------
+
+async def add_job_chunks(queue, jobs, chunk_size=MAX_CHUNK, transactional=False):
+    """Add prepared jobs with the package's own addJob scripts and Job objects, one pipeline per chunk.
+
+    Non-transactional by default: Python's addBulk wraps a chunk in MULTI/EXEC, which holds Redis for the whole
+    chunk; a plain pipeline lets other clients in between the scripts (Node's addBulk does the same). Each chunk is
+    keyed by job ids, so a chunk cut short by a failure is completed by re-running. Delays are computed from the
+    absolute due times right before each chunk, with the job's timestamp pinned to that instant, so a job's due
+    time is exactly what was asked.
+    """
+    chunk_size = max(1, min(int(chunk_size), MAX_CHUNK))
+    for start in range(0, len(jobs), chunk_size):
+        now_ms = _now_ms()
+        async with queue.client.pipeline(transaction=transactional) as pipe:
+            for spec in jobs[start:start + chunk_size]:
+                opts = dict(spec["opts"], jobId=spec["id"])
+                delay = spec["delay_ms"] if spec["due_ms"] is None else max(0, spec["due_ms"] - now_ms)
+                if delay:
+                    opts["delay"] = delay
+                job = Job(queue, spec["name"], spec["data"], opts)
+                job.timestamp = now_ms
+                await queue.scripts.addJob(job, pipe)
+            await pipe.execute()
+    return len(jobs)
+
+
+async def remove_jobs(queue, job_ids, chunk_size=MAX_CHUNK):
+    """Remove jobs by id with BullMQ's removeJob script (all states, its hash, logs and dependencies), pipelined in
+    chunks: never a raw ZREM/LREM that would orphan job hashes. A locked (active) job is left alone."""
+    script = queue.redisConnection.commands["removeJob"]
+    removed = 0
+    for start in range(0, len(job_ids), chunk_size):
+        async with queue.client.pipeline(transaction=False) as pipe:
+            for job_id in job_ids[start:start + chunk_size]:
+                # The same arguments as bullmq's Scripts.remove(job_id, remove_children=True).
+                await script(keys=[queue.toKey(job_id), queue.keys["repeat"]], args=[job_id, 1, queue.keys[""]],
+                             client=pipe)
+            removed += sum(1 for reply in await pipe.execute() if reply == 1)
+    return removed
+
+
+def _key_types(client, keys, chunk_size=10 * MAX_CHUNK):
+    types = []
+    for start in range(0, len(keys), chunk_size):
+        pipe = client.pipeline(transaction=False)
+        for key in keys[start:start + chunk_size]:
+            pipe.type(key)
+        types.extend(pipe.execute())
+    return types
+
+
+class RedisChangeAudit(object):
+    """Audit rows for Redis-only changes. `prepare()` reaches PostgreSQL right before the Redis change (so an
+    unreachable audit log stops the run before anything changed); each row commits right after Redis accepted it.
+    In check mode it never connects."""
+
+    def __init__(self, params, module_name, check_mode):
+        self.params = params
+        self.module_name = module_name
+        self.check_mode = check_mode
+        self.conn = None
+        self.trail = None
+
+    def prepare(self):
+        if self.check_mode or self.trail is not None:
+            return
+        self.conn = postgres_connect(self.params, require=(TABLE_AUDIT,))
+        self.trail = AuditTrail(self.conn, self.module_name, self.params.get("audit_actor"))
+
+    def record(self, action, target, before=None, after=None):
+        if self.check_mode:
+            return
+        self.prepare()
+        try:
+            with postgres_errors(self.params, self.conn):
+                self.trail.record(action, target, reason=self.params.get("reason"), before=before, after=after)
+                self.conn.commit()
+        except CerniqError as exc:
+            raise CerniqError("Redis accepted {0} on {1}, but its audit row could not be written: {2}".format(
+                action, target, exc.msg)) from exc
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+
+
+def _missing_queue(queue_name, prefix, params, action):
+    return CerniqError("queue {0} does not exist in {1} (no {2}:{0}:id, no meta, no jobs): nothing to {3}. Check the "
+                       "name and prefix (bullmq_queue_info with pattern= lists queues), or set allow_missing=true "
+                       "to accept a missing queue".format(queue_name, redis_where(params, params["bullmq_db"]),
+                                                          prefix, action))
+
+
+def _queue_snapshot(depths, schedulers=None):
+    snapshot = _state_counts(depths)
+    snapshot["is_paused"] = depths["is_paused"]
+    if schedulers is not None:
+        snapshot["schedulers"] = sorted(s["id"] for s in schedulers)
+    return snapshot
+
+
+def _clean_would_remove(client, prefix, queue_name, state, cutoff_ms, limit):
+    """How many jobs BullMQ's cleanJobsInSet would remove, read the way the script selects them."""
+    key = queue_key(prefix, queue_name, state)
+    if state in ("completed", "failed"):
+        count = client.zcount(key, 0, cutoff_ms)
+        return min(count, limit) if limit else count
+    if state in ("wait", "paused"):
+        ids = client.lrange(key, -limit, -1) if limit else client.lrange(key, 0, -1)
+        attributes = ("finishedOn", "processedOn", "timestamp")
+    else:
+        ids = client.zrangebyscore(key, 0, "+inf", start=0, num=limit) if limit else client.zrange(key, 0, -1)
+        attributes = ("processedOn", "timestamp") if state == "delayed" else ("timestamp",)
+    pipe = client.pipeline(transaction=False)
+    for job_id in ids:
+        pipe.hmget(job_key(prefix, queue_name, job_id), *attributes)
+    count = 0
+    for job_id, values in zip(ids, pipe.execute() if ids else []):
+        stamp = next((v for v in values if v is not None), None)
+        if job_id.startswith("repeat:"):
+            continue  # a scheduler's next job: the script keeps it
+        if stamp is None or int(stamp) <= cutoff_ms:
+            count += 1
+    return count
+
+
+CLEAN_STATES = ("completed", "failed", "wait", "paused", "delayed", "prioritized")
+
+
+def manage_queue(params, check_mode=False, want_diff=False):
+    """The bullmq_queue module: one queue's jobs, scheduler, drain, clean, pause/resume, obliterate; or a DLQ."""
+    require_bullmq()
+    if params.get("dlq_type"):
+        return manage_dlq(params, check_mode, want_diff)
+    prefix = params.get("prefix") or BULLMQ_PREFIX
+    queue_name = validate_queue_name(params.get("queue"))
+    state = params.get("state") or "present"
+    jobs = prepare_jobs(params.get("jobs"), params.get("job_name") or "job", params.get("job_opts"),
+                        params["timezone"])
+    scheduler = prepare_scheduler(params.get("scheduler"), params["timezone"])
+    if state != "present" and (jobs or scheduler):
+        raise CerniqError("jobs and scheduler go with state=present, not state={0}".format(state))
+    if state == "cleaned":
+        bad = [s for s in params.get("clean_states") or () if s not in CLEAN_STATES]
+        if bad or not params.get("clean_states"):
+            raise CerniqError("clean_states {0} must be a non-empty list of {1}".format(
+                params.get("clean_states"), ", ".join(CLEAN_STATES)))
+    for option in ("grace_seconds", "clean_limit", "chunk_size"):
+        if (params.get(option) or 0) < 0:
+            raise CerniqError("{0} must not be negative".format(option))
+
+    client = redis_client(params, params["bullmq_db"])
+    depths = queue_depths(client, [queue_name], prefix)[queue_name]
+    schedulers = read_schedulers(client, [queue_name], prefix)[queue_name]
+    with redis_errors(_client_where(client)):
+        warnings = preflight(client)["warnings"]
+    result = dict(changed=False, queue=queue_name, state=state, warnings=warnings)
+    before = _queue_snapshot(depths, schedulers)
+    expect = params.get("expect_node_major") or DEFAULT_NODE_MAJOR
+    operation = dict(present=_op_present, drained=_op_drain, cleaned=_op_clean, paused=_op_pause,
+                     resumed=_op_pause, absent=_op_obliterate)[state]
+
+    audit = RedisChangeAudit(params, "bullmq_queue", check_mode)
+    try:
+        context = dict(params=params, client=client, queue=queue_name, prefix=prefix, depths=depths,
+                       schedulers=schedulers, check_mode=check_mode, audit=audit, expect=expect, result=result,
+                       jobs=jobs, scheduler=scheduler, state=state)
+        operation(context)
+    finally:
+        audit.close()
+    if want_diff:
+        after = before
+        if result["changed"] and not check_mode:
+            after = _queue_snapshot(queue_depths(client, [queue_name], prefix)[queue_name],
+                                    read_schedulers(client, [queue_name], prefix)[queue_name])
+        elif result["changed"]:
+            after = result.pop("_predicted_after", before)
+        result["diff"] = dict(before=before, after=after)
+    result.pop("_predicted_after", None)
+    return result
+
+
+def _guard_write(ctx):
+    """Before a write (and in check mode, which must fail where the real run would): the pairing, the audit log."""
+    check_pairing(ctx["queue"], ctx["depths"], ctx["expect"])
+    ctx["audit"].prepare()
+
+
+def _target(ctx):
+    return queue_key(ctx["prefix"], ctx["queue"], "*")
+
+
+def _predict(ctx, **changes):
+    after = _queue_snapshot(ctx["depths"], ctx["schedulers"])
+    for key, value in changes.items():
+        after[key] = value(after[key]) if callable(value) else value
+    ctx["result"]["_predicted_after"] = after
+
+
+def _op_present(ctx):
+    result, jobs, spec = ctx["result"], ctx["jobs"], ctx["scheduler"]
+    if jobs or spec:
+        _guard_write(ctx)
+    if jobs:
+        _op_add_jobs(ctx)
+    if spec:
+        _op_scheduler(ctx)
+    if not jobs and not spec:
+        result["msg"] = "nothing to do: give jobs, a scheduler, or another state"
+
+
+def _op_add_jobs(ctx):
+    params, client, jobs, prefix, name = ctx["params"], ctx["client"], ctx["jobs"], ctx["prefix"], ctx["queue"]
+    keys = [job_key(prefix, name, job["id"]) for job in jobs]
+    with redis_errors(_client_where(client)):
+        types = _key_types(client, keys)
+    wrong = [(key, kind) for key, kind in zip(keys, types) if kind not in ("none", "hash")]
+    if wrong:
+        raise CerniqError("{0}: key {1} is a {2}, not a BullMQ job hash, so adding that job would fail with "
+                          "WRONGTYPE ({3} such key(s)); nothing was added. Something else writes under "
+                          "{4}:{5}:*".format(_client_where(client), wrong[0][0], wrong[0][1], len(wrong), prefix, name))
+    new_jobs = [job for job, kind in zip(jobs, types) if kind == "none"]
+    now_ms = _now_ms()
+    delayed = sum(1 for job in new_jobs if (job["delay_ms"] if job["due_ms"] is None else job["due_ms"] - now_ms) > 0)
+    summary = dict(requested=len(jobs), added=len(new_jobs), existing=len(jobs) - len(new_jobs), delayed=delayed)
+    if len(new_jobs) > LARGE_QUEUE_JOBS:
+        ctx["result"]["warnings"].append("adding {0} jobs to {1} in chunks of {2}".format(
+            len(new_jobs), name, params.get("chunk_size") or MAX_CHUNK))
+    if new_jobs and not ctx["check_mode"]:
+        chunk_size = params.get("chunk_size") or MAX_CHUNK
+        run_with_queue(params, name, prefix, lambda queue: add_job_chunks(queue, new_jobs, chunk_size))
+        ids = [job["id"] for job in new_jobs]
+        ctx["audit"].record("bullmq_add_jobs", _target(ctx), before=_state_counts(ctx["depths"]),
+                            after=dict(summary, ids=ids[:1000], ids_truncated=len(ids) > 1000))
+    ctx["result"]["jobs"] = summary
+    if new_jobs:
+        ctx["result"]["changed"] = True
+        waiting = len(new_jobs) - delayed
+        target = "paused" if ctx["depths"]["is_paused"] else "wait"
+        _predict(ctx, delayed=lambda n: n + delayed, **{target: lambda n: n + waiting})
+
+
+def _op_scheduler(ctx):
+    spec, params = ctx["scheduler"], ctx["params"]
+    stored = next((s for s in ctx["schedulers"] if s["id"] == spec["id"]), None)
+    result = ctx["result"]
+    if spec["state"] == "absent":
+        result["scheduler"] = dict(id=spec["id"], state="absent", removed=stored is not None)
+        if stored is None:
+            return
+        result["changed"] = True
+        if not ctx["check_mode"]:
+            run_with_queue(params, ctx["queue"], ctx["prefix"],
+                           lambda queue: queue.removeJobScheduler(spec["id"]))
+            ctx["audit"].record("bullmq_remove_scheduler", _target(ctx), before=stored, after=None)
+        return
+    differs = scheduler_differs(spec, stored)
+    view = dict(id=spec["id"], state="present", pattern=spec["pattern"], every=spec["every"], tz=spec["tz"],
+                job_name=spec["job_name"], changed_fields=differs)
+    result["scheduler"] = view
+    if not differs:
+        view["next"] = stored.get("next")
+        return
+    result["changed"] = True
+    if ctx["check_mode"]:
+        return
+
+    async def upsert(queue):
+        from bullmq.job_scheduler import JobScheduler
+
+        repeat = {"pattern": spec["pattern"]} if spec["pattern"] else {"every": spec["every"]}
+        repeat["tz"] = spec["tz"]
+        scheduler = JobScheduler(queue, repeat_strategy=node_compatible_repeat_strategy)
+        job = await scheduler.upsertJobScheduler(spec["id"], repeat, spec["job_name"], spec["data"], spec["opts"])
+        return job.id if job else None
+
+    view["next_job_id"] = run_with_queue(params, ctx["queue"], ctx["prefix"], upsert)
+    ctx["audit"].record("bullmq_upsert_scheduler", _target(ctx), before=stored,
+                        after=dict(view, data=spec["data"], opts=spec["opts"]))
+
+
+def _ensure_exists(ctx, action):
+    if ctx["depths"]["exists"]:
+        return True
+    if ctx["params"].get("allow_missing"):
+        ctx["result"]["msg"] = "queue {0} does not exist; nothing to {1}".format(ctx["queue"], action)
+        return False
+    raise _missing_queue(ctx["queue"], ctx["prefix"], ctx["params"], action)
+
+
+def _op_drain(ctx):
+    if not _ensure_exists(ctx, "drain"):
+        return
+    include_delayed = bool(ctx["params"].get("include_delayed"))
+    kept = scheduler_jobs_pending(ctx["client"], [ctx["queue"]], ctx["prefix"])[ctx["queue"]]
+    counts = pending_counts(ctx["depths"], kept)
+    if not include_delayed:
+        counts["cancelled"] -= counts["delayed"]
+        counts["delayed"] = 0
+    counts["removed"] = counts.pop("cancelled")
+    ctx["result"]["drained"] = counts
+    if counts["removed"] == 0:
+        return
+    if counts["removed"] > LARGE_QUEUE_JOBS:
+        ctx["result"]["warnings"].append(
+            "draining {0} jobs of {1} is one Lua call that blocks Redis about 1 s per 100,000 jobs; for very "
+            "large queues prefer state=absent (obliterate works in chunks)".format(counts["removed"], ctx["queue"]))
+    ctx["result"]["changed"] = True
+    _predict(ctx, wait=lambda n: n - counts["waiting"], paused=lambda n: n - counts["paused"],
+             prioritized=lambda n: n - counts["prioritized"], delayed=lambda n: n - counts["delayed"])
+    _guard_write(ctx)
+    if ctx["check_mode"]:
+        return
+    run_with_queue(ctx["params"], ctx["queue"], ctx["prefix"], lambda queue: queue.drain(include_delayed))
+    ctx["audit"].record("bullmq_drain", _target(ctx), before=_state_counts(ctx["depths"]), after=counts)
+
+
+def _op_clean(ctx):
+    if not _ensure_exists(ctx, "clean"):
+        return
+    params, client = ctx["params"], ctx["client"]
+    grace_ms = (params.get("grace_seconds") or 0) * 1000
+    limit = params.get("clean_limit") or 0
+    cutoff = _now_ms() - grace_ms
+    with redis_errors(_client_where(client)):
+        would = {state: _clean_would_remove(client, ctx["prefix"], ctx["queue"], state, cutoff, limit)
+                 for state in dict.fromkeys(params["clean_states"])}
+    ctx["result"]["cleaned"] = would
+    if not any(would.values()):
+        return
+    ctx["result"]["changed"] = True
+    _predict(ctx, **{state: (lambda n, k=count: n - k) for state, count in would.items()})
+    _guard_write(ctx)
+    if ctx["check_mode"]:
+        return
+
+    async def clean(queue):
+        done = {}
+        for state in would:
+            if state in ("completed", "failed"):
+                # Finished jobs go in calls of at most 1,000 so one call never holds Redis for long.
+                removed = 0
+                while not limit or removed < limit:
+                    batch = MAX_CHUNK if not limit else min(MAX_CHUNK, limit - removed)
+                    ids = await queue.clean(grace_ms, batch, state)
+                    removed += len(ids)
+                    if len(ids) < batch:
+                        break
+                done[state] = removed
+            else:
+                done[state] = len(await queue.clean(grace_ms, limit, state))
+        return done
+
+    ctx["result"]["cleaned"] = run_with_queue(params, ctx["queue"], ctx["prefix"], clean)
+    ctx["audit"].record("bullmq_clean", _target(ctx), before=_state_counts(ctx["depths"]),
+                        after=dict(removed=ctx["result"]["cleaned"], grace_seconds=grace_ms // 1000, limit=limit))
+
+
+def _op_pause(ctx):
+    pause = ctx["state"] == "paused"
+    if not _ensure_exists(ctx, "pause" if pause else "resume"):
+        return
+    if ctx["depths"]["is_paused"] == pause:
+        return
+    ctx["result"]["changed"] = True
+    _predict(ctx, is_paused=pause)
+    _guard_write(ctx)
+    if ctx["check_mode"]:
+        return
+    run_with_queue(ctx["params"], ctx["queue"], ctx["prefix"],
+                   lambda queue: queue.pause() if pause else queue.resume())
+    ctx["audit"].record("bullmq_pause" if pause else "bullmq_resume", _target(ctx),
+                        before=dict(is_paused=not pause), after=dict(is_paused=pause))
+
+
+def _op_obliterate(ctx):
+    if not _ensure_exists(ctx, "obliterate"):
+        return
+    depths, force = ctx["depths"], bool(ctx["params"].get("force"))
+    if depths["active"] and not force:
+        raise CerniqError("queue {0} has {1} active job(s) being processed by a worker: obliterate refuses; wait for "
+                          "them, or set force=true to remove them too".format(ctx["queue"], depths["active"]))
+    ctx["result"]["removed"] = dict(_state_counts(depths), schedulers=len(ctx["schedulers"]))
+    ctx["result"]["changed"] = True
+    ctx["result"]["_predicted_after"] = dict(dict.fromkeys(STATES, 0), is_paused=False, schedulers=[])
+    _guard_write(ctx)
+    if ctx["check_mode"]:
+        return
+    was_paused = depths["is_paused"]
+
+    async def obliterate(queue):
+        try:
+            await queue.obliterate(force)
+        except Exception as exc:
+            # obliterate pauses first and leaves the queue paused when it gives up: undo that.
+            if not was_paused:
+                await queue.resume()
+            if redis_exceptions is not None and isinstance(exc, redis_exceptions.RedisError):
+                raise
+            raise CerniqError("obliterating {0} failed: {1}; the queue was resumed and keeps its remaining "
+                              "jobs".format(ctx["queue"], exc)) from exc
+
+    try:
+        run_with_queue(ctx["params"], ctx["queue"], ctx["prefix"], obliterate)
+    except CerniqError as exc:
+        # obliterate works in chunks: some may be gone already, so the attempt is on record too.
+        ctx["audit"].record("bullmq_obliterate_failed", _target(ctx), before=_queue_snapshot(depths, ctx["schedulers"]),
+                            after=dict(error=exc.msg, force=force))
+        raise
+    ctx["audit"].record("bullmq_obliterate", _target(ctx), before=_queue_snapshot(depths, ctx["schedulers"]),
+                        after=dict(obliterated=True, force=force))
+
+
+# --- Dead-letter queues ------------------------------------------------------------------------------------------
+
+DLQ_TYPES = ("list", "failed", "queue")
+
+
+def manage_dlq(params, check_mode=False, want_diff=False):
+    """Count and trim a dead-letter queue of an explicit type:
+
+    - list: an application list (the runbook's bull:dlq:outreach, LPUSHed): LLEN, LTRIM keeping the newest N;
+    - failed: a queue's failed set, trimmed oldest first through BullMQ's removeJob script;
+    - queue: a separate BullMQ queue whose waiting jobs are the dead letters; keep 0 drains it (delayed too),
+      keep N removes the oldest waiting jobs beyond N through BullMQ.
+    """
+    dlq_type = params["dlq_type"]
+    if dlq_type not in DLQ_TYPES:
+        raise CerniqError("dlq_type {0!r} must be one of {1}".format(dlq_type, ", ".join(DLQ_TYPES)))
+    keep = params.get("dlq_keep")
+    if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 0):
+        raise CerniqError("dlq_keep {0!r} must be a non-negative integer (how many of the newest entries to "
+                          "keep)".format(keep))
+    if dlq_type == "list":
+        return _dlq_list(params, keep, check_mode, want_diff)
+    prefix = params.get("prefix") or BULLMQ_PREFIX
+    queue_name = validate_queue_name(params.get("queue"))
+    client = redis_client(params, params["bullmq_db"])
+    depths = queue_depths(client, [queue_name], prefix)[queue_name]
+    result = dict(changed=False, queue=queue_name, dlq_type=dlq_type, warnings=[])
+    if not depths["exists"]:
+        if params.get("allow_missing") or keep is None:
+            result["dlq"] = dict(type=dlq_type, queue=queue_name, exists=False, length=0, removed=0, keep=keep)
+            return result
+        raise _missing_queue(queue_name, prefix, params, "trim")
+    if dlq_type == "failed":
+        entries_state = "failed"
+    else:
+        entries_state = "paused" if depths["is_paused"] and depths["paused"] else "wait"
+    length = depths[entries_state]
+    remove = 0 if keep is None else max(0, length - keep)
+    dlq = dict(type=dlq_type, queue=queue_name, exists=True, state=entries_state, length=length, keep=keep,
+               removed=remove, counts=_state_counts(depths))
+    result["dlq"] = dlq
+    if want_diff:
+        result["diff"] = dict(before=dict(length=length), after=dict(length=length - remove))
+    if not remove:
+        return result
+    result["changed"] = True
+    check_pairing(queue_name, depths, params.get("expect_node_major") or DEFAULT_NODE_MAJOR)
+    if check_mode:
+        return result
+    audit = RedisChangeAudit(params, "bullmq_queue", False)
+    try:
+        audit.prepare()
+        if dlq_type == "queue" and keep == 0:
+            run_with_queue(params, queue_name, prefix, lambda queue: queue.drain(True))
+            dlq["removed"] = sum(depths[s] for s in PENDING_STATES)
+        else:
+            dlq["removed"] = run_with_queue(params, queue_name, prefix,
+                                            lambda queue: _remove_oldest(queue, entries_state, remove))
+        audit.record("bullmq_dlq_trim", queue_key(prefix, queue_name, entries_state),
+                     before=dict(length=length), after=dict(kept=keep, removed=dlq["removed"], type=dlq_type))
+    finally:
+        audit.close()
+    return result
+
+
+async def _remove_oldest(queue, state, count):
+    """Remove the `count` oldest jobs of a failed set (lowest finishedOn) or a wait list (its tail), in chunks."""
+    removed = 0
+    key = queue.keys[state]
+    while removed < count:
+        batch = min(MAX_CHUNK, count - removed)
+        if state == "failed":
+            ids = await queue.client.zrange(key, 0, batch - 1)
+        else:
+            ids = await queue.client.lrange(key, -batch, -1)
+        if not ids:
+            break
+        done = await remove_jobs(queue, ids)
+        removed += done
+        if done == 0:
+            break  # every candidate is locked by a worker: stop rather than spin
+    return removed
+
+
+def _dlq_list(params, keep, check_mode, want_diff):
+    key = params.get("dlq_key") or DLQ_LIST_KEY
+    push_side = params.get("dlq_push_side") or "left"
+    client = redis_client(params, params["bullmq_db"])
+    where = _client_where(client)
+    with redis_errors(where):
+        kind = client.type(key)
+        if kind not in ("list", "none"):
+            raise CerniqError("{0}: {1} is a {2}, not a list: dlq_type=list expects the application's dead-letter list "
+                              "(LPUSH/RPUSH); if it is a BullMQ queue use dlq_type=queue or failed. Nothing was "
+                              "changed".format(where, key, kind))
+        length = client.llen(key)
+    remove = 0 if keep is None else max(0, length - keep)
+    result = dict(changed=bool(remove), dlq_type="list", warnings=[],
+                  dlq=dict(type="list", key=key, exists=kind == "list", length=length, keep=keep, removed=remove,
+                           push_side=push_side))
+    if want_diff:
+        result["diff"] = dict(before=dict(length=length), after=dict(length=length - remove))
+    if not remove or check_mode:
+        return result
+    audit = RedisChangeAudit(params, "bullmq_queue", False)
+    try:
+        audit.prepare()
+        with redis_errors(where):
+            pipe = client.pipeline(transaction=True)
+            pipe.llen(key)
+            # LPUSH puts the newest at the head (keep 0..N-1), RPUSH at the tail (keep -N..-1); LTRIM with an empty
+            # range deletes the key, which is what keep=0 means.
+            if keep == 0:
+                pipe.ltrim(key, 1, 0)
+            elif push_side == "left":
+                pipe.ltrim(key, 0, keep - 1)
+            else:
+                pipe.ltrim(key, -keep, -1)
+            length_now = pipe.execute()[0]
+        result["dlq"]["removed"] = max(0, length_now - keep)
+        audit.record("bullmq_dlq_trim", key, before=dict(length=length_now),
+                     after=dict(kept=keep, removed=result["dlq"]["removed"], push_side=push_side, type="list"))
+    finally:
+        audit.close()
+    return result

@@ -1,0 +1,200 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 CERNIQ
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: bullmq_queue_info
+short_description: Depths, paused flag, version, schedulers and workers of BullMQ queues, by list or pattern
+version_added: 0.1.0
+description:
+  - Reads, for a list of queues or every queue matching a pattern, the jobs in each state (C(wait), C(paused),
+    C(active), C(delayed), C(prioritized), C(waiting-children), C(completed), C(failed)), the delayed jobs already
+    due but not yet promoted (a sign no worker is running), the paused flag, C(meta.version) (the Node BullMQ
+    version that manages the queue) and whether it pairs with the Python C(bullmq) installed here, the job
+    schedulers and the connected Node workers.
+  - Plain Redis commands in a handful of pipelines for any number of queues; never a round trip per queue. Needs
+    neither the C(bullmq) package nor PostgreSQL (the PostgreSQL options are accepted so that
+    C(group/cerniq.outreach.all) module defaults apply, and are not used).
+  - Queues are found by C(SCAN) of C(<prefix>:<pattern>:id), as BullMQ's own tools do, so a queue shows up once its
+    first job was added. A queue name is its key path: C(q:wa:phone_07) is what Node workers open as prefix
+    C(bull:q:wa), name C(phone_07).
+  - Preflight: warns when Redis' C(maxmemory-policy) is not C(noeviction) or persistence is off.
+extends_documentation_fragment:
+  - cerniq.outreach._redis
+  - cerniq.outreach._postgres
+  - cerniq.outreach._platform
+  - cerniq.outreach._attributes
+  - cerniq.outreach._attributes.INFO_MODULE
+options:
+  queues:
+    description:
+      - Queue names (key paths under O(prefix)), for example C(q:wa:phone_07). Reported even when they do not
+        exist (C(exists=false)).
+      - At least one of O(queues) and O(pattern).
+    type: list
+    elements: str
+  pattern:
+    description:
+      - Glob on queue names, for example C(q:wa:*) for every phone's send queue or C(*) for all.
+    type: str
+  prefix:
+    description:
+      - BullMQ key prefix.
+    type: str
+    default: bull
+  include_schedulers:
+    description:
+      - Also read each queue's job schedulers.
+    type: bool
+    default: true
+  dlq_keys:
+    description:
+      - Application dead-letter lists to count (C(LLEN)); a key of another type is reported with its type.
+    type: list
+    elements: str
+    default: [bull:dlq:outreach]
+  expect_node_major:
+    description:
+      - Node BullMQ major the workers run, for queues without C(meta.version).
+    type: int
+    choices: [5, 6]
+    default: 5
+  preflight:
+    description:
+      - Check C(maxmemory-policy) and persistence.
+    type: bool
+    default: true
+seealso:
+  - module: cerniq.outreach.bullmq_queue
+author:
+  - CERNIQ SRE (@cerniq-sre)
+"""
+
+EXAMPLES = r"""
+- name: Every phone's send queue
+  cerniq.outreach.bullmq_queue_info:
+    pattern: "q:wa:*"
+  register: phone_queues
+
+- name: Phones whose delayed jobs are due but nobody promotes them (no worker?)
+  ansible.builtin.debug:
+    msg: "{{ phone_queues.queues | selectattr('due_delayed', '>', 0) | map(attribute='name') | list }}"
+
+- name: The quota reset scheduler is there
+  cerniq.outreach.bullmq_queue_info:
+    queues: [quota:guardian:reset]
+  register: reset
+  failed_when: reset.queues[0].schedulers | selectattr('id', 'equalto', 'quota-reset-daily') | list | length != 1
+"""
+
+RETURN = r"""
+queues:
+  description: One entry per queue, in the order given, then discovered ones sorted by name.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Key path under the prefix.
+      type: str
+      sample: q:wa:phone_07
+    key_prefix:
+      description: Prefix of all the queue's keys.
+      type: str
+      sample: bull:q:wa:phone_07
+    node_prefix:
+      description: The C(prefix) a Node worker uses for this queue.
+      type: str
+      sample: bull:q:wa
+    node_name:
+      description: The queue name a Node worker uses.
+      type: str
+      sample: phone_07
+    exists:
+      description: Whether the queue has an C(id) counter, a C(meta) hash or any job.
+      type: bool
+    counts:
+      description: Jobs per state.
+      type: dict
+      sample: {wait: 3, paused: 0, active: 1, delayed: 12, prioritized: 0, waiting-children: 0, completed: 50,
+               failed: 2}
+    pending:
+      description: Jobs not yet picked up (wait, paused, prioritized, delayed).
+      type: int
+    due_delayed:
+      description: Delayed jobs already due but not yet promoted to waiting.
+      type: int
+    is_paused:
+      description: Whether the queue is paused.
+      type: bool
+    version:
+      description: C(meta.version), written by Node queues (C(bullmq:<x.y.z>)); null when none wrote it.
+      type: str
+      sample: bullmq:5.81.5
+    pairing_problem:
+      description: Why the installed Python C(bullmq) must not write to this queue; null when it may.
+      type: str
+    workers:
+      description: Connected Node BullMQ connections on this queue (from C(CLIENT LIST)); null when C(CLIENT) is
+        disabled.
+      type: int
+    schedulers:
+      description: Job schedulers (C(id), C(pattern) or C(every), C(tz), C(name), C(next) time, C(next_job_id),
+        C(iteration_count), C(data), C(opts)); a v5 legacy repeatable shows as C(legacy=true).
+      type: list
+      elements: dict
+totals:
+  description: Sums over all queues per state, and C(due_delayed).
+  returned: always
+  type: dict
+dlq_lists:
+  description: The O(dlq_keys) with their Redis type and length.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{key: bull:dlq:outreach, type: list, length: 42}]
+preflight:
+  description: C(maxmemory_policy), C(rdb_save), C(aof_enabled) and their warnings.
+  returned: when O(preflight=true)
+  type: dict
+python_bullmq:
+  description: Version of the Python C(bullmq) package on this host; null when not installed.
+  returned: always
+  type: str
+  sample: 2.26.0
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq import queue_info, with_warnings
+from ansible_collections.cerniq.outreach.plugins.module_utils._connection import common_argument_spec, require_libraries
+from ansible_collections.cerniq.outreach.plugins.module_utils._contract import BULLMQ_PREFIX, DLQ_LIST_KEY
+from ansible_collections.cerniq.outreach.plugins.module_utils._errors import run_module
+
+
+def main():
+    argument_spec = common_argument_spec()
+    argument_spec.update(
+        queues=dict(type="list", elements="str"),
+        pattern=dict(type="str"),
+        prefix=dict(type="str", default=BULLMQ_PREFIX),
+        include_schedulers=dict(type="bool", default=True),
+        dlq_keys=dict(type="list", elements="str", default=[DLQ_LIST_KEY], no_log=False),
+        expect_node_major=dict(type="int", default=5, choices=[5, 6]),
+        preflight=dict(type="bool", default=True),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           required_one_of=[("queues", "pattern")])
+    require_libraries(module, need_postgres=False)
+    params = module.params
+    run_module(module, lambda: with_warnings(module, queue_info(
+        params, queues=params["queues"], pattern=params["pattern"], prefix=params["prefix"],
+        include_schedulers=params["include_schedulers"], dlq_list_keys=params["dlq_keys"],
+        expect_node_major=params["expect_node_major"], check_preflight=params["preflight"])))
+
+
+if __name__ == "__main__":
+    main()
