@@ -1,0 +1,132 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 CERNIQ
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Rescheduling pending follow-ups as delayed BullMQ jobs (runbook 6.2 step 4, which only echoes).
+
+Every lead with `next_action_at` in the future and `sequence_paused = false` gets one delayed job on
+`outreach:followup` with the deterministic id `fu-{lead_id}-{due_ms}`: a second run adds nothing. Leads stream from a
+server-side cursor in chunks, so memory stays flat at a million leads; each chunk is one EXISTS pipeline plus one
+pipeline of BullMQ's own addJob scripts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq import (
+    MAX_CHUNK,
+    RedisChangeAudit,
+    _key_types,
+    add_job_chunks,
+    check_pairing,
+    job_key,
+    queue_depths,
+    queue_key,
+    require_bullmq,
+    run_with_queue,
+    validate_queue_name,
+)
+from ansible_collections.cerniq.outreach.plugins.module_utils._connection import (
+    postgres_connect,
+    postgres_errors,
+    redis_client,
+    redis_errors,
+    redis_where,
+)
+from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
+    BULLMQ_PREFIX,
+    QUEUE_FOLLOWUP,
+    TABLE_LEADS,
+    followup_job_id,
+)
+from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
+
+PENDING_FOLLOWUPS_SQL = (
+    "SELECT lead_id::text, floor(extract(epoch FROM next_action_at) * 1000)::bigint FROM " + TABLE_LEADS
+    + " WHERE next_action_at IS NOT NULL AND next_action_at > now() AND sequence_paused = false ORDER BY lead_id")
+
+
+def _chunks(cursor, size):
+    while True:
+        rows = cursor.fetchmany(size)
+        if not rows:
+            return
+        yield rows
+
+
+def _job_specs(rows, job_name, remove_on_complete):
+    return [dict(id=followup_job_id(lead_id, due_ms), name=job_name, data={"leadId": lead_id, "dueAt": due_ms},
+                 opts={"removeOnComplete": remove_on_complete}, due_ms=due_ms, delay_ms=0)
+            for lead_id, due_ms in rows]
+
+
+def reschedule_followups(params, check_mode=False):
+    """The followup_reschedule module's core: returns counts (pending in the DB, added, already there, verified)."""
+    require_bullmq()
+    queue = validate_queue_name(params.get("queue") or QUEUE_FOLLOWUP)
+    prefix = params.get("prefix") or BULLMQ_PREFIX
+    chunk_size = params.get("chunk_size") or MAX_CHUNK
+    if not 1 <= chunk_size <= MAX_CHUNK:
+        raise CerniqError("chunk_size {0} must be between 1 and {1} (larger chunks stall Redis for every other "
+                          "client)".format(chunk_size, MAX_CHUNK))
+    client = redis_client(params, params["bullmq_db"])
+    where = redis_where(params, params["bullmq_db"])
+    depths_before = queue_depths(client, [queue], prefix)[queue]
+    check_pairing(queue, depths_before, params.get("expect_node_major") or 5)
+    conn = postgres_connect(params, require=(TABLE_LEADS,))
+    audit = RedisChangeAudit(params, "followup_reschedule", check_mode)
+    counts = dict(pending=0, added=0, existing=0, present=0)
+    started = time.monotonic()
+    try:
+        if not check_mode:
+            audit.prepare()
+        with postgres_errors(params, conn):
+            # A named cursor is server-side: PostgreSQL hands rows over a chunk at a time.
+            cursor = conn.cursor(name="cerniq_followups")
+            cursor.itersize = chunk_size
+            cursor.execute(PENDING_FOLLOWUPS_SQL)
+
+            async def add_all(bull_queue):
+                for rows in _chunks(cursor, chunk_size):
+                    specs = _job_specs(rows, params.get("job_name") or "followup",
+                                       params.get("remove_on_complete", True))
+                    with redis_errors(where):
+                        kinds = _key_types(client, [job_key(prefix, queue, spec["id"]) for spec in specs])
+                    wrong = [spec["id"] for spec, kind in zip(specs, kinds) if kind not in ("none", "hash")]
+                    if wrong:
+                        raise CerniqError("{0}: job key {1} is not a hash; nothing more was added ({2} added "
+                                          "before)".format(where, job_key(prefix, queue, wrong[0]), counts["added"]))
+                    new = [spec for spec, kind in zip(specs, kinds) if kind == "none"]
+                    counts["pending"] += len(specs)
+                    counts["existing"] += len(specs) - len(new)
+                    if new and not check_mode:
+                        await add_job_chunks(bull_queue, new, chunk_size)
+                        with redis_errors(where):
+                            kinds = _key_types(client, [job_key(prefix, queue, spec["id"]) for spec in specs])
+                    counts["added"] += len(new)
+                    counts["present"] += sum(1 for kind in kinds if kind == "hash")
+
+            if check_mode:
+                # Same walk, no writes: the bullmq package is not even opened.
+                asyncio.run(add_all(None))
+            else:
+                run_with_queue(params, queue, prefix, add_all)
+            cursor.close()
+        conn.rollback()
+    finally:
+        conn.close()
+    elapsed = time.monotonic() - started
+    depths_after = depths_before if check_mode else queue_depths(client, [queue], prefix)[queue]
+    # Every pending follow-up has its job (in check mode: would have, once the missing ones are added).
+    verified = counts["present"] + (counts["added"] if check_mode else 0) == counts["pending"]
+    result = dict(changed=counts["added"] > 0, queue=queue, followups=counts, verified=verified,
+                  seconds=round(elapsed, 3),
+                  jobs_per_second=round(counts["added"] / elapsed) if counts["added"] and elapsed else None,
+                  depths=dict(before=depths_before, after=depths_after))
+    if counts["added"] and not check_mode:
+        audit.record("followup_reschedule", queue_key(prefix, queue, "*"),
+                     before=dict(delayed=depths_before["delayed"], wait=depths_before["wait"]),
+                     after=dict(counts, delayed=depths_after["delayed"], wait=depths_after["wait"]))
+    audit.close()
+    return result
