@@ -13,7 +13,12 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # for readers and linters; at run time __getattr__ imports them on first use
+    from tests.fakes._server import FakeServer, Fault, RateLimit
+    from tests.fakes.instantly import InstantlyFake
+    from tests.fakes.timelinesai import TimelinesAIFake
 
 OPENAPI_DIR = Path(__file__).resolve().parent / "openapi"
 

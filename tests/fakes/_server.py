@@ -59,7 +59,7 @@ class Request:
         value = self.headers.get("authorization")
         if value is None:
             return None
-        scheme, _, token = value.partition(" ")
+        scheme, token = value.partition(" ")[::2]
         return token.strip() if scheme.lower() == "bearer" and token.strip() else ""
 
 
@@ -473,6 +473,9 @@ class FakeServer:
             "json": req.json,
             "body_size": len(req.body),
             "status": resp.status,
+            # what was answered, so a contract test can validate the exchanges a client drove, not only its requests
+            "response_headers": dict(resp.headers),
+            "response_body": resp.body.decode("utf-8", "replace"),
             "fault": fault.to_dict() if fault else None,
         }
         with self._lock:

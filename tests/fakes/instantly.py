@@ -267,7 +267,7 @@ def build_demo_state(*, bounced_leads: int = 210, other_leads: int = 15) -> dict
             n += 1
             status = -1 if i < bounced else (3 if i % 3 == 0 else 1)
             leads.append(_lead(lead_ms + n * 1000, 0, cid, status, n, contacted=True))
-    for _ in range(other_leads):
+    for _unsent in range(other_leads):
         n += 1
         leads.append(_lead(lead_ms + n * 1000, 0, draft, 1, n, contacted=False))
     daily = {
