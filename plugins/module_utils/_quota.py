@@ -16,6 +16,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._audit import Audi
 from ansible_collections.cerniq.outreach.plugins.module_utils._connection import (
     postgres_connect,
     postgres_errors,
+    postgres_reading,
     redis_client,
     redis_errors,
     redis_where,
@@ -156,7 +157,7 @@ def resettable_day(value, tz_name, now=None):
 
 # --- Reading ----------------------------------------------------------------------------------------------------
 
-def load_phones(conn, params, phone_ids=None, day=None, tz_name=None, count_log=False):
+def load_phones(cur, phone_ids=None, day=None, tz_name=None, count_log=False):
     """Phones (id, limit, status, created_at) with, when count_log, the day's counted WhatsApp messages.
 
     One statement for any number of phones; a phone_ids filter naming an unknown phone is an error.
@@ -171,9 +172,8 @@ def load_phones(conn, params, phone_ids=None, day=None, tz_name=None, count_log=
              "ORDER BY length(p.id), p.id")
     args = dict(channel=CHANNEL_WHATSAPP, cost=QUOTA_COST_COUNTED, start=bounds[0], end=bounds[1],
                 all=not phone_ids, ids=list(phone_ids or []))
-    with postgres_errors(params, conn), conn.cursor() as cur:
-        cur.execute(query, args)
-        rows = cur.fetchall()
+    cur.execute(query, args)
+    rows = cur.fetchall()
     phones = [dict(phone_id=r[0], limit=r[1], status=r[2], created_at=r[3], db_count=r[4]) for r in rows]
     if phone_ids:
         unknown = sorted(set(phone_ids) - {p["phone_id"] for p in phones}, key=phone_sort_key)
@@ -261,13 +261,9 @@ def quota_counters_info(params, phone_ids=None, day=None, leak_report=True, tole
     day = parse_day(day, tz_name)
     usage_day = parse_day(usage_date, tz_name, "usage_date") if usage_date else None
     expire_at = quota_key_expire_at(day, tz_name)
-    conn = postgres_connect(params, require=(TABLE_PHONES, TABLE_COMM_LOG, TABLE_QUOTA_USAGE))
-    try:
-        phones = load_phones(conn, params, phone_ids, day, tz_name, count_log=leak_report)
-        usage = quota_usage(conn, params, usage_day, tz_name, phone_ids) if usage_day else None
-        conn.rollback()
-    finally:
-        conn.close()
+    with postgres_reading(params, require=(TABLE_PHONES, TABLE_COMM_LOG, TABLE_QUOTA_USAGE)) as cur:
+        phones = load_phones(cur, phone_ids, day, tz_name, count_log=leak_report)
+        usage = quota_usage(cur, usage_day, tz_name, phone_ids) if usage_day else None
     client = redis_client(params)
     where = redis_where(params, params["redis_db"])
     keys = [quota_key(p["phone_id"], day) for p in phones]
@@ -288,7 +284,7 @@ def quota_counters_info(params, phone_ids=None, day=None, leak_report=True, tole
     return result
 
 
-def quota_usage(conn, params, usage_day, tz_name, phone_ids=None):
+def quota_usage(cur, usage_day, tz_name, phone_ids=None):
     """The nightly roll-up for one day (runbook 3.2 step 3): its rows, and the phones that should have one and don't.
 
     A phone onboarded after that day ended is not expected to have a row.
@@ -300,9 +296,8 @@ def quota_usage(conn, params, usage_day, tz_name, phone_ids=None):
              "UNION ALL SELECT u.phone_id, true, u.messages_sent, u.quota_limit, true FROM " + TABLE_QUOTA_USAGE +
              " u WHERE u.usage_date = %(day)s AND (%(all)s OR u.phone_id = ANY(%(ids)s)) AND NOT EXISTS "
              "(SELECT 1 FROM " + TABLE_PHONES + " p WHERE p.id = u.phone_id)")
-    with postgres_errors(params, conn), conn.cursor() as cur:
-        cur.execute(query, dict(day=usage_day, end=day_end, all=not phone_ids, ids=list(phone_ids or [])))
-        rows = sorted(cur.fetchall(), key=lambda r: phone_sort_key(r[0]))
+    cur.execute(query, dict(day=usage_day, end=day_end, all=not phone_ids, ids=list(phone_ids or [])))
+    rows = sorted(cur.fetchall(), key=lambda r: phone_sort_key(r[0]))
     present = [dict(phone_id=r[0], messages_sent=r[2], quota_limit=r[3]) for r in rows if r[1]]
     missing = [r[0] for r in rows if not r[1] and r[4]]
     return dict(date=usage_day.isoformat(), rows=present, missing=missing,
@@ -350,13 +345,8 @@ def _audit_redis_change(params, action, target, reason, before, after):
 
 
 def _phones_for_write(params, phone_ids, day, tz_name, count_log):
-    conn = postgres_connect(params, require=(TABLE_PHONES, TABLE_COMM_LOG))
-    try:
-        phones = load_phones(conn, params, phone_ids, day, tz_name, count_log=count_log)
-        conn.rollback()
-    finally:
-        conn.close()
-    return phones
+    with postgres_reading(params, require=(TABLE_PHONES, TABLE_COMM_LOG)) as cur:
+        return load_phones(cur, phone_ids, day, tz_name, count_log=count_log)
 
 
 def set_counter(params, phone_id, value, reason, day=None, check_mode=False, want_diff=False, now=None):
