@@ -1,0 +1,232 @@
+"""comm_log_archive against real PostgreSQL: keyed batches that survive a killed backend, never overlap, lose
+nothing."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import yaml
+
+from ansible_collections.cerniq.outreach.plugins.module_utils import _archive as archive
+from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
+    COMM_LOG_COLUMNS,
+    TABLE_COMM_LOG,
+    TABLE_COMM_LOG_ARCHIVE,
+)
+from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
+from tests.support.seed import TENANT_ID
+
+COLUMNS = ", ".join(COMM_LOG_COLUMNS)
+
+
+def add_log_rows(platform, old, recent, old_age_days=95):
+    """`old` rows past the 90-day cutoff and `recent` ones, interleaved by id, with varied content."""
+    platform.sql(
+        "INSERT INTO " + TABLE_COMM_LOG + " (tenant_id, lead_id, phone_id, channel, direction, status, email, "
+        "bounce_reason, campaign_id, quota_cost, created_at) "
+        "SELECT %s, md5(g::text)::uuid, 'phone_' || lpad((g %% 20 + 1)::text, 2, '0'), "
+        "CASE WHEN g %% 3 = 0 THEN 'EMAIL' ELSE 'WHATSAPP' END, "
+        "CASE WHEN g %% 7 = 0 THEN 'INBOUND' ELSE 'OUTBOUND' END, "
+        "CASE WHEN g %% 11 = 0 THEN 'BOUNCED' ELSE 'SENT' END, CASE WHEN g %% 3 = 0 THEN 'lead' || g || '@x.ro' END, "
+        "CASE WHEN g %% 11 = 0 THEN '550 5.1.1' END, 'camp-' || (g %% 5), (g %% 3 <> 0)::int, "
+        "CASE WHEN g * %s / %s > (g - 1) * %s / %s THEN now() - make_interval(days => %s) - g * interval '1 minute' "
+        "ELSE now() - g * interval '1 second' END "
+        "FROM generate_series(1::bigint, %s) AS g",
+        (str(TENANT_ID), old, old + recent, old, old + recent, old_age_days, old + recent))
+    return platform.sql("SELECT count(*) FILTER (WHERE created_at < now() - interval '90 days'), count(*) FROM "
+                        + TABLE_COMM_LOG)[0]
+
+
+def contents(platform):
+    """(rows in both tables, distinct ids, checksum of every row's content ordered by id, old rows still live)."""
+    return platform.sql(
+        "SELECT count(*), count(DISTINCT id), md5(string_agg(ROW(" + COLUMNS + ")::text, ',' ORDER BY id)), "
+        "(SELECT count(*) FROM " + TABLE_COMM_LOG + " WHERE created_at < now() - interval '90 days') "
+        "FROM (SELECT " + COLUMNS + " FROM " + TABLE_COMM_LOG + " UNION ALL SELECT " + COLUMNS + " FROM "
+        + TABLE_COMM_LOG_ARCHIVE + ") AS both_tables")[0]
+
+
+def everything(platform):
+    return (platform.sql("SELECT md5(string_agg(l::text, ',' ORDER BY id)) FROM " + TABLE_COMM_LOG + " AS l"),
+            platform.sql("SELECT count(*) FROM " + TABLE_COMM_LOG_ARCHIVE), platform.sql(
+                "SELECT count(*) FROM ops_audit_log"))
+
+
+def test_check_mode_reports_the_rows_and_writes_nothing(platform):
+    old, _total = add_log_rows(platform, 3000, 2000)
+    before = everything(platform)
+    ids = platform.sql("SELECT min(id), max(id) FROM " + TABLE_COMM_LOG + " WHERE created_at < now() - "
+                       "interval '90 days'")[0]
+    result = archive.archive_comm_log(platform.params, batch_size=1000, check_mode=True)
+    assert everything(platform) == before
+    assert result["changed"] is True and result["would_move"]["rows"] == old == 3000
+    assert (result["would_move"]["first_id"], result["would_move"]["last_id"]) == ids
+    assert result["batches_planned"] == 3 and result["rows_moved"] == 0
+    assert result["diff"] == dict(before=dict(rows_older_than_cutoff=3000), after=dict(rows_older_than_cutoff=0))
+
+
+def test_archive_moves_exactly_the_old_rows_in_audited_batches(platform):
+    add_log_rows(platform, 5000, 3000)
+    old_ids = sorted(r[0] for r in platform.sql("SELECT id FROM " + TABLE_COMM_LOG + " WHERE created_at < now() - "
+                                                "interval '90 days'"))
+    rows, distinct, checksum, _left = contents(platform)
+    result = archive.archive_comm_log(platform.params, batch_size=700)
+    assert result["rows_moved"] == 5000 and result["batches"] == 8 and result["complete"] is True
+    assert result["rows_remaining"] == 0 and result["longest_batch_ms"] >= 0
+    assert sorted(r[0] for r in platform.sql("SELECT id FROM " + TABLE_COMM_LOG_ARCHIVE)) == old_ids
+    assert contents(platform) == (rows, distinct, checksum, 0)
+    batches = platform.audit("comm_log_archive_batch")
+    assert [b[6]["batch"] for b in batches] == list(range(1, 9))
+    assert sum(b[6]["rows"] for b in batches) == 5000 and {b[6]["run_id"] for b in batches} == {result["run_id"]}
+    (summary,) = platform.audit("comm_log_archive")
+    assert summary[6]["rows_moved"] == 5000 and summary[6]["batches"] == 8 and summary[5] == dict(
+        rows_older_than_cutoff=5000)
+
+    again = archive.archive_comm_log(platform.params, batch_size=700)
+    assert again["changed"] is False and again["rows_moved"] == 0 and again["batches"] == 0
+    assert len(platform.audit("comm_log_archive_batch")) == 8
+
+
+def test_killed_backend_mid_archive_loses_nothing_and_a_rerun_finishes(platform):
+    add_log_rows(platform, 60000, 5000)
+    original = contents(platform)
+    outcome = {}
+
+    def run():
+        try:
+            outcome["result"] = archive.archive_comm_log(platform.params, batch_size=500)
+        except CerniqError as exc:
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    killed = []
+    deadline = time.monotonic() + 30
+    while not killed and time.monotonic() < deadline and worker.is_alive():
+        # Once a few batches are in, kill the archive's backend while its batch statement runs.
+        if platform.sql("SELECT count(*) FROM " + TABLE_COMM_LOG_ARCHIVE)[0][0] >= 5000:
+            killed = platform.sql(
+                "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = "
+                "'cerniq.outreach' AND pid <> pg_backend_pid() AND state = 'active' AND query LIKE 'WITH batch%%'")
+    worker.join(30)
+    assert killed, "the archive finished before it could be killed: {0}".format(outcome)
+    assert "error" in outcome and "re-run to finish" in outcome["error"].msg
+    rows, distinct, checksum, left = contents(platform)
+    assert (rows, distinct, checksum) == original[:3]
+    assert 0 < left < 60000
+    archived = platform.sql("SELECT count(*) FROM " + TABLE_COMM_LOG_ARCHIVE)[0][0]
+    audited = sum(b[6]["rows"] for b in platform.audit("comm_log_archive_batch"))
+    assert audited == archived, "every committed batch has its audit row"
+
+    finish = archive.archive_comm_log(platform.params, batch_size=5000)
+    assert finish["complete"] is True and finish["rows_moved"] == left
+    assert contents(platform) == original[:3] + (0,)
+
+
+def test_a_second_run_fails_fast_naming_the_first(platform):
+    add_log_rows(platform, 100, 100)
+    holder = platform.pg.connect()
+    holder.autocommit = True
+    try:
+        with holder.cursor() as cur:
+            cur.execute("SET application_name = 'first-archive-run'")
+            cur.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0)), pg_backend_pid()", (archive.RUN_LOCK_NAME,))
+            pid = cur.fetchone()[1]
+        before = everything(platform)
+        started = time.monotonic()
+        with pytest.raises(CerniqError) as err:
+            archive.archive_comm_log(platform.params)
+        assert time.monotonic() - started < 2
+        assert "another comm_log_archive run is in progress" in err.value.msg
+        assert "backend pid {0} (first-archive-run".format(pid) in err.value.msg
+        assert everything(platform) == before
+    finally:
+        holder.close()
+    assert archive.archive_comm_log(platform.params)["rows_moved"] > 0
+
+
+def test_rows_already_archived_identically_are_kept_once(platform):
+    add_log_rows(platform, 1000, 100)
+    # A runbook run that died between its INSERT and its DELETE: 300 old rows are in both tables.
+    platform.sql("INSERT INTO " + TABLE_COMM_LOG_ARCHIVE + " SELECT * FROM " + TABLE_COMM_LOG + " WHERE created_at < "
+                 "now() - interval '90 days' ORDER BY id LIMIT 300")
+    result = archive.archive_comm_log(platform.params, batch_size=400)
+    assert result["rows_moved"] == 1000 and result["already_archived"] == 300
+    rows, distinct, _checksum, left = contents(platform)
+    assert rows == distinct == 1100 and left == 0
+
+
+def test_an_archived_row_with_other_content_stops_the_batch(platform):
+    add_log_rows(platform, 1000, 100)
+    clash_id = platform.sql("SELECT id FROM " + TABLE_COMM_LOG + " WHERE created_at < now() - interval '90 days' "
+                            "ORDER BY id OFFSET 450 LIMIT 1")[0][0]
+    platform.sql("INSERT INTO " + TABLE_COMM_LOG_ARCHIVE + " SELECT * FROM " + TABLE_COMM_LOG + " WHERE id = %s",
+                 (clash_id,))
+    platform.sql("UPDATE " + TABLE_COMM_LOG_ARCHIVE + " SET status = 'FAILED' WHERE id = %s", (clash_id,))
+    with pytest.raises(CerniqError) as err:
+        archive.archive_comm_log(platform.params, batch_size=400)
+    assert "already in gold_communication_log_archive with different content (ids {0})".format(clash_id) \
+        in err.value.msg
+    assert "400 row(s) moved in 1 committed batch(es)" in err.value.msg
+    assert platform.sql("SELECT count(*) FROM " + TABLE_COMM_LOG + " WHERE id = %s", (clash_id,))[0][0] == 1
+    assert platform.sql("SELECT count(*) FROM " + TABLE_COMM_LOG_ARCHIVE)[0][0] == 401
+
+
+def test_a_locked_table_times_out_with_a_clear_message(platform):
+    add_log_rows(platform, 100, 10)
+    blocker = platform.pg.connect()
+    try:
+        with blocker.cursor() as cur:
+            cur.execute("LOCK TABLE " + TABLE_COMM_LOG + " IN ACCESS EXCLUSIVE MODE")
+            with pytest.raises(CerniqError, match=r"batch 1 waited more than lock_timeout \(0.3 s\)"):
+                archive.archive_comm_log(platform.params, lock_timeout=0.3)
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert platform.sql("SELECT count(*) FROM " + TABLE_COMM_LOG_ARCHIVE)[0][0] == 0
+
+
+def test_max_runtime_stops_between_batches_and_says_what_is_left(platform):
+    add_log_rows(platform, 2000, 10)
+    partial = archive.archive_comm_log(platform.params, batch_size=100, max_runtime=1e-9)
+    assert partial["complete"] is False and partial["rows_remaining"] == 2000 - partial["rows_moved"]
+    assert "max_runtime reached" in partial["msg"]
+    assert archive.archive_comm_log(platform.params, batch_size=1000)["complete"] is True
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(older_than_days=0), "older_than_days is 0"),
+    (dict(older_than_days=-5), "older_than_days is -5"),
+    (dict(batch_size=0), "batch_size is 0"),
+    (dict(batch_size=10 ** 6), "batch_size is 1000000"),
+    (dict(max_runtime=-1), "max_runtime is -1"),
+    (dict(lock_timeout=0), "lock_timeout is 0"),
+])
+def test_bad_input_is_one_clear_error_and_changes_nothing(platform, options, message):
+    add_log_rows(platform, 50, 50)
+    before = everything(platform)
+    with pytest.raises(CerniqError, match=message):
+        archive.archive_comm_log(platform.params, **options)
+    assert everything(platform) == before
+
+
+def test_module_through_ansible_check_run_and_rerun(platform, tmp_path):
+    add_log_rows(platform, 1500, 500)
+    playbook = tmp_path / "archive.yml"
+    playbook.write_text(yaml.safe_dump([{
+        "name": "Archive", "hosts": "db", "gather_facts": False,
+        "module_defaults": {"group/cerniq.outreach.all": "{{ cerniq_module_defaults }}"},
+        "roles": [{"role": "cerniq.outreach.platform"}],
+        "tasks": [{"name": "Archive the log", "cerniq.outreach.comm_log_archive": {"batch_size": "500"}}]}]))
+    before = everything(platform)
+    run = platform.play(str(playbook), check=True, diff=True)
+    assert run.rc == 0, run.stdout
+    result = run.result("Archive the log")
+    assert result["changed"] is True and result["would_move"]["rows"] == 1500 and "diff" in result
+    assert everything(platform) == before
+    run = platform.play(str(playbook))
+    assert run.rc == 0 and run.result("Archive the log")["rows_moved"] == 1500
+    run = platform.play(str(playbook))
+    assert run.rc == 0 and run.result("Archive the log")["changed"] is False
