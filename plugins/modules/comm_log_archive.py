@@ -13,9 +13,10 @@ description:
   - Runbook 8.1 step 2 without its defects. Rows of C(gold_communication_log) created before the cutoff (now minus
     O(older_than_days) calendar days in O(timezone), computed once so the run ends) move to
     C(gold_communication_log_archive).
-  - Each batch is one statement (C(WITH moved AS (DELETE ... RETURNING) INSERT ...)) in its own short transaction,
-    keyed by id, so a run killed at any moment leaves every row in exactly one of the two tables and a re-run
-    finishes the job. Rows another session holds are skipped (C(SKIP LOCKED)) and reported in RV(rows_remaining).
+  - Each batch is one statement (a C(DELETE ... RETURNING) feeding an C(INSERT), in one C(WITH) query) in its own
+    short transaction, keyed by id, so a run killed at any moment leaves every row in exactly one of the two tables
+    and a re-run finishes the job. Rows another session holds are skipped (C(SKIP LOCKED)) and reported in
+    RV(rows_remaining).
   - A row whose id is already archived with identical content (a runbook run that died between its C(INSERT) and its
     C(DELETE)) is kept once; one with different content stops the run with its id, that batch rolled back.
   - Two runs never overlap - a session advisory lock; a second run fails at once naming the session that holds it.
