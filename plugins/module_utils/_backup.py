@@ -1,0 +1,433 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 CERNIQ
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Database backups: pg_dump -Fc into a dated directory with a manifest, verification, listing, retention.
+
+A backup is one directory `<root>/<YYYY-MM-DDTHHMMSSZ>/` (UTC) holding `<db>.dump` and `manifest.json`. It is built
+in `<root>/.partial-<id>/` and renamed into place only after the dump's checksum and `pg_restore --list` passed, so
+a directory with a manifest is a backup that was verified when it was taken; `<root>/latest` links to the newest.
+
+The manifest's table figures (_snapshot.py) come from the very snapshot pg_dump reads: this module exports the
+snapshot of a REPEATABLE READ transaction, runs `pg_dump --snapshot` on it and reads the figures in it meanwhile, so
+a restore can be compared with the manifest exactly while the platform keeps writing.
+
+pg_dump and pg_restore run as child processes of the module with the password in their environment only: never on
+a command line, never in the task's output (Ansible's own `environment:` keyword would show it with -vvv).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from datetime import datetime, timedelta, timezone
+
+from ansible_collections.cerniq.outreach.plugins.module_utils._audit import AuditTrail
+from ansible_collections.cerniq.outreach.plugins.module_utils._connection import (
+    postgres_connect,
+    postgres_errors,
+    postgres_where,
+)
+from ansible_collections.cerniq.outreach.plugins.module_utils._contract import ALL_TABLES
+from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
+from ansible_collections.cerniq.outreach.plugins.module_utils._snapshot import (
+    CHECKSUM_METHOD,
+    ISOLATION_LEVEL_REPEATABLE_READ,
+    database_facts,
+    database_snapshot,
+    table_figures,
+)
+
+MANIFEST_FORMAT = 1
+MANIFEST_NAME = "manifest.json"
+LATEST_LINK = "latest"
+PARTIAL_PREFIX = ".partial-"
+BACKUP_ID_FORMAT = "%Y-%m-%dT%H%M%SZ"
+BACKUP_ID_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{6}Z$")
+# A partial directory this old belongs to a run that died; younger ones may be a backup running right now.
+STALE_PARTIAL = timedelta(days=1)
+_HASH_CHUNK = 1024 * 1024
+
+
+# --- pg_dump / pg_restore ---------------------------------------------------------------------------------------
+
+def find_tool(name, bin_dir=None):
+    """Absolute path of a PostgreSQL client program, from `bin_dir` or PATH."""
+    if bin_dir:
+        path = os.path.join(bin_dir, name)
+        if not os.access(path, os.X_OK):
+            raise CerniqError("{0} not found in pg_bin_dir {1}: point pg_bin_dir at the bin directory of a "
+                              "PostgreSQL client at least as new as the server".format(name, bin_dir))
+        return path
+    candidates = _debian_bin_dirs(name)
+    path = shutil.which(name) or (candidates[-1] if candidates else None)
+    if not path:
+        raise CerniqError("{0} is not installed on this host: install the PostgreSQL client (Debian: "
+                          "postgresql-client-<server major>) or set pg_bin_dir".format(name))
+    return path
+
+
+def _debian_bin_dirs(name):
+    base = "/usr/lib/postgresql"
+    if not os.path.isdir(base):
+        return []
+    found = []
+    for version in os.listdir(base):
+        path = os.path.join(base, version, "bin", name)
+        if version.isdigit() and os.access(path, os.X_OK):
+            found.append(path)
+    return sorted(found, key=lambda p: int(p.split(os.sep)[-3]))
+
+
+def libpq_env(params, db_name=None):
+    """Environment for pg_dump/pg_restore: connection settings and the password, never the command line."""
+    env = dict(os.environ)
+    for key in ("PGPASSWORD", "PGPASSFILE", "PGSERVICE", "PGOPTIONS"):
+        env.pop(key, None)
+    env.update(PGHOST=str(params["db_host"]), PGPORT=str(params["db_port"]), PGUSER=str(params["db_user"]),
+               PGDATABASE=str(db_name or params["db_name"]), PGSSLMODE=str(params["db_sslmode"]),
+               PGCONNECT_TIMEOUT=str(params.get("db_connect_timeout") or 5), PGAPPNAME="cerniq.outreach")
+    if params.get("db_password"):
+        env["PGPASSWORD"] = params["db_password"]
+    if params.get("db_ssl_rootcert"):
+        env["PGSSLROOTCERT"] = params["db_ssl_rootcert"]
+    return env
+
+
+def tool_failure(what, stderr, returncode):
+    """One message for a failed pg_dump/pg_restore: its own last error lines (libpq never prints the password)."""
+    lines = [line.strip() for line in (stderr or "").splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower() or "fatal" in line.lower()] or lines
+    detail = "; ".join(errors[-3:]) or "exit code {0}".format(returncode)
+    return "{0} failed: {1}".format(what, detail)
+
+
+def tool_version(path):
+    proc = subprocess.run([path, "--version"], capture_output=True, text=True, check=False)
+    return proc.stdout.strip().split()[-1] if proc.returncode == 0 and proc.stdout.strip() else None
+
+
+def archive_contents(dump_path, pg_restore):
+    """`pg_restore --list` of an archive: {"entries": n, "table_data": [tables]} or a CerniqError naming the file."""
+    proc = subprocess.run([pg_restore, "--list", dump_path], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise CerniqError(tool_failure("pg_restore --list {0} (the archive is unreadable)".format(dump_path),
+                                       proc.stderr, proc.returncode))
+    entries = 0
+    table_data = []
+    for line in proc.stdout.splitlines():
+        if not line.strip() or line.startswith(";"):
+            continue
+        entries += 1
+        # "3419; 0 16424 TABLE DATA public gold_communication_log cerniq"
+        fields = line.split()
+        if len(fields) >= 7 and fields[3:5] == ["TABLE", "DATA"]:
+            table_data.append(fields[6])
+    return dict(entries=entries, table_data=sorted(table_data))
+
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(_HASH_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --- Backup directories -----------------------------------------------------------------------------------------
+
+def backup_id_at(moment):
+    return moment.astimezone(timezone.utc).strftime(BACKUP_ID_FORMAT)
+
+
+def backup_time(backup_id):
+    return datetime.strptime(backup_id, BACKUP_ID_FORMAT).replace(tzinfo=timezone.utc)
+
+
+def validate_root(root):
+    if not root or not os.path.isabs(root):
+        raise CerniqError("backup directory {0!r} must be an absolute path (e.g. /backups/daily)".format(root))
+    return os.path.normpath(root)
+
+
+def read_manifest(backup_dir):
+    path = os.path.join(backup_dir, MANIFEST_NAME)
+    try:
+        with open(path) as handle:
+            manifest = json.load(handle)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise CerniqError("{0} is unreadable ({1}): the backup cannot be trusted".format(path, exc)) from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        raise CerniqError("{0} is not a cerniq.outreach manifest (format {1})".format(path, MANIFEST_FORMAT))
+    return manifest
+
+
+def list_backups(root):
+    """Every backup directory under `root`, newest first: {"id", "path", "taken_at", "manifest"} (manifest or None)."""
+    if not os.path.isdir(root):
+        return []
+    backups = []
+    for name in sorted(os.listdir(root), reverse=True):
+        path = os.path.join(root, name)
+        if not BACKUP_ID_RE.match(name) or os.path.islink(path) or not os.path.isdir(path):
+            continue
+        try:
+            manifest = read_manifest(path)
+        except CerniqError:
+            manifest = None
+        backups.append(dict(id=name, path=path, taken_at=backup_time(name).isoformat(), manifest=manifest))
+    return backups
+
+
+def summary_of(backup):
+    """What a listing shows of one backup (without the per-table figures)."""
+    manifest = backup.get("manifest") or {}
+    dump = manifest.get("dump") or {}
+    tables = manifest.get("tables") or {}
+    return dict(id=backup["id"], path=backup["path"], taken_at=backup["taken_at"], has_manifest=bool(manifest),
+                database=manifest.get("database"), bytes=dump.get("bytes"),
+                rows=sum(t.get("rows", 0) for t in tables.values()) if tables else None)
+
+
+def select_backup(root, wanted="latest"):
+    """The backup to use: `latest` = the newest with a manifest (verified when taken); else an id or a directory."""
+    root = validate_root(root)
+    if wanted in (None, "", "latest"):
+        for backup in list_backups(root):
+            if backup["manifest"]:
+                return backup
+        raise CerniqError("no verified backup (a directory with {0}) under {1}: run backup_database.yml first, or "
+                          "point dr_database_backup_dir at the backups".format(MANIFEST_NAME, root))
+    path = wanted if os.path.isabs(wanted) else os.path.join(root, wanted)
+    path = os.path.realpath(path)
+    name = os.path.basename(path)
+    if not os.path.isdir(path) or not BACKUP_ID_RE.match(name):
+        known = ", ".join(b["id"] for b in list_backups(root)[:5]) or "none"
+        raise CerniqError("backup {0!r} not found under {1} (newest: {2})".format(wanted, root, known))
+    manifest = read_manifest(path)
+    if manifest is None:
+        raise CerniqError("backup {0} has no {1}: it was never verified (an unfinished or foreign backup); choose "
+                          "another".format(path, MANIFEST_NAME))
+    return dict(id=name, path=path, taken_at=backup_time(name).isoformat(), manifest=manifest)
+
+
+def verify_backup(backup, pg_restore):
+    """Check a backup before trusting it: size and sha256 of the dump against the manifest, then pg_restore --list.
+
+    Returns {"verified": bool, "problem": str or None, "seconds"}; never raises for a bad backup (the caller decides).
+    """
+    started = time.monotonic()
+    manifest = backup["manifest"]
+    dump = manifest.get("dump") or {}
+    dump_path = os.path.join(backup["path"], dump.get("file") or "")
+    problem = None
+    if not dump.get("file") or not os.path.isfile(dump_path):
+        problem = "the dump file {0} is missing".format(dump_path)
+    else:
+        size = os.path.getsize(dump_path)
+        if size != dump.get("bytes"):
+            problem = ("the dump file {0} has {1} bytes, the manifest says {2} (truncated or replaced)".format(
+                dump_path, size, dump.get("bytes")))
+        elif file_sha256(dump_path) != dump.get("sha256"):
+            problem = "the dump file {0} does not match the manifest's sha256 (corrupt)".format(dump_path)
+        else:
+            try:
+                contents = archive_contents(dump_path, pg_restore)
+            except CerniqError as exc:
+                problem = exc.msg
+            else:
+                missing = sorted(set(manifest.get("tables") or {}) - set(contents["table_data"]))
+                if missing:
+                    problem = "the archive {0} has no data for table(s) {1}".format(dump_path, ", ".join(missing))
+    return dict(verified=problem is None, problem=problem, dump_path=dump_path,
+                seconds=round(time.monotonic() - started, 3))
+
+
+def require_verified(backup, pg_restore):
+    """verify_backup, raising one clear message when the backup cannot be used."""
+    check = verify_backup(backup, pg_restore)
+    if not check["verified"]:
+        raise CerniqError("backup {0} refused: {1}. Nothing was changed; choose another backup (e.g. "
+                          "dr_database_backup=<id>).".format(backup["path"], check["problem"]))
+    return check
+
+
+def backups_to_prune(backups, keep_days, now, keep_ids=()):
+    """Backups older than `keep_days`, never the newest verified one (nor `keep_ids`)."""
+    newest_verified = next((b["id"] for b in backups if b["manifest"]), None)
+    limit = now - timedelta(days=keep_days)
+    return [b for b in backups if backup_time(b["id"]) < limit and b["id"] != newest_verified
+            and b["id"] not in keep_ids]
+
+
+def stale_partials(root, now):
+    if not os.path.isdir(root):
+        return []
+    found = []
+    for name in os.listdir(root):
+        path = os.path.join(root, name)
+        if name.startswith(PARTIAL_PREFIX) and os.path.isdir(path):
+            if datetime.fromtimestamp(os.path.getmtime(path), timezone.utc) < now - STALE_PARTIAL:
+                found.append(path)
+    return sorted(found)
+
+
+def _point_latest(root, backup_id):
+    link = os.path.join(root, LATEST_LINK)
+    temporary = os.path.join(root, ".{0}.{1}".format(LATEST_LINK, os.getpid()))
+    if os.path.lexists(temporary):
+        os.unlink(temporary)
+    os.symlink(backup_id, temporary)
+    os.replace(temporary, link)
+
+
+# --- Taking a backup --------------------------------------------------------------------------------------------
+
+def _dump_in_snapshot(params, dump_path, pg_dump, tables):
+    """pg_dump -Fc of the snapshot this connection exports, the figures read in the same snapshot meanwhile."""
+    conn = postgres_connect(params, require=tables)
+    try:
+        with postgres_errors(params, conn):
+            conn.set_session(isolation_level=ISOLATION_LEVEL_REPEATABLE_READ, readonly=True)
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_export_snapshot()")
+                snapshot_id = cur.fetchone()[0]
+                argv = [pg_dump, "--format=custom", "--no-password", "--snapshot={0}".format(snapshot_id),
+                        "--file={0}".format(dump_path)]
+                started = time.monotonic()
+                child = subprocess.Popen(argv, env=libpq_env(params), stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.PIPE, text=True)
+                try:
+                    database = database_facts(cur)
+                    figures = table_figures(cur, tables)
+                finally:
+                    # The snapshot must stay exported until pg_dump has imported it and finished.
+                    _, stderr = child.communicate()
+                seconds = time.monotonic() - started
+            conn.rollback()
+    finally:
+        conn.close()
+    if child.returncode != 0:
+        raise CerniqError(tool_failure("pg_dump of {0}".format(postgres_where(params)), stderr, child.returncode))
+    return database, figures, seconds
+
+
+def create_backup(params, root, keep_days, check_mode, pg_bin_dir=None, now=None):
+    """Take a verified backup under `root` and prune those older than `keep_days`.
+
+    Returns {"changed", "backup" (summary + manifest), "pruned", "partials_removed", "seconds"}.
+    Check mode reads the counts (no checksums, no dump) and reports what it would take and prune.
+    """
+    root = validate_root(root)
+    if keep_days < 1:
+        raise CerniqError("keep_days must be at least 1 (got {0}): the newest backup is always kept".format(keep_days))
+    pg_dump = find_tool("pg_dump", pg_bin_dir)
+    pg_restore = find_tool("pg_restore", pg_bin_dir)
+    now = now or datetime.now(timezone.utc)
+    backup_id = backup_id_at(now)
+    final = os.path.join(root, backup_id)
+    if os.path.exists(final):
+        raise CerniqError("backup {0} already exists: another backup was taken this second; wait and re-run".format(
+            final))
+    existing = list_backups(root)
+    tables = list(ALL_TABLES)
+    dump_file = "{0}.dump".format(params["db_name"])
+    if check_mode:
+        snapshot = database_snapshot(params, tables, checksum=False)
+        planned = dict(id=backup_id, path=final, dump_file=dump_file, database=params["db_name"],
+                       tables=snapshot["tables"])
+        # The new backup becomes the newest verified one, so the old newest may go too.
+        prunable = backups_to_prune([dict(id=backup_id, manifest=True)] + existing, keep_days, now)
+        return dict(changed=True, backup=planned, pruned=[b["id"] for b in prunable],
+                    partials_removed=stale_partials(root, now), seconds=0.0)
+
+    started = time.monotonic()
+    os.makedirs(root, mode=0o700, exist_ok=True)
+    partial = os.path.join(root, PARTIAL_PREFIX + backup_id)
+    try:
+        os.mkdir(partial, 0o700)
+    except FileExistsError as exc:
+        raise CerniqError("{0} exists: a backup is running right now (or died this second)".format(partial)) from exc
+    dump_path = os.path.join(partial, dump_file)
+    try:
+        database, figures, dump_seconds = _dump_in_snapshot(params, dump_path, pg_dump, tables)
+        sha256 = file_sha256(dump_path)
+        size = os.path.getsize(dump_path)
+        contents = archive_contents(dump_path, pg_restore)
+        missing = sorted(set(tables) - set(contents["table_data"]))
+        if missing:
+            raise CerniqError("pg_dump wrote {0} without data for table(s) {1}".format(dump_path, ", ".join(missing)))
+        manifest = dict(
+            format=MANIFEST_FORMAT, id=backup_id, taken_at=now.isoformat(), database=database["name"],
+            server=postgres_where(params), server_version=database["server_version"],
+            pg_dump_version=tool_version(pg_dump), checksum_method=CHECKSUM_METHOD,
+            dump=dict(file=dump_file, bytes=size, sha256=sha256, format="custom"),
+            verified=dict(pg_restore_list=True, toc_entries=contents["entries"], at=_utc_now_iso()),
+            tables=figures, dump_seconds=round(dump_seconds, 3))
+        manifest_path = os.path.join(partial, MANIFEST_NAME)
+        with open(manifest_path, "w") as handle:
+            json.dump(manifest, handle, indent=2, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.rename(partial, final)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    _point_latest(root, backup_id)
+    backups = list_backups(root)
+    pruned = backups_to_prune(backups, keep_days, now, keep_ids=(backup_id,))
+    for backup in pruned:
+        shutil.rmtree(backup["path"])
+    partials = stale_partials(root, now)
+    for path in partials:
+        shutil.rmtree(path, ignore_errors=True)
+    seconds = round(time.monotonic() - started, 3)
+    _audit_backup(params, final, manifest, [b["id"] for b in pruned], seconds)
+    backup = summary_of(dict(id=backup_id, path=final, taken_at=now.isoformat(), manifest=manifest))
+    backup["manifest"] = manifest
+    return dict(changed=True, backup=backup, pruned=[b["id"] for b in pruned], partials_removed=partials,
+                seconds=seconds)
+
+
+def _audit_backup(params, path, manifest, pruned, seconds):
+    conn = postgres_connect(params, require=())
+    try:
+        with postgres_errors(params, conn):
+            AuditTrail(conn, "db_backup", params.get("audit_actor")).record(
+                "db_backup", path, reason="backup_database",
+                after=dict(id=manifest["id"], bytes=manifest["dump"]["bytes"], sha256=manifest["dump"]["sha256"],
+                           rows={t: f["rows"] for t, f in manifest["tables"].items()}, pruned=pruned,
+                           seconds=seconds))
+            conn.commit()
+    finally:
+        conn.close()
+
+
+def _utc_now_iso():
+    return datetime.now(timezone.utc).isoformat()
+
+
+# --- Listing (db_backup_info) -----------------------------------------------------------------------------------
+
+def backup_listing(root, wanted="latest", verify=True, pg_bin_dir=None):
+    """The result of db_backup_info: every backup under `root` and the selected one, verified when asked."""
+    root = validate_root(root)
+    backups = list_backups(root)
+    result = dict(changed=False, root=root, backups=[summary_of(b) for b in backups], selected=None)
+    if not backups and wanted in (None, "", "latest"):
+        return result
+    backup = select_backup(root, wanted)
+    selected = summary_of(backup)
+    selected["manifest"] = backup["manifest"]
+    if verify:
+        selected.update(verify_backup(backup, find_tool("pg_restore", pg_bin_dir)))
+    else:
+        selected.update(verified=None, problem=None)
+    result["selected"] = selected
+    return result

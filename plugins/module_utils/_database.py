@@ -1,0 +1,394 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 CERNIQ
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Whole databases: create, drop, restore a backup into a fresh one and verify it, swap it in, mark it.
+
+Statements that act on a database run on a connection to the maintenance database (`postgres`), in autocommit
+(CREATE/DROP DATABASE refuse a transaction). What cerniq.outreach did to a database is written as JSON in the
+database's COMMENT (the marker, see _snapshot.parse_marker): `restoring` while pg_restore runs, `restored` once the
+copy matched its manifest, `verification_failed` when it did not, `kept` on the live database a swap displaced.
+Markers are not dumped (pg_dump writes database comments only with --create), so they never travel into a backup.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+from datetime import datetime, timezone
+
+from ansible_collections.cerniq.outreach.plugins.module_utils._audit import AuditTrail
+from ansible_collections.cerniq.outreach.plugins.module_utils._backup import (
+    find_tool,
+    libpq_env,
+    require_verified,
+    select_backup,
+    tool_failure,
+)
+from ansible_collections.cerniq.outreach.plugins.module_utils._connection import (
+    postgres_connect,
+    postgres_errors,
+    postgres_where,
+)
+from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
+from ansible_collections.cerniq.outreach.plugins.module_utils._snapshot import (
+    MARKER_KEY,
+    compare_figures,
+    parse_marker,
+    pgsql,
+    snapshot_cursor,
+    table_figures,
+)
+
+MARK_RESTORING = "restoring"
+MARK_RESTORED = "restored"
+MARK_FAILED = "verification_failed"
+MARK_KEPT = "kept"
+DEFAULT_MAINTENANCE_DB = "postgres"
+# Unquoted-identifier safe, so an SRE can type the name in psql as it is shown.
+DATABASE_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+SESSIONS_GONE_TIMEOUT = 10.0
+MAX_REPORTED_DIFFERENCES = 20
+
+
+def validate_database_name(name, option="name"):
+    if not DATABASE_NAME_RE.match(name or ""):
+        raise CerniqError("{0} {1!r} is not a plain database name: lower-case letters, digits and '_', at most 63, "
+                          "not starting with a digit".format(option, name))
+    return name
+
+
+def _ident(name):
+    return pgsql.Identifier(name)
+
+
+def _with_db(params, name):
+    copied = dict(params)
+    copied["db_name"] = name
+    return copied
+
+
+class Maintenance(object):
+    """An autocommit connection to the maintenance database, for statements about whole databases."""
+
+    def __init__(self, params, maintenance_db=DEFAULT_MAINTENANCE_DB):
+        self.params = _with_db(params, maintenance_db)
+        self.conn = postgres_connect(self.params, require=())
+        self.conn.autocommit = True
+
+    def close(self):
+        self.conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def execute(self, statement, args=None):
+        with postgres_errors(self.params), self.conn.cursor() as cur:
+            cur.execute(statement, args)
+            return cur.fetchall() if cur.description else None
+
+    def databases(self, names):
+        """{name: {"allow_connections", "comment", "marker"}} for those of `names` that exist."""
+        rows = self.execute("SELECT datname::text, datallowconn, shobj_description(oid, 'pg_database') "
+                            "FROM pg_database WHERE datname = ANY(%s)", (list(names),))
+        return {name: dict(allow_connections=allow, comment=comment, marker=parse_marker(comment))
+                for name, allow, comment in rows}
+
+    def sessions(self, names):
+        return self.execute("SELECT datname::text, pid, usename::text, coalesce(application_name, '') "
+                            "FROM pg_stat_activity WHERE datname = ANY(%s) AND pid <> pg_backend_pid()",
+                            (list(names),))
+
+    def end_sessions(self, names):
+        """Terminate every session on `names` and wait until they are gone; one clear error when we may not."""
+        sessions = self.sessions(names)
+        refused = []
+        for datname, pid, user, application in sessions:
+            try:
+                self.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            except CerniqError:
+                refused.append("pid {0} ({1}, {2}) on {3}".format(pid, user, application or "no application name",
+                                                                  datname))
+        if refused:
+            raise CerniqError("cannot end the session(s) {0}: {1} may only end its own role's sessions. Stop "
+                              "those clients (or grant pg_signal_backend) and re-run; nothing was renamed".format(
+                                  "; ".join(refused), self.params["db_user"]))
+        deadline = time.monotonic() + SESSIONS_GONE_TIMEOUT
+        while self.sessions(names):
+            if time.monotonic() > deadline:
+                left = ", ".join("pid {1} ({2}) on {0}".format(*s) for s in self.sessions(names))
+                raise CerniqError("sessions still open after {0:.0f}s: {1}".format(SESSIONS_GONE_TIMEOUT, left))
+            time.sleep(0.1)
+        return len(sessions)
+
+    def set_marker(self, name, marker):
+        self.execute(pgsql.SQL("COMMENT ON DATABASE {0} IS %s").format(_ident(name)),
+                     (json.dumps(marker, sort_keys=True, default=str),))
+
+    def create(self, name, marker=None):
+        self.execute(pgsql.SQL("CREATE DATABASE {0} TEMPLATE template0").format(_ident(name)))
+        if marker:
+            self.set_marker(name, marker)
+
+    def drop(self, name):
+        self.end_sessions([name])
+        self.execute(pgsql.SQL("DROP DATABASE IF EXISTS {0}").format(_ident(name)))
+
+
+def _marker(state, **fields):
+    marker = {MARKER_KEY: state}
+    marker.update(fields)
+    return marker
+
+
+def _audit_in(params, database, action, target, reason=None, before=None, after=None):
+    """One audit row in `database`'s own ops_audit_log (the database that is live once the step is done)."""
+    there = _with_db(params, database)
+    conn = postgres_connect(there, require=())
+    try:
+        with postgres_errors(there, conn):
+            AuditTrail(conn, "db_database", params.get("audit_actor")).record(action, target, reason=reason,
+                                                                               before=before, after=after)
+            conn.commit()
+    finally:
+        conn.close()
+
+
+def _now_iso():
+    return datetime.now(timezone.utc).isoformat()
+
+
+def _refuse_live(params, name, what):
+    if name == params["db_name"]:
+        raise CerniqError("{0} {1} refused: it is the database the platform uses (db_name). {2}".format(
+            what, name, "Restore into a fresh database and swap it in (dr_database.yml)" if what == "restore into"
+            else "Swap another database in first"))
+
+
+# --- present / absent -------------------------------------------------------------------------------------------
+
+def ensure_present(params, name, marker_update, check_mode, maintenance_db):
+    validate_database_name(name)
+    with Maintenance(params, maintenance_db) as maint:
+        existing = maint.databases([name]).get(name)
+        if existing is None:
+            marker = _marker("created", **(marker_update or {})) if marker_update else None
+            if not check_mode:
+                maint.create(name, marker)
+            result = dict(changed=True, database=name, created=True, marker=marker)
+            if not check_mode:
+                _audit_in(params, params["db_name"], "db_create", name, after=dict(marker=marker))
+            return result
+        current = existing["marker"]
+        if not marker_update:
+            return dict(changed=False, database=name, created=False, marker=current)
+        if current is None and existing["comment"]:
+            raise CerniqError("database {0} has a comment that is not a cerniq.outreach marker ({1!r}); refusing to "
+                              "overwrite it".format(name, existing["comment"][:80]))
+        wanted = dict(current or _marker("created"))
+        wanted.update(marker_update)
+        if wanted == current:
+            return dict(changed=False, database=name, created=False, marker=current)
+        if not check_mode:
+            maint.set_marker(name, wanted)
+            _audit_in(params, name, "db_mark", name, before=dict(marker=current), after=dict(marker=wanted))
+        result = dict(changed=True, database=name, created=False, marker=wanted)
+        result["diff"] = dict(before=dict(marker=current), after=dict(marker=wanted))
+        return result
+
+
+def ensure_absent(params, name, check_mode, maintenance_db):
+    validate_database_name(name)
+    _refuse_live(params, name, "dropping")
+    with Maintenance(params, maintenance_db) as maint:
+        existing = maint.databases([name]).get(name)
+        if existing is None:
+            return dict(changed=False, database=name, dropped=False)
+        sessions = len(maint.sessions([name]))
+        if not check_mode:
+            maint.drop(name)
+            _audit_in(params, params["db_name"], "db_drop", name, before=dict(marker=existing["marker"]),
+                      after=dict(sessions_ended=sessions))
+    return dict(changed=True, database=name, dropped=True, sessions_ended=sessions,
+                diff=dict(before=dict(database=name, marker=existing["marker"]), after=dict(database=None)))
+
+
+# --- restored ---------------------------------------------------------------------------------------------------
+
+def _analyze(params, name):
+    target = _with_db(params, name)
+    conn = postgres_connect(target, require=())
+    conn.autocommit = True
+    try:
+        # No parameters are passed, so '%' is literal here.
+        with postgres_errors(target), conn.cursor() as cur:
+            cur.execute("SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n "
+                        "ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname NOT IN "
+                        "('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'")
+            tables = [row[0] for row in cur.fetchall()]
+            if tables:
+                # Names come from format('%I'), already quoted; ANALYZE takes a list since PostgreSQL 11.
+                cur.execute("ANALYZE " + ", ".join(tables))
+        return len(tables)
+    finally:
+        conn.close()
+
+
+def _run_pg_restore(params, name, dump_path, jobs, no_owner, pg_restore):
+    argv = [pg_restore, "--no-password", "--exit-on-error", "--jobs={0}".format(jobs),
+            "--dbname={0}".format(name)]
+    if no_owner:
+        argv += ["--no-owner", "--no-privileges"]
+    argv.append(dump_path)
+    proc = subprocess.run(argv, env=libpq_env(params, name), capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise CerniqError(tool_failure("pg_restore of {0} into database {1}".format(dump_path, name), proc.stderr,
+                                       proc.returncode))
+
+
+def restore_database(params, name, backup_path, check_mode, jobs=2, no_owner=False, analyze=True,
+                     pg_bin_dir=None, maintenance_db=DEFAULT_MAINTENANCE_DB):
+    """Restore a backup into the fresh database `name`, verify it against the manifest, ANALYZE, mark it restored.
+
+    The backup is verified (size, sha256, pg_restore --list) before anything is created. Idempotent: a database
+    already marked restored from the same backup is left alone. A mismatch leaves the copy (marked
+    verification_failed) for inspection and fails; the live database is never touched.
+    """
+    validate_database_name(name)
+    _refuse_live(params, name, "restore into")
+    if jobs < 1:
+        raise CerniqError("jobs must be at least 1 (got {0})".format(jobs))
+    if not backup_path or not os.path.isabs(backup_path):
+        raise CerniqError("backup {0!r} must be the absolute path of a backup directory (with manifest.json)".format(
+            backup_path))
+    backup = select_backup(os.path.dirname(os.path.normpath(backup_path)), backup_path)
+    manifest = backup["manifest"]
+    identity = dict(backup=backup["id"], sha256=manifest["dump"]["sha256"])
+    with Maintenance(params, maintenance_db) as maint:
+        existing = maint.databases([name]).get(name)
+        marker = existing["marker"] if existing else None
+        if existing and marker and marker.get(MARKER_KEY) == MARK_RESTORED and \
+                all(marker.get(k) == v for k, v in identity.items()):
+            return dict(changed=False, database=name, backup=backup["id"], marker=marker,
+                        msg="{0} was already restored from backup {1} and verified".format(name, backup["id"]))
+        if existing and not (marker and marker.get(MARKER_KEY) in (MARK_RESTORING, MARK_FAILED, MARK_RESTORED)
+                             and marker.get("backup") == backup["id"]):
+            raise CerniqError("database {0} exists and is not an earlier restore of backup {1} (its marker: {2}); "
+                              "choose another name or drop it first; nothing was changed".format(
+                                  name, backup["id"], marker))
+        pg_restore = find_tool("pg_restore", pg_bin_dir)
+        check = require_verified(backup, pg_restore)
+        plan = dict(database=name, backup=backup["id"], backup_path=backup["path"],
+                    replaces_unfinished=bool(existing),
+                    rows={t: f["rows"] for t, f in manifest["tables"].items()})
+        if check_mode:
+            return dict(changed=True, plan=plan, verify_seconds=check["seconds"], database=name,
+                        backup=backup["id"])
+        timings = dict(verify_backup=check["seconds"])
+        if existing:
+            maint.drop(name)
+        maint.create(name, _marker(MARK_RESTORING, started_at=_now_iso(), **identity))
+        started = time.monotonic()
+        _run_pg_restore(params, name, check["dump_path"], jobs, no_owner, pg_restore)
+        timings["pg_restore"] = round(time.monotonic() - started, 3)
+        started = time.monotonic()
+        with snapshot_cursor(_with_db(params, name), require=list(manifest["tables"])) as cur:
+            figures = table_figures(cur, list(manifest["tables"]))
+        differences = compare_figures(manifest["tables"], figures)
+        timings["verify_restore"] = round(time.monotonic() - started, 3)
+        if differences:
+            maint.set_marker(name, _marker(MARK_FAILED, differences=differences[:MAX_REPORTED_DIFFERENCES],
+                                           **identity))
+            raise CerniqError("the restored database {0} does not match backup {1}'s manifest: {2}. It is left for "
+                              "inspection (marked {3}); the live database was not touched".format(
+                                  name, backup["id"], "; ".join(differences[:5]), MARK_FAILED),
+                              differences=differences)
+        analyzed = 0
+        if analyze:
+            started = time.monotonic()
+            analyzed = _analyze(params, name)
+            timings["analyze"] = round(time.monotonic() - started, 3)
+        final = _marker(MARK_RESTORED, restored_at=_now_iso(), source_database=manifest.get("database"),
+                        **identity)
+        maint.set_marker(name, final)
+    _audit_in(params, name, "db_restore", name, reason="restore of backup {0}".format(backup["id"]),
+              after=dict(backup=backup["id"], sha256=identity["sha256"], rows={t: f["rows"] for t, f in
+                                                                                  figures.items()},
+                         analyzed_tables=analyzed, seconds=timings))
+    return dict(changed=True, database=name, backup=backup["id"], marker=final, tables=figures,
+                analyzed_tables=analyzed, timings=timings, plan=plan)
+
+
+# --- renamed (swap) ---------------------------------------------------------------------------------------------
+
+def rename_database(params, name, new_name, replace, keep_as, check_mode, maintenance_db=DEFAULT_MAINTENANCE_DB):
+    """Rename `name` to `new_name`; with `replace`, the existing `new_name` is first kept as `keep_as`.
+
+    Both renames commit in one transaction, so there is never a moment with neither database under `new_name`
+    nor a half-done swap. Sessions on both are ended first (the workers should be stopped). Idempotent: when
+    `name` is gone and `new_name` exists, the rename is done.
+    """
+    validate_database_name(name)
+    validate_database_name(new_name, "new_name")
+    if name == new_name:
+        raise CerniqError("name and new_name are both {0}".format(name))
+    if replace:
+        if not keep_as:
+            keep_as = "{0}_pre_dr_{1}".format(new_name, datetime.now(timezone.utc).strftime("%Y%m%dt%H%M%Sz"))
+        validate_database_name(keep_as, "keep_as")
+        if keep_as in (name, new_name):
+            raise CerniqError("keep_as must differ from name and new_name")
+    with Maintenance(params, maintenance_db) as maint:
+        found = maint.databases([name, new_name] + ([keep_as] if replace else []))
+        if name not in found:
+            if new_name in found:
+                return dict(changed=False, database=new_name, kept_as=None,
+                            msg="{0} no longer exists and {1} does: already renamed".format(name, new_name))
+            raise CerniqError("neither {0} nor {1} exists on {2}".format(name, new_name, postgres_where(params)))
+        if new_name in found and not replace:
+            raise CerniqError("{0} exists: set replace=true to keep it as another name and swap {1} in".format(
+                new_name, name))
+        if replace and keep_as in found:
+            raise CerniqError("{0} (keep_as) exists already; choose another name".format(keep_as))
+        displaced = new_name in found
+        before = dict(databases={n: found[n]["marker"] for n in (name, new_name) if n in found})
+        after = dict(database=new_name, was=name, kept_as=keep_as if displaced else None)
+        if check_mode:
+            sessions = len(maint.sessions([name, new_name]))
+            return dict(changed=True, database=new_name, kept_as=after["kept_as"], sessions_to_end=sessions,
+                        diff=dict(before=before, after=after))
+        if displaced:
+            maint.execute(pgsql.SQL("ALTER DATABASE {0} WITH ALLOW_CONNECTIONS false").format(_ident(new_name)))
+        try:
+            ended = maint.end_sessions([name, new_name])
+            with postgres_errors(maint.params, maint.conn):
+                maint.conn.autocommit = False
+                with maint.conn.cursor() as cur:
+                    if displaced:
+                        cur.execute(pgsql.SQL("ALTER DATABASE {0} RENAME TO {1}").format(_ident(new_name),
+                                                                                     _ident(keep_as)))
+                    cur.execute(pgsql.SQL("ALTER DATABASE {0} RENAME TO {1}").format(_ident(name), _ident(new_name)))
+                maint.conn.commit()
+                maint.conn.autocommit = True
+        except BaseException:
+            if maint.conn.closed == 0:
+                maint.conn.rollback()
+                maint.conn.autocommit = True
+                if displaced:
+                    maint.execute(pgsql.SQL("ALTER DATABASE {0} WITH ALLOW_CONNECTIONS true").format(
+                        _ident(new_name)))
+            raise
+        if displaced:
+            maint.set_marker(keep_as, _marker(MARK_KEPT, kept_at=_now_iso(), was=new_name, replaced_by=name,
+                                              previous=found[new_name]["marker"]))
+            # Kept for inspection and a way back: reachable under its new name only.
+            maint.execute(pgsql.SQL("ALTER DATABASE {0} WITH ALLOW_CONNECTIONS true").format(_ident(keep_as)))
+    _audit_in(params, new_name, "db_swap" if displaced else "db_rename", new_name, before=before,
+              after=dict(after, sessions_ended=ended))
+    return dict(changed=True, database=new_name, kept_as=after["kept_as"], sessions_ended=ended,
+                diff=dict(before=before, after=after))

@@ -1,0 +1,204 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 CERNIQ
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: db_database
+short_description: Create, drop, restore (from a verified backup), swap in and mark whole PostgreSQL databases
+version_added: 0.1.0
+description:
+  - The database steps of disaster recovery (runbook 6.1), each idempotent and audited in C(ops_audit_log).
+  - O(state=restored) restores a backup taken by C(backup_database.yml) into the fresh database O(name), after
+    verifying the backup (size and sha256 of the dump against its manifest, then C(pg_restore --list)); it then
+    compares every contract table of the copy with the manifest (rows, newest C(created_at), content checksum, see
+    M(cerniq.outreach.db_snapshot_info)), runs C(ANALYZE) and marks the copy as restored from that backup. A copy
+    that does not match is left for inspection and the task fails. The live database (O(db_name)) is never the
+    target.
+  - O(state=renamed) renames O(name) to O(new_name). With O(replace=true) an existing O(new_name) is first kept as
+    O(keep_as); both renames commit in one transaction (a swap), after new connections to the old database are
+    refused and its sessions ended.
+  - O(state=present) creates the database (from C(template0)) or, with O(marker), records keys in the
+    cerniq.outreach marker kept as JSON in the database's comment. O(state=absent) drops it (never the live one).
+  - pg_restore runs with the password in its environment only, never on a command line nor in the output.
+  - Statements about whole databases run on a connection to O(maintenance_db).
+extends_documentation_fragment:
+  - cerniq.outreach._redis
+  - cerniq.outreach._postgres
+  - cerniq.outreach._platform
+  - cerniq.outreach._attributes
+  - cerniq.outreach._attributes.MUTATING
+options:
+  name:
+    description:
+      - The database to act on. Lower-case letters, digits and C(_).
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) creates it if missing; V(absent) drops it; V(restored) restores O(backup) into it;
+        V(renamed) renames it to O(new_name).
+    type: str
+    choices: [present, absent, restored, renamed]
+    default: present
+  backup:
+    description:
+      - With O(state=restored), the absolute path of a backup directory (holding C(manifest.json)), as
+        M(cerniq.outreach.db_backup_info) returns it in C(selected.path).
+    type: path
+  jobs:
+    description:
+      - Parallel jobs of C(pg_restore) (C(--jobs)).
+    type: int
+    default: 2
+  no_owner:
+    description:
+      - Restore with C(--no-owner --no-privileges), for a user that is not a member of the dumped objects' owners.
+    type: bool
+    default: false
+  analyze:
+    description:
+      - With O(state=restored), run C(ANALYZE) on every table of the restored database once it matched the manifest.
+    type: bool
+    default: true
+  new_name:
+    description:
+      - With O(state=renamed), the new name.
+    type: str
+  replace:
+    description:
+      - With O(state=renamed), when O(new_name) exists keep it as O(keep_as) and swap O(name) in.
+    type: bool
+    default: false
+  keep_as:
+    description:
+      - The name the displaced database keeps after a swap. Default C(<new_name>_pre_dr_<UTC yyyymmddthhmmssz>).
+    type: str
+  marker:
+    description:
+      - With O(state=present), keys to record in the cerniq.outreach marker (JSON in the database's comment);
+        changed only when a value differs. A comment that is not a cerniq.outreach marker is never overwritten.
+    type: dict
+  pg_bin_dir:
+    description:
+      - Directory of the PostgreSQL client programs (C(pg_restore)). Default from C(PATH), then the newest
+        C(/usr/lib/postgresql/<major>/bin).
+    type: path
+  maintenance_db:
+    description:
+      - Database to connect to for statements about whole databases.
+    type: str
+    default: postgres
+notes:
+  - The database user needs C(CREATEDB) and must own the databases it renames or drops. Sessions of other roles on
+    a database being renamed or dropped can only be ended with C(pg_signal_backend); otherwise the task fails before
+    renaming anything, naming them.
+  - Redis options are accepted (the action group hands them to every module) and not used.
+author:
+  - CERNIQ SRE (@cerniq-sre)
+"""
+
+EXAMPLES = r"""
+- name: Restore the chosen backup into a fresh database and verify it
+  cerniq.outreach.db_database:
+    name: cerniq_restore_20260115t020000z
+    state: restored
+    backup: /backups/daily/2026-01-15T020000Z
+
+- name: Swap it in, keeping the old database under a timestamped name
+  cerniq.outreach.db_database:
+    name: cerniq_restore_20260115t020000z
+    state: renamed
+    new_name: cerniq
+    replace: true
+
+- name: Drop the kept database once the recovery is confirmed
+  cerniq.outreach.db_database:
+    name: cerniq_pre_dr_20260115t031500z
+    state: absent
+"""
+
+RETURN = r"""
+database:
+  description: The database acted on (after a rename, its new name).
+  returned: always
+  type: str
+marker:
+  description: The cerniq.outreach marker of the database afterwards (null when it has none).
+  returned: when state is present or restored
+  type: dict
+kept_as:
+  description: Where a swap put the displaced database (null when nothing was displaced).
+  returned: when state is renamed
+  type: str
+tables:
+  description: The restored copy's figures per contract table (as M(cerniq.outreach.db_snapshot_info) returns them).
+  returned: when state is restored and a restore ran
+  type: dict
+timings:
+  description: Seconds spent verifying the backup, in C(pg_restore), verifying the copy and in C(ANALYZE).
+  returned: when state is restored and a restore ran
+  type: dict
+  sample: {verify_backup: 0.4, pg_restore: 2.9, verify_restore: 1.4, analyze: 0.3}
+plan:
+  description: What a restore does (database, backup, rows per table from the manifest).
+  returned: when state is restored and a restore runs (also in check mode)
+  type: dict
+sessions_ended:
+  description: Sessions terminated on the databases dropped or renamed.
+  returned: when state is absent or renamed and something changed
+  type: int
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.cerniq.outreach.plugins.module_utils._connection import common_argument_spec, require_libraries
+from ansible_collections.cerniq.outreach.plugins.module_utils._database import (
+    ensure_absent,
+    ensure_present,
+    rename_database,
+    restore_database,
+)
+from ansible_collections.cerniq.outreach.plugins.module_utils._errors import run_module
+
+
+def core(module):
+    p = module.params
+    state = p["state"]
+    if state == "restored":
+        return restore_database(p, p["name"], p["backup"], module.check_mode, jobs=p["jobs"], no_owner=p["no_owner"],
+                                analyze=p["analyze"], pg_bin_dir=p["pg_bin_dir"], maintenance_db=p["maintenance_db"])
+    if state == "renamed":
+        return rename_database(p, p["name"], p["new_name"], p["replace"], p["keep_as"], module.check_mode,
+                               maintenance_db=p["maintenance_db"])
+    if state == "absent":
+        return ensure_absent(p, p["name"], module.check_mode, p["maintenance_db"])
+    return ensure_present(p, p["name"], p["marker"], module.check_mode, p["maintenance_db"])
+
+
+def main():
+    argument_spec = common_argument_spec()
+    argument_spec.update(
+        name=dict(type="str", required=True),
+        state=dict(type="str", default="present", choices=["present", "absent", "restored", "renamed"]),
+        backup=dict(type="path"),
+        jobs=dict(type="int", default=2),
+        no_owner=dict(type="bool", default=False),
+        analyze=dict(type="bool", default=True),
+        new_name=dict(type="str"),
+        replace=dict(type="bool", default=False),
+        keep_as=dict(type="str"),
+        marker=dict(type="dict"),
+        pg_bin_dir=dict(type="path"),
+        maintenance_db=dict(type="str", default="postgres"),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           required_if=[("state", "restored", ["backup"]), ("state", "renamed", ["new_name"])])
+    require_libraries(module, need_redis=False)
+    run_module(module, lambda: core(module))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 CERNIQ
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: db_snapshot_info
+short_description: Row count, newest created_at and content checksum of every contract table, from one snapshot
+version_added: 0.1.0
+description:
+  - Reads, in one C(REPEATABLE READ) read-only transaction (so all figures come from the same moment), for each
+    table of the platform contract its row count, its newest C(created_at) (where the table has that column) and a
+    checksum of its content.
+  - The checksum is the sum modulo 2^64 of the first 64 bits of C(md5(row::text)) over every row, with the session
+    settings C(row::text) depends on pinned (C(TimeZone=UTC), C(DateStyle=ISO)), so the same rows give the same
+    checksum on any server. It reads every row (about 1.7 s per million rows); set O(checksum=false) for counts only.
+  - The backup manifest of C(backup_database.yml) records these figures and C(dr_database.yml) compares a restored
+    database with them; tests use them to prove that check mode changed nothing.
+  - Also reports the database's name, size and the marker cerniq.outreach leaves in its comment when it restored
+    it from a backup (C(dr_database.yml)) or kept it after a swap.
+  - To read another database of the same server (a restored copy), override O(db_name) for the task.
+extends_documentation_fragment:
+  - cerniq.outreach._redis
+  - cerniq.outreach._postgres
+  - cerniq.outreach._platform
+  - cerniq.outreach._attributes
+  - cerniq.outreach._attributes.INFO_MODULE
+options:
+  tables:
+    description:
+      - Contract tables to read. Default all of them.
+    type: list
+    elements: str
+  checksum:
+    description:
+      - Whether to compute each table's content checksum (reads every row). With V(false), only counts and the
+        newest C(created_at) (cheap with the contract's indexes).
+    type: bool
+    default: true
+notes:
+  - Redis options are accepted (the action group hands them to every module) and not used.
+author:
+  - CERNIQ SRE (@cerniq-sre)
+"""
+
+EXAMPLES = r"""
+- name: Figures of the live database
+  cerniq.outreach.db_snapshot_info:
+  register: before
+
+- name: Figures of a restored copy on the same server
+  cerniq.outreach.db_snapshot_info:
+    db_name: cerniq_restore_2026-01-15T020000Z
+
+- name: Counts only
+  cerniq.outreach.db_snapshot_info:
+    tables: [gold_lead_journey, gold_communication_log]
+    checksum: false
+"""
+
+RETURN = r"""
+tables:
+  description: Per table, C(rows), C(max_created_at) (text in UTC, or null) and C(checksum) (16 hex digits, or null).
+  returned: success
+  type: dict
+  sample:
+    gold_communication_log:
+      rows: 1000000
+      max_created_at: "2026-01-15 01:59:58.123456+00"
+      checksum: 3a1f9c0b5e7d2a41
+    gold_lead_journey:
+      rows: 5000
+      max_created_at: null
+      checksum: 9b0e44c1d2a3f567
+database:
+  description: The database read, C(name), C(size_bytes), C(server_version) and C(marker) (what cerniq.outreach did
+    to it, from its comment, or null).
+  returned: success
+  type: dict
+  sample:
+    name: cerniq
+    size_bytes: 181403648
+    server_version: "15.20"
+    marker:
+      cerniq_outreach: restored
+      backup: 2026-01-15T020000Z
+where:
+  description: The server and database read.
+  returned: success
+  type: str
+checksum_method:
+  description: How the checksums were computed (recorded in backup manifests), or null without checksums.
+  returned: success
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.cerniq.outreach.plugins.module_utils._connection import common_argument_spec, require_libraries
+from ansible_collections.cerniq.outreach.plugins.module_utils._errors import run_module
+from ansible_collections.cerniq.outreach.plugins.module_utils._snapshot import database_snapshot
+
+
+def main():
+    argument_spec = common_argument_spec()
+    argument_spec.update(
+        tables=dict(type="list", elements="str"),
+        checksum=dict(type="bool", default=True),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    require_libraries(module, need_redis=False)
+    run_module(module, lambda: database_snapshot(module.params, module.params["tables"], module.params["checksum"]))
+
+
+if __name__ == "__main__":
+    main()
