@@ -100,12 +100,14 @@ def reschedule_followups(params, check_mode=False):
                     new = [spec for spec, kind in zip(specs, kinds) if kind == "none"]
                     counts["pending"] += len(specs)
                     counts["existing"] += len(specs) - len(new)
+                    present = len(specs) - len(new)
                     if new and not check_mode:
                         await add_job_chunks(bull_queue, new, chunk_size)
                         with redis_errors(where):
-                            kinds = _key_types(client, [job_key(prefix, queue, spec["id"]) for spec in specs])
+                            # One multi-key EXISTS counts the chunk's jobs now present.
+                            present = client.exists(*[job_key(prefix, queue, spec["id"]) for spec in specs])
                     counts["added"] += len(new)
-                    counts["present"] += sum(1 for kind in kinds if kind == "hash")
+                    counts["present"] += present
 
             if check_mode:
                 # Same walk, no writes: the bullmq package is not even opened.
