@@ -1,0 +1,362 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 CERNIQ
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one HTTP client of the vendor modules (Instantly, TimelinesAI), on `requests`.
+
+Bearer auth, a timeout on every call, bounded retries with backoff on 429/5xx that honour Retry-After, a client-side
+rate limiter, plain http:// refused unless allowed, and one clear line for every failure with the vendor's own error
+text in it. The token is never part of a message: it only ever travels in the Authorization header.
+
+The argument spec here and the doc fragment plugins/doc_fragments/_vendors.py describe the same options;
+`module_defaults: {group/cerniq.outreach.vendors: "{{ cerniq_vendor_defaults }}"}` sets them once for a play.
+"""
+
+from __future__ import annotations
+
+import collections
+import email.utils
+import random
+import re
+import time
+import traceback
+from datetime import datetime, timezone
+from urllib.parse import urlsplit
+
+from ansible.module_utils.basic import env_fallback, missing_required_lib
+
+from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
+
+try:
+    import requests
+    import requests.exceptions
+    REQUESTS_IMPORT_ERROR = None
+except ImportError:
+    requests = None
+    REQUESTS_IMPORT_ERROR = traceback.format_exc()
+
+INSTANTLY_DEFAULT_URL = "https://api.instantly.ai"
+TIMELINESAI_DEFAULT_URL = "https://app.timelines.ai/integrations/api"
+DEFAULT_TIMEOUT = 15.0
+DEFAULT_RETRIES = 4
+DEFAULT_TIMELINESAI_RATE_LIMIT = 50
+# 429 is "not processed, come back later"; these 5xx are a gateway or server that may answer the next time.
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+BACKOFF_BASE = 1.0
+BACKOFF_CAP = 30.0
+# A vendor asking for a longer pause than this is better answered by a clear failure than by a hung play.
+RETRY_AFTER_CAP = 120.0
+USER_AGENT = "cerniq.outreach (Ansible collection)"
+MASK = "********"
+
+
+def vendor_argument_spec():
+    """Every vendor module takes both vendors' options: cerniq_vendor_defaults hands all of them to each one."""
+    return dict(
+        instantly_base_url=dict(type="str", default=INSTANTLY_DEFAULT_URL,
+                                fallback=(env_fallback, ["CERNIQ_INSTANTLY_BASE_URL"])),
+        instantly_api_key=dict(type="str", no_log=True, fallback=(env_fallback, ["CERNIQ_INSTANTLY_API_KEY"])),
+        timelinesai_base_url=dict(type="str", default=TIMELINESAI_DEFAULT_URL,
+                                  fallback=(env_fallback, ["CERNIQ_TIMELINESAI_BASE_URL"])),
+        timelinesai_api_token=dict(type="str", no_log=True,
+                                   fallback=(env_fallback, ["CERNIQ_TIMELINESAI_API_TOKEN"])),
+        timelinesai_rate_limit=dict(type="int", default=DEFAULT_TIMELINESAI_RATE_LIMIT),
+        allow_http=dict(type="bool", default=False),
+        vendor_timeout=dict(type="float", default=DEFAULT_TIMEOUT),
+        vendor_retries=dict(type="int", default=DEFAULT_RETRIES),
+    )
+
+
+def require_requests(module):
+    if requests is None:
+        module.fail_json(msg=missing_required_lib("requests"), exception=REQUESTS_IMPORT_ERROR)
+
+
+class VendorSettings(object):
+    """How to name a vendor and its settings in a message, so every failure says what to change."""
+
+    def __init__(self, name, url_setting, token_setting, token_env):
+        self.name = name
+        self.url_setting = url_setting
+        self.token_setting = token_setting
+        self.token_env = token_env
+
+
+class RateLimiter(object):
+    """At most `limit` calls in any `period` seconds, for each (limit, period) window: a sliding log per window.
+
+    Per process: two plays calling the same vendor at once share the vendor's limit but not this limiter.
+    """
+
+    def __init__(self, windows, clock=time.monotonic, sleep=time.sleep):
+        for limit, period in windows:
+            if int(limit) < 1 or float(period) <= 0:
+                raise CerniqError("a rate limit needs at least 1 request per period, got {0} per {1} s".format(
+                    limit, period))
+        self.windows = [(int(limit), float(period), collections.deque()) for limit, period in windows]
+        self.clock = clock
+        self.sleep = sleep
+        self.waited = 0.0
+
+    def acquire(self):
+        while True:
+            now = self.clock()
+            wait = 0.0
+            for limit, period, hits in self.windows:
+                while hits and now - hits[0] >= period:
+                    hits.popleft()
+                if len(hits) >= limit:
+                    wait = max(wait, period - (now - hits[0]))
+            if wait <= 0:
+                break
+            self.sleep(wait)
+            self.waited += wait
+        for _limit, _period, hits in self.windows:
+            hits.append(now)
+
+
+def parse_retry_after(value, now=None):
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date); None when absent or unreadable."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    now = now or datetime.now(timezone.utc)
+    return max(0.0, (when - now).total_seconds())
+
+
+def backoff_delay(attempt, base=BACKOFF_BASE, cap=BACKOFF_CAP, rnd=random.random):
+    """Exponential backoff with jitter for the `attempt`-th retry (1-based): half fixed, half random."""
+    ceiling = min(cap, base * (2 ** (attempt - 1)))
+    return ceiling / 2 + rnd() * ceiling / 2
+
+
+def validate_base_url(url, settings, allow_http):
+    """The base URL without a trailing slash; refuses anything but https:// (http:// only with allow_http)."""
+    text = (url or "").strip()
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise CerniqError("{0} base URL {1!r} is not an http(s) URL: check {2}".format(
+            settings.name, _redact_userinfo(text), settings.url_setting))
+    if parts.username or parts.password:
+        raise CerniqError("{0} base URL must not carry credentials (user:password@): put the token in {1} "
+                          "and fix {2}".format(settings.name, settings.token_setting, settings.url_setting))
+    if parts.query or parts.fragment:
+        raise CerniqError("{0} base URL {1!r} must not have a query or fragment: check {2}".format(
+            settings.name, text, settings.url_setting))
+    if parts.scheme == "http" and not allow_http:
+        raise CerniqError("{0} base URL {1} is plain http://: the token would travel unencrypted. Use https://, or "
+                          "set allow_http=true (cerniq_vendor_allow_http) for a local fake only".format(
+                              settings.name, text))
+    return text.rstrip("/")
+
+
+def _redact_userinfo(text):
+    return re.sub(r"//[^/@]*@", "//{0}@".format(MASK), text)
+
+
+def validate_token(token, settings):
+    value = (token or "").strip()
+    if not value:
+        raise CerniqError("{0} token is not set: set {1} in the inventory (vaulted) or the {2} environment "
+                          "variable".format(settings.name, settings.token_setting, settings.token_env))
+    # requests quotes an invalid header value in its exception: refuse it here so the token is never echoed.
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise CerniqError("{0} token in {1} contains whitespace or control characters (a pasted line break?): "
+                          "set it again".format(settings.name, settings.token_setting))
+    return value
+
+
+class VendorClient(object):
+    """JSON over HTTPS to one vendor. `request` returns the decoded body or raises one CerniqError.
+
+    `stats` counts requests, retries and seconds spent waiting, for the module's figures.
+    """
+
+    def __init__(self, settings, base_url, token, allow_http=False, timeout=DEFAULT_TIMEOUT,
+                 retries=DEFAULT_RETRIES, rate_windows=(), sleep=time.sleep, clock=time.monotonic,
+                 backoff_base=BACKOFF_BASE):
+        if requests is None:
+            raise CerniqError("the Python library requests is needed on the managed host (requirements.txt)")
+        self.settings = settings
+        self.base_url = validate_base_url(base_url, settings, allow_http)
+        self._token = validate_token(token, settings)
+        if timeout is None or float(timeout) <= 0:
+            raise CerniqError("vendor_timeout must be a positive number of seconds, got {0!r}".format(timeout))
+        if retries is None or int(retries) < 0:
+            raise CerniqError("vendor_retries must be 0 or more, got {0!r}".format(retries))
+        self.timeout = float(timeout)
+        self.retries = int(retries)
+        self.sleep = sleep
+        self.backoff_base = backoff_base
+        self.limiter = RateLimiter(rate_windows, clock=clock, sleep=sleep)
+        self.stats = dict(requests=0, retries=0, waited_seconds=0.0)
+        self.session = requests.Session()
+        self.session.headers.update({"Authorization": "Bearer " + self._token, "Accept": "application/json",
+                                     "User-Agent": USER_AGENT})
+        # Proxies and netrc from the environment would be surprising for an API token's destination.
+        self.session.trust_env = False
+
+    def figures(self):
+        figures = dict(self.stats)
+        figures["waited_seconds"] = round(figures["waited_seconds"] + self.limiter.waited, 3)
+        return figures
+
+    def request(self, method, path, params=None, json_body=None, idempotent=True, hints=None, accept=(200,)):
+        """Call `method path` and return the decoded JSON body of a status in `accept`.
+
+        `idempotent=False` (a send): only retried when the vendor surely did not act on it (429, no connection).
+        `hints` maps a status to what the operator should do about it, e.g. {404: "check the campaign id"}.
+        """
+        what = "{0} {1}".format(method, path)
+        attempt = 0
+        while True:
+            attempt += 1
+            self.limiter.acquire()
+            self.stats["requests"] += 1
+            try:
+                resp = self.session.request(method, self.base_url + path, params=params, json=json_body,
+                                            timeout=self.timeout, allow_redirects=False)
+            except requests.exceptions.SSLError as exc:
+                raise CerniqError("{0} at {1}: TLS failed for {2}: {3}. Check {4} and the CA bundle".format(
+                    self.settings.name, self.base_url, what, _root_cause(exc), self.settings.url_setting)) from exc
+            except (requests.exceptions.ConnectTimeout, requests.exceptions.ConnectionError,
+                    requests.exceptions.ReadTimeout) as exc:
+                # A read timeout may come after the vendor acted: a send is not repeated then.
+                sent = isinstance(exc, requests.exceptions.ReadTimeout)
+                if attempt <= self.retries and (idempotent or not sent):
+                    self._pause(backoff_delay(attempt, self.backoff_base))
+                    continue
+                raise CerniqError(self._transport_message(exc, what, attempt)) from exc
+            except requests.exceptions.RequestException as exc:
+                raise CerniqError("{0} at {1}: {2} failed: {3}".format(
+                    self.settings.name, self.base_url, what, self._scrub(_root_cause(exc)))) from exc
+            status = resp.status_code
+            if status in RETRY_STATUSES and attempt <= self.retries and (idempotent or status == 429):
+                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                if retry_after is not None and retry_after > RETRY_AFTER_CAP:
+                    raise CerniqError("{0}: {1} answered {2} and asks to retry after {3:.0f} s (Retry-After), longer "
+                                      "than the {4:.0f} s this module waits: run it again later".format(
+                                          self.settings.name, what, status, retry_after, RETRY_AFTER_CAP))
+                self._pause(retry_after if retry_after is not None else backoff_delay(attempt, self.backoff_base))
+                continue
+            break
+        if status in accept:
+            return self._decode(resp, what)
+        raise CerniqError(self._status_message(resp, what, attempt, hints or {}), http_status=status)
+
+    def _pause(self, seconds):
+        self.stats["retries"] += 1
+        self.stats["waited_seconds"] += seconds
+        self.sleep(seconds)
+
+    def _decode(self, resp, what):
+        if not resp.content:
+            return None
+        try:
+            return resp.json()
+        except ValueError as exc:
+            raise CerniqError("{0}: {1} answered {2} but the body is not valid JSON ({3} bytes, starting {4!r}): a "
+                              "proxy may have cut the response or the base URL points elsewhere ({5}); nothing "
+                              "was changed after this call".format(
+                                  self.settings.name, what, resp.status_code, len(resp.content),
+                                  self._scrub(resp.text[:60]), self.settings.url_setting)) from exc
+
+    def _transport_message(self, exc, what, attempts):
+        cause = self._scrub(_root_cause(exc))
+        tries = "{0} attempt{1}".format(attempts, "" if attempts == 1 else "s")
+        if isinstance(exc, (requests.exceptions.ReadTimeout, requests.exceptions.ConnectTimeout)):
+            return ("{0} at {1}: {2} got no answer within {3:g} s ({4}). The vendor may be down or slow: check its "
+                    "status page, or raise vendor_timeout".format(
+                        self.settings.name, self.base_url, what, self.timeout, tries))
+        return ("cannot reach {0} at {1}: {2} ({3}). Check {4} and that the host is reachable from the managed "
+                "host".format(self.settings.name, self.base_url, cause, tries, self.settings.url_setting))
+
+    def _status_message(self, resp, what, attempts, hints):
+        status = resp.status_code
+        text = "{0}: {1} answered {2} {3}".format(self.settings.name, what, status, resp.reason or "")
+        detail = self._scrub(vendor_error_text(resp))
+        if detail:
+            text += ": " + detail
+        hint = hints.get(status) or self._default_hint(status, attempts)
+        if 300 <= status < 400:
+            hint = "redirected to {0}: check {1} (the vendor's API root, with https://)".format(
+                resp.headers.get("Location"), self.settings.url_setting)
+        if hint:
+            text += ". " + hint[0].upper() + hint[1:]
+        return text
+
+    def _default_hint(self, status, attempts):
+        settings = self.settings
+        if status == 401:
+            return "the token was refused: check {0} (or {1}); it may have been regenerated".format(
+                settings.token_setting, settings.token_env)
+        if status == 402:
+            return "the vendor workspace has no active paid plan"
+        if status == 403:
+            return "the token lacks the permission (scope) for this call, or a quota is used up"
+        if status == 404:
+            return "check {0}: it must be the API root, e.g. {1}".format(
+                settings.url_setting,
+                INSTANTLY_DEFAULT_URL if "instantly" in settings.url_setting else TIMELINESAI_DEFAULT_URL)
+        if status == 429:
+            return ("still rate limited after {0} attempts: something else is using the workspace's quota; run it "
+                    "again later".format(attempts))
+        if status >= 500:
+            return "the vendor is failing ({0} attempts): check its status page and run it again later".format(
+                attempts)
+        return None
+
+    def _scrub(self, text):
+        return (text or "").replace(self._token, MASK)
+
+
+def vendor_error_text(resp):
+    """The vendor's own words from an error body: Instantly's Fastify `message`, TimelinesAI's `message`,
+    `error_code` and field errors; the title of an HTML page; else the start of the text."""
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        parts = []
+        message = body.get("message") or body.get("error")
+        if message:
+            parts.append(str(message))
+        if body.get("error_code"):
+            parts.append("error_code {0}".format(body["error_code"]))
+        for item in body.get("errors") or []:
+            if isinstance(item, dict):
+                parts.append("{0}: {1}".format(", ".join(str(f) for f in item.get("fields") or []), item.get("msg")))
+        return "; ".join(parts)
+    text = resp.text or ""
+    if "<html" in text[:200].lower() or "<!doctype" in text[:200].lower():
+        title = re.search(r"<title>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+        return "an HTML page{0}".format(" ({0})".format(title.group(1).strip()) if title else "")
+    return " ".join(text.split())[:200]
+
+
+def _root_cause(exc):
+    """The innermost reason of a requests/urllib3 exception ('[Errno 111] Connection refused'), not the repr chain."""
+    text = str(exc)
+    match = re.search(r"\[Errno -?\d+\] [^'\")\]]+", text)
+    if match:
+        return match.group(0).strip()
+    for marker in ("Read timed out", "timed out", "Name or service not known", "certificate verify failed",
+                   "Connection refused", "Connection reset", "Remote end closed connection"):
+        if marker in text:
+            return marker
+    return text[:200] or type(exc).__name__
