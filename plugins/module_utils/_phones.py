@@ -204,17 +204,21 @@ def _update_phone(cur, phone_id, changes):
 
 
 def _releasable_leads(cur, phone_id, cap, release):
-    """Leads of the phone in a releasable stage: (count, first `cap` ids); with release, unassigns them too."""
+    """Leads of the phone in a releasable stage: count, count by stage, the first `cap` ids; with release,
+    unassigns them too."""
     where = " WHERE assigned_phone_id = %(phone)s AND engagement_stage = ANY(%(stages)s)"
     if release:
         source = ("WITH leads AS (UPDATE " + TABLE_LEADS + " SET assigned_phone_id = NULL, assigned_at = NULL, "
-                  "updated_at = now()" + where + " RETURNING lead_id) ")
+                  "updated_at = now()" + where + " RETURNING lead_id, engagement_stage) ")
     else:
-        source = "WITH leads AS (SELECT lead_id FROM " + TABLE_LEADS + where + ") "
-    cur.execute(source + "SELECT count(*), (array_agg(lead_id::text ORDER BY lead_id))[1:%(cap)s] FROM leads",
+        source = "WITH leads AS (SELECT lead_id, engagement_stage FROM " + TABLE_LEADS + where + ") "
+    cur.execute(source + "SELECT count(*), (array_agg(lead_id::text ORDER BY lead_id))[1:%(cap)s], "
+                "(SELECT coalesce(jsonb_object_agg(engagement_stage, n), '{}'::jsonb) FROM "
+                "(SELECT engagement_stage, count(*) AS n FROM leads GROUP BY engagement_stage) AS staged) FROM leads",
                 dict(phone=phone_id, stages=list(RELEASABLE_STAGES), cap=cap))
-    count, ids = cur.fetchone()
-    return dict(count=count, lead_ids=ids or [], truncated=count > len(ids or []), stages=list(RELEASABLE_STAGES))
+    count, ids, by_stage = cur.fetchone()
+    return dict(count=count, by_stage={stage: by_stage.get(stage, 0) for stage in RELEASABLE_STAGES},
+                lead_ids=ids or [], truncated=count > len(ids or []), stages=list(RELEASABLE_STAGES))
 
 
 # --- wa_phone ---------------------------------------------------------------------------------------------------

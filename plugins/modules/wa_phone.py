@@ -197,11 +197,12 @@ quota_key_created:
 released:
   description:
     - Leads released by a ban. Null unless O(status=BANNED) and O(release_leads).
-    - C(count) is exact. C(lead_ids) lists up to O(lead_ids_cap) ids. C(truncated) says whether more were
-      released. C(stages) are the stages that get released.
+    - C(count) is exact, C(by_stage) splits it by stage. C(lead_ids) lists up to O(lead_ids_cap) ids.
+      C(truncated) says whether more were released. C(stages) are the stages that get released.
   returned: always
   type: dict
-  sample: {count: 18, lead_ids: ["0a1b..."], truncated: false, stages: [COLD, CONTACTED_WA]}
+  sample: {count: 18, by_stage: {COLD: 11, CONTACTED_WA: 7}, lead_ids: ["0a1b..."], truncated: false,
+           stages: [COLD, CONTACTED_WA]}
 cancelled:
   description:
     - Pending jobs cancelled by a ban, by state, and C(cancelled), the total. Null unless O(status=BANNED) and
