@@ -1,0 +1,121 @@
+"""The vendor fakes for the vendor modules' tests: fixtures, module parameters, and the contract check that every
+request a module sent and every response it got match the vendors' OpenAPI documents.
+
+Import the fixtures into a test module (`from tests.support.vendors import instantly, timelines  # noqa: F401`).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+from openapi_core import OpenAPI
+from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
+
+from tests.fakes import OPENAPI_DIR, InstantlyFake, TimelinesAIFake
+from tests.fakes import instantly as instantly_fake
+from tests.fakes import timelinesai as timelinesai_fake
+
+INSTANTLY_KEY = "inst-SECRET-key-7f3a9c"
+TIMELINES_TOKEN = "tl-SECRET-token-2b8c41"
+INSTANTLY_SERVER = "https://api.instantly.ai"
+TIMELINES_SERVER = "https://app.timelines.ai"  # + the fake's base path /integrations/api
+
+
+def vendor_params(platform_params, instantly=None, timelines=None, **overrides):
+    """Module parameters: the platform's connections plus every vendor option, pointed at the fakes."""
+    params = dict(platform_params)
+    params.update(
+        instantly_base_url=instantly.url if instantly else "https://api.instantly.ai",
+        instantly_api_key=INSTANTLY_KEY,
+        timelinesai_base_url=timelines.base_url if timelines else "https://app.timelines.ai/integrations/api",
+        timelinesai_api_token=TIMELINES_TOKEN,
+        timelinesai_rate_limit=50,
+        allow_http=True,
+        vendor_timeout=5.0,
+        vendor_retries=2,
+    )
+    params.update(overrides)
+    return params
+
+
+@pytest.fixture(scope="session")
+def instantly_server():
+    with InstantlyFake(api_key=INSTANTLY_KEY) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def timelines_server():
+    with TimelinesAIFake(api_key=TIMELINES_TOKEN) as fake:
+        yield fake
+
+
+@pytest.fixture()
+def instantly(instantly_server):
+    """The Instantly fake in its demo state: four campaigns, one bouncing 5 % over 4,200 sends (210 bounced leads)."""
+    instantly_server.reset(instantly_fake.build_demo_state())
+    return instantly_server
+
+
+@pytest.fixture()
+def timelines(timelines_server):
+    """The TimelinesAI fake in its demo state: accounts +40700000001..20, numbers 7 and 19 disconnected."""
+    timelines_server.reset(timelinesai_fake.build_demo_state())
+    return timelines_server
+
+
+@pytest.fixture(scope="session")
+def instantly_spec():
+    return OpenAPI.from_file_path(str(OPENAPI_DIR / "instantly-api-v2.subset.json"))
+
+
+@pytest.fixture(scope="session")
+def timelines_spec():
+    return OpenAPI.from_file_path(str(OPENAPI_DIR / "timelinesai-public-api.yaml"))
+
+
+def campaign_ids(fake):
+    by_name = {c["name"]: c["id"] for c in fake.snapshot()["campaigns"]}
+    return dict(hot=by_name["RO SMB Q3 - Bucuresti"], healthy=by_name["RO Enterprise Q3"],
+                draft=by_name["Q4 Nurture (draft)"], paused=by_name["Q2 Reactivation"])
+
+
+def campaign_status(fake, campaign_id):
+    return next(c["status"] for c in fake.snapshot()["campaigns"] if c["id"] == campaign_id)
+
+
+def changes(fake):
+    """Requests that can change the vendor's state."""
+    return [r for r in fake.requests() if r["method"] != "GET" and not r["path"].endswith("/leads/list")]
+
+
+def assert_traffic_matches_openapi(fake, spec, server_root, expect_undocumented=()):
+    """Validate every recorded exchange with openapi-core, as if it had gone to the vendor's real server.
+
+    A response whose status the document does not describe must be one the test injected (a fault) or one named in
+    `expect_undocumented` (status codes); its request is still validated. Returns how many exchanges were checked.
+    """
+    records = fake.requests()
+    assert records, "the module sent nothing to {0}".format(fake.vendor)
+    for record in records:
+        query = [(name, value) for name, values in record["query"].items() for value in values]
+        headers = {name: value for name, value in record["headers"].items()
+                   if name in ("content-type", "accept")}
+        if record["authorization"]:
+            headers["Authorization"] = "Bearer x"
+        body = json.dumps(record["json"]).encode() if record["json"] is not None else None
+        prepared = requests.Request(record["method"], server_root + record["path"], params=query, headers=headers,
+                                    data=body).prepare()
+        oreq = RequestsOpenAPIRequest(prepared)
+        spec.validate_request(oreq)
+        response = requests.Response()
+        response.status_code = record["status"]
+        response.headers.update(record["response_headers"])
+        response._content = record["response_body"].encode("utf-8")
+        response.request = prepared
+        if record["fault"] is not None or record["status"] in expect_undocumented:
+            continue
+        spec.validate_response(oreq, RequestsOpenAPIResponse(response))
+    return len(records)
