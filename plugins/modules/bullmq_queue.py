@@ -339,9 +339,9 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._contract import B
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import run_module
 
 
-def main():
-    argument_spec = common_argument_spec()
-    argument_spec.update(
+def argument_spec():
+    spec = common_argument_spec()
+    spec.update(
         queue=dict(type="str"),
         prefix=dict(type="str", default=BULLMQ_PREFIX),
         state=dict(type="str", default="present",
@@ -381,8 +381,12 @@ def main():
         dlq_push_side=dict(type="str", default="left", choices=["left", "right"]),
         reason=dict(type="str"),
     )
+    return spec
+
+
+def main():
     module = AnsibleModule(
-        argument_spec=argument_spec,
+        argument_spec=argument_spec(),
         supports_check_mode=True,
         required_if=[("dlq_type", "failed", ("queue",)), ("dlq_type", "queue", ("queue",))],
         mutually_exclusive=[("dlq_type", "jobs"), ("dlq_type", "scheduler")],

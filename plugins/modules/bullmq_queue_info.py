@@ -175,9 +175,9 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._contract import B
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import run_module
 
 
-def main():
-    argument_spec = common_argument_spec()
-    argument_spec.update(
+def argument_spec():
+    spec = common_argument_spec()
+    spec.update(
         queues=dict(type="list", elements="str"),
         pattern=dict(type="str"),
         prefix=dict(type="str", default=BULLMQ_PREFIX),
@@ -186,7 +186,11 @@ def main():
         expect_node_major=dict(type="int", default=5, choices=[5, 6]),
         preflight=dict(type="bool", default=True),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
                            required_one_of=[("queues", "pattern")])
     require_libraries(module, need_postgres=False)
     params = module.params

@@ -1,0 +1,384 @@
+"""bullmq_queue / bullmq_queue_info cores against real Redis, PostgreSQL (audit) and a real Node BullMQ worker."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from ansible_collections.cerniq.outreach.plugins.module_utils import _bullmq as bq
+from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
+    DLQ_LIST_KEY,
+    QUEUE_FOLLOWUP,
+    QUEUE_QUOTA_RESET,
+    QUOTA_RESET_CRON,
+    QUOTA_RESET_SCHEDULER_ID,
+    followup_job_id,
+    phone_queue,
+)
+from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
+from ansible_collections.cerniq.outreach.plugins.modules.bullmq_queue import argument_spec as queue_spec
+from ansible_collections.cerniq.outreach.plugins.modules.bullmq_queue_info import argument_spec as info_spec
+from tests.integration.test_bullmq_interface import produce, wait_for_meta_version
+from tests.support.nodeworker import NodeWorker
+
+PHONE_Q = phone_queue("phone_07")
+
+
+def options(spec, platform, **given):
+    """Module parameters as AnsibleModule would hand them over: the spec's defaults, the test servers, `given`."""
+    params = {name: opt.get("default") for name, opt in spec().items()}
+    params.update(platform.params)
+    params.update(given)
+    return params
+
+
+def run(platform, check_mode=False, diff=False, **given):
+    return bq.manage_queue(options(queue_spec, platform, **given), check_mode=check_mode, want_diff=diff)
+
+
+def info(platform, **given):
+    params = options(info_spec, platform, **given)
+    return bq.queue_info(params, queues=params["queues"], pattern=params["pattern"], prefix=params["prefix"],
+                         include_schedulers=params["include_schedulers"], dlq_list_keys=params["dlq_keys"],
+                         expect_node_major=params["expect_node_major"], check_preflight=params["preflight"])
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+def keys_of(r, queue=PHONE_Q):
+    return sorted(r.scan_iter(match="bull:{0}:*".format(queue), count=1000))
+
+
+# --- The Node worker runs what the module added ------------------------------------------------------------------
+
+def test_node_worker_processes_immediate_delayed_bulk_and_scheduled_jobs_the_module_added(platform):
+    r = platform.r(2)
+    with NodeWorker(platform.redis, [PHONE_Q, QUEUE_QUOTA_RESET], timeout=60) as worker:
+        version = wait_for_meta_version(r, PHONE_Q)
+        wait_for_meta_version(r, QUEUE_QUOTA_RESET)
+        due = now_ms() + 1500
+        jobs = [dict(id="now-1", data={"to": "+40712345678"}), dict(id="later-1", due_at=due, data={"n": 1})]
+        jobs += [dict(id="bulk-{0}".format(i), data={"i": i}) for i in range(30)]
+        added = run(platform, queue=PHONE_Q, jobs=jobs, job_name="send", chunk_size=7)
+        assert added["jobs"] == dict(requested=32, added=32, existing=0, delayed=1)
+        # Every second, as the Node worker reads a 6-field pattern (seconds first).
+        scheduler = dict(id="every-second", pattern="* * * * * *", job_name="tick", data={"k": 1})
+        assert run(platform, queue=QUEUE_QUOTA_RESET, scheduler=scheduler)["changed"] is True
+
+        done = worker.wait_completed(34, timeout=20)
+        by_id = {e["id"]: e for e in done}
+        assert {"now-1", "later-1"} | {"bulk-{0}".format(i) for i in range(30)} <= set(by_id)
+        assert by_id["now-1"]["name"] == "send" and by_id["now-1"]["data"] == {"to": "+40712345678"}
+        # The delayed job ran at its due time, not before.
+        assert by_id["later-1"]["processedOn"] >= due
+        ticks = [e for e in done if e["queue"] == QUEUE_QUOTA_RESET]
+        assert ticks and ticks[0]["name"] == "tick" and ticks[0]["id"].startswith("repeat:every-second:")
+    # What the Node Queue stamped is what the pairing check reads, and it pairs with the installed package.
+    assert version.startswith("bullmq:5.")
+    entry = info(platform, queues=[PHONE_Q])["queues"][0]
+    assert entry["version"] == version and entry["pairing_problem"] is None
+
+
+def test_drained_jobs_never_reach_the_node_worker(platform):
+    r = platform.r(2)
+    run(platform, queue=PHONE_Q, jobs=[dict(id="x-1"), dict(id="x-2", delay_ms=1000), dict(id="x-3", delay_ms=60000)])
+    check = run(platform, check_mode=True, diff=True, queue=PHONE_Q, state="drained", include_delayed=True)
+    real = run(platform, diff=True, queue=PHONE_Q, state="drained", include_delayed=True, reason="test")
+    assert check["drained"] == real["drained"] == dict(waiting=1, paused=0, prioritized=0, delayed=2, removed=3)
+    assert check["diff"] == real["diff"]
+    assert real["diff"]["after"]["delayed"] == 0
+    assert run(platform, queue=PHONE_Q, state="drained", include_delayed=True)["changed"] is False
+    assert platform.audit("bullmq_drain")[0][6]["removed"] == 3
+    run(platform, queue=PHONE_Q, jobs=[dict(id="sentinel")])
+    with NodeWorker(platform.redis, [PHONE_Q]) as worker:
+        worker.wait_completed(1)
+        time.sleep(1.2)
+        assert [e["id"] for e in worker.completed()] == ["sentinel"]
+    assert not r.exists("bull:{0}:x-2".format(PHONE_Q))
+
+
+# --- Idempotence and check mode -------------------------------------------------------------------------------
+
+def test_re_adding_1000_jobs_is_a_no_op_and_check_mode_writes_nothing(platform):
+    r = platform.r(2)
+    base = now_ms() + 3600_000
+    jobs = [dict(id=followup_job_id("lead-{0}".format(i), base + i), due_at=base + i, data={"i": i})
+            for i in range(1000)]
+    predicted = run(platform, check_mode=True, diff=True, queue=QUEUE_FOLLOWUP, jobs=jobs)
+    assert keys_of(r, QUEUE_FOLLOWUP) == [] and platform.audit() == []
+    first = run(platform, diff=True, queue=QUEUE_FOLLOWUP, jobs=jobs, reason="reschedule")
+    assert predicted["jobs"] == first["jobs"] == dict(requested=1000, added=1000, existing=0, delayed=1000)
+    assert predicted["diff"]["after"]["delayed"] == first["diff"]["after"]["delayed"] == 1000
+    # Due times are exact: BullMQ's score is due_ms << 12 (+ a sequence number).
+    score = r.zscore("bull:{0}:delayed".format(QUEUE_FOLLOWUP), jobs[10]["id"])
+    assert int(score) >> 12 == base + 10
+    counter = r.get("bull:{0}:id".format(QUEUE_FOLLOWUP))
+
+    again = run(platform, queue=QUEUE_FOLLOWUP, jobs=jobs)
+    assert again["changed"] is False and again["jobs"]["existing"] == 1000
+    assert r.zcard("bull:{0}:delayed".format(QUEUE_FOLLOWUP)) == 1000
+    assert r.get("bull:{0}:id".format(QUEUE_FOLLOWUP)) == counter  # not even a no-op script call
+    audit = platform.audit("bullmq_add_jobs")
+    assert len(audit) == 1 and audit[0][4] == "reschedule" and audit[0][6]["added"] == 1000
+
+
+def test_scheduler_upsert_is_idempotent_and_keeps_the_platform_time_zone(platform):
+    r = platform.r(2)
+    scheduler = dict(id=QUOTA_RESET_SCHEDULER_ID, pattern=QUOTA_RESET_CRON, job_name="reset")
+    assert run(platform, check_mode=True, queue=QUEUE_QUOTA_RESET, scheduler=scheduler)["changed"] is True
+    assert keys_of(r, QUEUE_QUOTA_RESET) == []
+    first = run(platform, queue=QUEUE_QUOTA_RESET, scheduler=scheduler)
+    second = run(platform, queue=QUEUE_QUOTA_RESET, scheduler=scheduler)
+    assert first["changed"] is True and second["changed"] is False
+    stored = r.hgetall("bull:{0}:repeat:{1}".format(QUEUE_QUOTA_RESET, QUOTA_RESET_SCHEDULER_ID))
+    assert stored["pattern"] == "0 0 * * *" and stored["tz"] == "Europe/Bucharest"
+    entry = info(platform, queues=[QUEUE_QUOTA_RESET])["queues"][0]
+    (view,) = entry["schedulers"]
+    # The next run is midnight in Bucharest (22:00 or 21:00 UTC), and its job waits in delayed.
+    assert view["next"][11:] in ("22:00:00Z", "21:00:00Z") and entry["counts"]["delayed"] == 1
+    changed = run(platform, queue=QUEUE_QUOTA_RESET, scheduler=dict(scheduler, tz="UTC"))
+    assert changed["scheduler"]["changed_fields"] == ["tz"]
+    removed = run(platform, queue=QUEUE_QUOTA_RESET, scheduler=dict(id=QUOTA_RESET_SCHEDULER_ID, state="absent"))
+    assert removed["changed"] is True and r.zcard("bull:{0}:repeat".format(QUEUE_QUOTA_RESET)) == 0
+    assert r.zcard("bull:{0}:delayed".format(QUEUE_QUOTA_RESET)) == 0
+    assert [row[2] for row in platform.audit()] == ["bullmq_upsert_scheduler", "bullmq_upsert_scheduler",
+                                                    "bullmq_remove_scheduler"]
+
+
+# --- Version pairing --------------------------------------------------------------------------------------------
+
+def test_a_queue_managed_by_node_v6_is_refused_and_nothing_changes(platform):
+    r = platform.r(2)
+    produce(platform.redis, PHONE_Q, [("old-1", 0, {})])
+    r.hset("bull:{0}:meta".format(PHONE_Q), "version", "bullmq:6.7.0")
+    before = {key: r.dump(key) for key in keys_of(r)}
+    message = ("queue q:wa:phone_07 is managed by Node BullMQ 6.7.0; install bullmq>=3,<4 on the host running this "
+               "module")
+    for kwargs in (dict(jobs=[dict(id="new-1")]), dict(state="drained"), dict(state="paused"),
+                   dict(state="absent"), dict(scheduler=dict(id="s", every=1000))):
+        for check_mode in (True, False):
+            with pytest.raises(CerniqError) as err:
+                run(platform, check_mode=check_mode, queue=PHONE_Q, **kwargs)
+            assert err.value.msg.startswith(message), kwargs
+    assert {key: r.dump(key) for key in keys_of(r)} == before
+    assert platform.audit() == []
+    assert info(platform, queues=[PHONE_Q])["queues"][0]["pairing_problem"].startswith(message)
+
+
+# --- Bad input: one clear message, nothing changed ----------------------------------------------------------------
+
+@pytest.mark.parametrize(("job", "match"), [
+    (dict(id="12345"), "is an integer"),
+    (dict(id="fu:1"), "contains ':'"),
+    (dict(id="ok", due_at=1790000000), "looks like epoch seconds"),
+    (dict(id="ok", due_at="tomorrow"), "neither epoch milliseconds nor an ISO 8601"),
+    (dict(id="ok", opts={"jobId": "x"}), "may not set jobId"),
+    (dict(id="ok", opts={"priority": -1}), "priority -1"),
+])
+def test_bad_jobs_are_refused_before_any_is_added(platform, job, match):
+    with pytest.raises(CerniqError, match=match):
+        run(platform, queue=PHONE_Q, jobs=[dict(id="fine-1"), job])
+    assert keys_of(platform.r(2)) == []
+
+
+@pytest.mark.parametrize("state", ["drained", "absent", "paused", "cleaned"])
+def test_a_queue_that_does_not_exist_is_refused_unless_allowed(platform, state):
+    with pytest.raises(CerniqError, match="queue q:wa:phone_70 does not exist.*allow_missing"):
+        run(platform, queue="q:wa:phone_70", state=state)
+    assert run(platform, queue="q:wa:phone_70", state=state, allow_missing=True)["changed"] is False
+    assert platform.r(2).dbsize() == 0
+
+
+def test_a_job_key_of_the_wrong_type_is_refused_before_adding_anything(platform):
+    r = platform.r(2)
+    r.lpush("bull:dlq:outreach", "x")  # the application's list, where a queue `dlq` would keep job `outreach`
+    with pytest.raises(CerniqError, match="bull:dlq:outreach is a list, not a BullMQ job hash.*nothing was added"):
+        run(platform, queue="dlq", jobs=[dict(id="first"), dict(id="outreach")])
+    assert not r.exists("bull:dlq:first", "bull:dlq:id")
+
+
+def test_a_queue_key_of_the_wrong_type_is_named(platform):
+    platform.r(2).hset("bull:{0}:wait".format(PHONE_Q), "a", 1)
+    with pytest.raises(CerniqError, match="wrong Redis type.*q:wa:phone_07"):
+        run(platform, queue=PHONE_Q, state="drained")
+
+
+def test_a_scheduler_with_a_bad_pattern_or_zone_is_refused(platform):
+    with pytest.raises(CerniqError, match="not a cron expression"):
+        run(platform, queue=QUEUE_QUOTA_RESET, scheduler=dict(id="s", pattern="61 * * * *"))
+    with pytest.raises(CerniqError, match="time zone 'Mars/Olympus' is unknown"):
+        run(platform, queue=QUEUE_QUOTA_RESET, scheduler=dict(id="s", pattern="0 0 * * *", tz="Mars/Olympus"))
+    assert platform.r(2).dbsize() == 0
+
+
+# --- Pause, clean, obliterate -------------------------------------------------------------------------------------
+
+def test_pause_holds_jobs_back_from_the_node_worker_until_resumed(platform):
+    r = platform.r(2)
+    run(platform, queue=PHONE_Q, jobs=[dict(id="p-1")])
+    assert run(platform, check_mode=True, queue=PHONE_Q, state="paused")["changed"] is True
+    assert not r.hexists("bull:{0}:meta".format(PHONE_Q), "paused")
+    assert run(platform, queue=PHONE_Q, state="paused")["changed"] is True
+    assert run(platform, queue=PHONE_Q, state="paused")["changed"] is False
+    run(platform, queue=PHONE_Q, jobs=[dict(id="p-2")])
+    assert r.llen("bull:{0}:paused".format(PHONE_Q)) == 2  # Python 2.x keeps v5 semantics: no job lost
+    with NodeWorker(platform.redis, [PHONE_Q]) as worker:
+        time.sleep(1)
+        assert worker.completed() == []
+        assert run(platform, queue=PHONE_Q, state="resumed")["changed"] is True
+        assert {e["id"] for e in worker.wait_completed(2)} == {"p-1", "p-2"}
+    assert [row[2] for row in platform.audit()] == ["bullmq_add_jobs", "bullmq_pause", "bullmq_add_jobs",
+                                                    "bullmq_resume"]
+
+
+def test_clean_removes_finished_jobs_by_age_in_chunks_and_check_mode_predicts_it(platform):
+    r = platform.r(2)
+    run(platform, queue=PHONE_Q, jobs=[dict(id="c-{0}".format(i)) for i in range(25)])
+    with NodeWorker(platform.redis, [PHONE_Q]) as worker:
+        worker.wait_completed(25)
+    assert r.zcard("bull:{0}:completed".format(PHONE_Q)) == 25
+    assert run(platform, queue=PHONE_Q, state="cleaned", grace_seconds=3600)["changed"] is False
+    check = run(platform, check_mode=True, queue=PHONE_Q, state="cleaned", clean_limit=10)
+    assert check["cleaned"] == dict(completed=10, failed=0) and r.zcard("bull:{0}:completed".format(PHONE_Q)) == 25
+    real = run(platform, queue=PHONE_Q, state="cleaned", clean_limit=10)
+    assert real["cleaned"] == check["cleaned"]
+    rest = run(platform, queue=PHONE_Q, state="cleaned", clean_states=["completed"])
+    assert rest["cleaned"] == dict(completed=15)
+    assert not [k for k in keys_of(r) if k.split(":")[-1].startswith("c-")]  # hashes gone too, none orphaned
+
+
+def test_obliterate_refuses_active_jobs_and_resumes_the_queue_when_bullmq_gives_up(platform, monkeypatch):
+    r = platform.r(2)
+    run(platform, queue=PHONE_Q, jobs=[dict(id="slow-1"), dict(id="w-2")])
+    with NodeWorker(platform.redis, [PHONE_Q], work_ms=4000):
+        deadline = time.monotonic() + 10
+        while not r.llen("bull:{0}:active".format(PHONE_Q)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with pytest.raises(CerniqError, match="1 active job.*force=true"):
+            run(platform, queue=PHONE_Q, state="absent")
+        assert not r.hexists("bull:{0}:meta".format(PHONE_Q), "paused")
+        # A job that turns active between our read and BullMQ's obliterate: the script refuses and pauses.
+        real_depths = bq.queue_depths
+        monkeypatch.setattr(bq, "queue_depths", lambda *a, **k: {
+            name: dict(d, active=0) for name, d in real_depths(*a, **k).items()})
+        with pytest.raises(CerniqError, match="Cannot obliterate queue with active jobs; the queue was resumed"):
+            run(platform, queue=PHONE_Q, state="absent")
+        monkeypatch.undo()
+        assert not r.hexists("bull:{0}:meta".format(PHONE_Q), "paused")
+        assert r.exists("bull:{0}:w-2".format(PHONE_Q))
+        assert platform.audit("bullmq_obliterate_failed")
+    gone = run(platform, diff=True, queue=PHONE_Q, state="absent")
+    assert gone["changed"] is True and keys_of(r) == []
+    assert gone["diff"]["after"]["completed"] == 0
+
+
+# --- Dead-letter queues ------------------------------------------------------------------------------------------
+
+def test_dlq_list_keeps_the_newest_entries_the_application_lpushed(platform):
+    r = platform.r(2)
+    r.lpush(DLQ_LIST_KEY, *["dead-{0}".format(i) for i in range(1500)])  # dead-1499 is the newest
+    check = run(platform, check_mode=True, diff=True, dlq_type="list", dlq_keep=1000)
+    assert check["dlq"]["removed"] == 500 and r.llen(DLQ_LIST_KEY) == 1500
+    real = run(platform, dlq_type="list", dlq_keep=1000)
+    assert real["dlq"]["removed"] == 500 and r.llen(DLQ_LIST_KEY) == 1000
+    assert r.lindex(DLQ_LIST_KEY, 0) == "dead-1499" and r.lindex(DLQ_LIST_KEY, -1) == "dead-500"
+    assert run(platform, dlq_type="list", dlq_keep=1000)["changed"] is False
+    assert run(platform, dlq_type="list", dlq_keep=0)["dlq"]["removed"] == 1000 and not r.exists(DLQ_LIST_KEY)
+    r.rpush("app:dlq", "a", "b", "c")
+    run(platform, dlq_type="list", dlq_key="app:dlq", dlq_keep=1, dlq_push_side="right")
+    assert r.lrange("app:dlq", 0, -1) == ["c"]
+    assert [row[6]["removed"] for row in platform.audit("bullmq_dlq_trim")] == [500, 1000, 2]
+
+
+def test_dlq_list_of_the_wrong_type_or_a_negative_keep_is_refused(platform):
+    r = platform.r(2)
+    r.hset(DLQ_LIST_KEY, "name", "a BullMQ job hash")
+    with pytest.raises(CerniqError, match="bull:dlq:outreach is a hash, not a list.*Nothing was changed"):
+        run(platform, dlq_type="list", dlq_keep=10)
+    with pytest.raises(CerniqError, match="dlq_keep -1 must be a non-negative integer"):
+        run(platform, dlq_type="list", dlq_keep=-1)
+    assert r.hgetall(DLQ_LIST_KEY) == {"name": "a BullMQ job hash"}
+
+
+def test_dlq_failed_set_is_trimmed_oldest_first_through_bullmq(platform):
+    r = platform.r(2)
+    run(platform, queue=PHONE_Q, jobs=[dict(id="f-{0}".format(i)) for i in range(12)])
+    fail_all(platform, PHONE_Q, 12)
+    failed_key = "bull:{0}:failed".format(PHONE_Q)
+    oldest_first = r.zrange(failed_key, 0, -1)
+    counted = run(platform, queue=PHONE_Q, dlq_type="failed")
+    assert counted["changed"] is False and counted["dlq"]["length"] == 12
+    trimmed = run(platform, queue=PHONE_Q, dlq_type="failed", dlq_keep=5)
+    assert trimmed["dlq"]["removed"] == 7
+    assert r.zrange(failed_key, 0, -1) == oldest_first[7:]
+    assert not r.exists(*["bull:{0}:{1}".format(PHONE_Q, job_id) for job_id in oldest_first[:7]])
+
+
+def test_dlq_queue_keeps_its_newest_waiting_jobs_and_keep_zero_drains_it(platform):
+    r = platform.r(2)
+    run(platform, queue="outreach:dlq", jobs=[dict(id="d-{0}".format(i)) for i in range(8)])
+    assert run(platform, queue="outreach:dlq", dlq_type="queue", dlq_keep=3)["dlq"]["removed"] == 5
+    assert sorted(r.lrange("bull:outreach:dlq:wait", 0, -1)) == ["d-5", "d-6", "d-7"]
+    assert run(platform, queue="outreach:dlq", dlq_type="queue", dlq_keep=0)["dlq"]["removed"] == 3
+    assert r.llen("bull:outreach:dlq:wait") == 0 and not r.exists("bull:outreach:dlq:d-7")
+
+
+def fail_all(platform, queue_name, count):
+    """Fail `count` jobs with a real (Python) BullMQ worker whose processor raises: they land in `failed`."""
+    from bullmq import Worker
+
+    async def go():
+        failed = asyncio.Event()
+        seen = []
+
+        async def process(job, token):
+            seen.append(job.id)
+            if len(seen) >= count:
+                asyncio.get_running_loop().call_later(0.3, failed.set)
+            raise RuntimeError("TimelinesAI 503")
+
+        worker = Worker(queue_name, process, {"connection": {"host": platform.redis.host, "port": platform.redis.port,
+                                                             "db": 2, "password": platform.redis.password}})
+        try:
+            await asyncio.wait_for(failed.wait(), 20)
+        finally:
+            await worker.close()
+
+    asyncio.run(go())
+    assert platform.r(2).zcard("bull:{0}:failed".format(queue_name)) == count
+
+
+# --- Info -------------------------------------------------------------------------------------------------------
+
+def test_info_discovers_queues_by_pattern_with_a_constant_number_of_round_trips(platform):
+    r = platform.r(2)
+    for n in range(1, 31):
+        produce(platform.redis, phone_queue("phone_{0:02d}".format(n)), [("j-1", 0, {})])
+    produce(platform.redis, QUEUE_FOLLOWUP, [("fu-1", 3600_000, {})])
+    r.zadd("bull:q:wa:phone_03:delayed", {"stuck": (now_ms() - 60_000) * 4096})
+    r.hset("bull:q:wa:phone_05:x:id", "name", "a job whose id is 'id', not a queue's counter")
+    calls_before = r.info("stats")["total_commands_processed"]
+    found = info(platform, pattern="q:wa:*")
+    calls = r.info("stats")["total_commands_processed"] - calls_before
+    names = [q["name"] for q in found["queues"]]
+    assert "q:wa:phone_01" in names and "q:wa:phone_30" in names and len(names) == 30
+    by_name = {q["name"]: q for q in found["queues"]}
+    assert by_name["q:wa:phone_03"]["due_delayed"] == 1 and by_name["q:wa:phone_01"]["counts"]["wait"] == 1
+    assert by_name["q:wa:phone_01"]["node_prefix"] == "bull:q:wa" and by_name["q:wa:phone_01"]["node_name"] == \
+        "phone_01"
+    assert found["totals"]["wait"] == 30 and found["dlq_lists"] == [dict(key=DLQ_LIST_KEY, type="none", length=0)]
+    assert any("persistence is off" in w for w in found["warnings"])
+    # SCAN + TYPE + depths + schedulers + CLIENT LIST + preflight: per queue only the commands of its pipelines.
+    per_queue_commands = 11 + 1 + 1  # depths, repeat ZRANGE, TYPE of its id key
+    assert calls <= len(names) * per_queue_commands + 30
+
+
+def test_info_counts_node_workers_of_each_queue(platform):
+    with NodeWorker(platform.redis, [PHONE_Q]):
+        found = info(platform, queues=[PHONE_Q, "q:wa:phone_08"])
+    workers = {q["name"]: q["workers"] for q in found["queues"]}
+    assert workers[PHONE_Q] >= 1 and workers["q:wa:phone_08"] == 0
