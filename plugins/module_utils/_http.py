@@ -47,6 +47,7 @@ BACKOFF_CAP = 30.0
 RETRY_AFTER_CAP = 120.0
 USER_AGENT = "cerniq.outreach (Ansible collection)"
 MASK = "********"
+UNSURE_SEND = "It was not repeated, since the vendor may have acted on it: check there before sending again"
 
 
 def vendor_argument_spec():
@@ -240,7 +241,10 @@ class VendorClient(object):
                 if attempt <= self.retries and (idempotent or not sent):
                     self._pause(backoff_delay(attempt, self.backoff_base))
                     continue
-                raise CerniqError(self._transport_message(exc, what, attempt)) from exc
+                message = self._transport_message(exc, what, attempt)
+                if sent and not idempotent:
+                    message += ". " + UNSURE_SEND
+                raise CerniqError(message) from exc
             except requests.exceptions.RequestException as exc:
                 raise CerniqError("{0} at {1}: {2} failed: {3}".format(
                     self.settings.name, self.base_url, what, self._scrub(_root_cause(exc)))) from exc
@@ -256,7 +260,10 @@ class VendorClient(object):
             break
         if status in accept:
             return self._decode(resp, what)
-        raise CerniqError(self._status_message(resp, what, attempt, hints or {}), http_status=status)
+        message = self._status_message(resp, what, attempt, hints or {})
+        if status >= 500 and not idempotent:
+            message += ". " + UNSURE_SEND
+        raise CerniqError(message, http_status=status)
 
     def _pause(self, seconds):
         self.stats["retries"] += 1
