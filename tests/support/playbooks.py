@@ -50,6 +50,30 @@ def inventory_for(redis_server, pg_server, extra_vars=None, hosts=None):
     return {"all": {"vars": variables, "children": groups}}
 
 
+WORKERS_ADDRESS = "127.0.0.13"
+
+
+def three_host_inventory(redis_server, pg_server, extra_vars=None, workers_address=WORKERS_ADDRESS,
+                         redis_address=None, db_address=None):
+    """An inventory of three hosts (redis, db, workers) whose `ansible_host` are the servers' own loopback addresses.
+
+    Unlike inventory_for, it sets no cerniq_redis_host / cerniq_db_host: the plays must derive them from the groups,
+    so a play that reaches the wrong host (or localhost) fails. Start the servers on distinct addresses
+    (RedisServer(host="127.0.0.11"), PostgresServer(host="127.0.0.12")); `redis_address` / `db_address` override
+    the group's address (to point a group at the wrong host).
+    """
+    inventory = inventory_for(redis_server, pg_server, extra_vars, hosts={
+        "redis": ("redis-1", redis_address or redis_server.host),
+        "db": ("db-1", db_address or pg_server.host),
+        "workers": ("workers-1", workers_address),
+    })
+    variables = inventory["all"]["vars"]
+    for name in ("cerniq_redis_host", "cerniq_db_host"):
+        if name not in (extra_vars or {}):
+            variables.pop(name)
+    return inventory
+
+
 @dataclass
 class PlaybookRun:
     rc: int
