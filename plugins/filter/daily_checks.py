@@ -1,0 +1,487 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 CERNIQ
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Judge the figures the info modules read into pass/warn/fail checks (runbook 1.1 and 1.2), on the controller.
+
+The modules read (one task per check kind); these filters only decide. They take the registered results as they
+are, so a check whose read was skipped (--tags, or switched off) is simply absent from the report.
+"""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
+    DLQ_LIST_KEY,
+    PHONE_STATUSES,
+    QUEUE_QUOTA_RESET,
+    QUOTA_RESET_CRON,
+    QUOTA_RESET_SCHEDULER_ID,
+    REVIEW_PRIORITIES,
+)
+
+STATUS_ACTIVE, STATUS_OFFLINE, STATUS_BANNED = PHONE_STATUSES
+PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
+SEVERITY = {SKIP: 0, PASS: 1, WARN: 2, FAIL: 3}
+# How many names a one-line figure lists before it says "and N more"; details list everything.
+NAMES_IN_FIGURE = 5
+QUEUES_IN_DETAILS = 10
+
+MORNING_DEFAULTS = dict(banned_fails=False, pending_reviews_warn=100, pending_reviews_fail=500,
+                        sla_open_breaches_fail=1, queue_waiting_warn=1000, queue_waiting_fail=10000, dlq_warn=500,
+                        timezone=None)
+EVENING_DEFAULTS = dict(dlq_warn=100, dlq_fail=1000, old_rows_warn=1, backup_required=True)
+
+
+# --- Shared -------------------------------------------------------------------------------------------------------
+
+def _check(name, title, status, figure, details=None, next_step="", data=None):
+    return dict(name=name, title=title, status=status, figure=figure, details=list(details or []),
+                next=next_step if status in (WARN, FAIL) else "", data=data or {})
+
+
+def _names(items, limit=NAMES_IN_FIGURE):
+    items = list(items)
+    shown = ", ".join(str(i) for i in items[:limit])
+    return shown + (" and {0} more".format(len(items) - limit) if len(items) > limit else "")
+
+
+def _minute(stamp):
+    """An ISO timestamp cut to the minute, as people read it: 2026-03-02 09:14+02:00."""
+    text = str(stamp or "")
+    if len(text) < 16 or text[10] != "T":
+        return text or "?"
+    offset = text[19:].lstrip("0123456789.")
+    return text[:10] + " " + text[11:16] + offset
+
+
+def _read(result):
+    """The registered result of a read, None when the task did not run (tags) or was switched off."""
+    if not result or result.get("skipped"):
+        return None
+    return result
+
+
+def _failed(result):
+    if result.get("failed"):
+        return result.get("msg") or "the read failed"
+    return None
+
+
+def _level(value, warn, fail):
+    """FAIL at or above `fail`, WARN at or above `warn` (a threshold of 0 is off), PASS below."""
+    if fail and value >= fail:
+        return FAIL
+    if warn and value >= warn:
+        return WARN
+    return PASS
+
+
+def _worst(*statuses):
+    return max(statuses, key=SEVERITY.get) if statuses else PASS
+
+
+def _settings(given, defaults):
+    settings = dict(defaults)
+    for key, value in (given or {}).items():
+        if key not in defaults:
+            raise AnsibleFilterError("unknown daily check setting {0!r}; known: {1}".format(
+                key, ", ".join(sorted(defaults))))
+        settings[key] = value
+    for key, value in settings.items():
+        if isinstance(defaults[key], bool):
+            settings[key] = _boolean(value)
+        elif isinstance(defaults[key], int):
+            try:
+                settings[key] = int(value)
+            except (TypeError, ValueError) as exc:
+                raise AnsibleFilterError("daily check setting {0}={1!r} is not a whole number".format(
+                    key, value)) from exc
+    return settings
+
+
+def _boolean(value):
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on", "y")
+    return bool(value)
+
+
+def summarize(checks, kind, date=None, timezone=None, generated_at=None):
+    """The report around a list of checks: overall status, counts per status, the console table."""
+    counts = {status: sum(1 for c in checks if c["status"] == status) for status in (PASS, WARN, FAIL, SKIP)}
+    overall = _worst(*[c["status"] for c in checks]) if checks else SKIP
+    width = max([len(c["name"]) for c in checks] + [5])
+    table = ["{0} check {1} ({2}): {3} - {4} fail, {5} warn, {6} pass{7}".format(
+        kind, date or "", timezone or "", overall.upper(), counts[FAIL], counts[WARN], counts[PASS],
+        ", {0} skipped".format(counts[SKIP]) if counts[SKIP] else "")]
+    table.append("{0}  {1}  {2}".format("check".ljust(width), "status", "figure"))
+    for check in checks:
+        table.append("{0}  {1}  {2}".format(check["name"].ljust(width), check["status"].upper().ljust(6),
+                                            check["figure"]))
+    explained = []
+    for check in checks:
+        if check["status"] in (WARN, FAIL):
+            explained.append("{0} ({1}): {2}".format(check["name"], check["status"].upper(), check["title"]))
+            explained.extend("  - " + line for line in check["details"])
+    return dict(kind=kind, date=date, timezone=timezone, generated_at=generated_at, overall=overall,
+                counts=counts, failed=[c["name"] for c in checks if c["status"] == FAIL],
+                warned=[c["name"] for c in checks if c["status"] == WARN], checks=checks, table=table,
+                explained=explained, next=["{0}: {1}".format(c["name"], c["next"]) for c in checks if c["next"]])
+
+
+def check_stats(report):
+    """What set_stats hands to AWX: the verdicts and figures, not the per-phone details."""
+    return dict(overall=report["overall"], date=report["date"], counts=report["counts"], failed=report["failed"],
+                warned=report["warned"],
+                checks={c["name"]: dict(status=c["status"], figure=c["figure"]) for c in report["checks"]})
+
+
+# --- Morning (runbook 1.1) ----------------------------------------------------------------------------------------
+
+def _enabled(phones):
+    return [p for p in phones if p.get("is_enabled", True)]
+
+
+def phones_check(phones_result, settings):
+    failed = _failed(phones_result)
+    if failed:
+        return _check("phones", "Phones not ACTIVE", FAIL, "could not read the phones: " + failed)
+    phones = _enabled(phones_result["phones"])
+    offline = [p for p in phones if p["status"] == STATUS_OFFLINE]
+    banned = [p for p in phones if p["status"] == STATUS_BANNED]
+    status = FAIL if offline or (banned and settings["banned_fails"]) else WARN if banned else PASS
+    parts = []
+    if offline:
+        parts.append("{0} {1}".format(STATUS_OFFLINE, _names(p["id"] for p in offline)))
+    if banned:
+        parts.append("{0} {1}".format(STATUS_BANNED, _names(p["id"] for p in banned)))
+    disabled = len(phones_result["phones"]) - len(phones)
+    figure = "{0} of {1} not {2}{3}{4}".format(len(offline) + len(banned), len(phones), STATUS_ACTIVE,
+                                               ": " + "; ".join(parts) if parts else "",
+                                               " ({0} disabled, not judged)".format(disabled) if disabled else "")
+    details = ["{0} {1} since {2} ({3}, {4})".format(p["id"], p["status"], _minute(p.get("status_changed_at")),
+                                                     p.get("phone_label"), p.get("phone_number"))
+               for p in offline + banned]
+    steps = []
+    if offline:
+        steps.append("reconnect each {0} phone in TimelinesAI, then run playbooks/phone_offline.yml for it "
+                     "(runbook 2.1)".format(STATUS_OFFLINE))
+    if banned:
+        steps.append("make sure each {0} phone's leads were released and a replacement is planned "
+                     "(playbooks/phone_banned.yml, phone_onboard.yml; runbook 2.2, 2.3)".format(STATUS_BANNED))
+    return _check("phones", "Phones not ACTIVE", status, figure, details, "; ".join(steps),
+                  dict(total=len(phones), offline=[p["id"] for p in offline], banned=[p["id"] for p in banned],
+                       disabled=disabled))
+
+
+def _reset_scheduler(queues_result):
+    for queue in queues_result.get("queues", ()):
+        if queue["name"] == QUEUE_QUOTA_RESET:
+            for scheduler in queue.get("schedulers") or ():
+                if scheduler["id"] == QUOTA_RESET_SCHEDULER_ID:
+                    return scheduler
+    return None
+
+
+def quota_reset_check(counters_result, queues_result, settings):
+    """Today's counters exist for every ACTIVE phone (the midnight reset made them), with their TTL; yesterday was
+    rolled up into wa_quota_usage; the reset scheduler is there for tonight."""
+    title = "Quota reset happened"
+    failed = _failed(counters_result) if counters_result else None
+    if failed:
+        return _check("quota_reset", title, FAIL, "could not read the quota counters: " + failed)
+    problems, warnings, details, steps = [], [], [], []
+    data = {}
+    if counters_result:
+        active = [c for c in counters_result["counters"] if c["status"] == STATUS_ACTIVE]
+        missing = [c["phone_id"] for c in active if not c["exists"]]
+        no_ttl = [c["phone_id"] for c in counters_result["counters"] if c["no_ttl"]]
+        unreadable = [c["problem"] for c in counters_result["counters"] if c.get("problem")]
+        usage = counters_result.get("usage") or {}
+        usage_missing = usage.get("missing") or []
+        data.update(date=counters_result["date"], active=len(active), present=len(active) - len(missing),
+                    missing=missing, without_ttl=no_ttl, usage_date=usage.get("date"), usage_missing=usage_missing)
+        if missing:
+            problems.append("{0} of {1} {2} phone(s) have no counter for {3}: {4}".format(
+                len(missing), len(active), STATUS_ACTIVE, counters_result["date"], _names(missing)))
+            steps.append("the midnight reset did not run: runbook 3.2 (playbooks/quota_reset.yml)")
+        if usage_missing:
+            problems.append("{0} phone(s) without a wa_quota_usage row for {1}: {2}".format(
+                len(usage_missing), usage.get("date"), _names(usage_missing)))
+            if not missing:
+                steps.append("yesterday was not rolled up: runbook 3.2 (playbooks/quota_reset.yml)")
+        if no_ttl:
+            warnings.append("{0} counter(s) without TTL: {1}".format(len(no_ttl), _names(no_ttl)))
+            steps.append("repair the TTL: cerniq.outreach.quota_counter repair_ttl=true (playbooks/quota_reset.yml "
+                         "does it)")
+        problems.extend(unreadable)
+        details.extend(["no counter today: {0}".format(p) for p in missing] +
+                       ["no TTL: {0}".format(p) for p in no_ttl] +
+                       ["no wa_quota_usage row for {0}: {1}".format(usage.get("date"), p) for p in usage_missing] +
+                       unreadable)
+    if queues_result and not _failed(queues_result):
+        scheduler = _reset_scheduler(queues_result)
+        data["scheduler"] = scheduler
+        if scheduler is None:
+            problems.append("no {0} scheduler on {1}: tonight's reset will not run".format(
+                QUOTA_RESET_SCHEDULER_ID, QUEUE_QUOTA_RESET))
+            steps.append("re-create it: playbooks/quota_reset.yml (runbook 3.2 step 4)")
+        elif scheduler.get("pattern") != QUOTA_RESET_CRON or (settings["timezone"] and
+                                                               scheduler.get("tz") != settings["timezone"]):
+            warnings.append("scheduler {0} runs {1!r} in {2}, expected {3!r} in {4}".format(
+                QUOTA_RESET_SCHEDULER_ID, scheduler.get("pattern"), scheduler.get("tz"), QUOTA_RESET_CRON,
+                settings["timezone"]))
+            steps.append("re-create it: playbooks/quota_reset.yml (runbook 3.2 step 4)")
+        else:
+            details.append("scheduler {0}: {1} {2}, next {3}".format(QUOTA_RESET_SCHEDULER_ID,
+                                                                     scheduler.get("pattern"), scheduler.get("tz"),
+                                                                     scheduler.get("next")))
+    status = FAIL if problems else WARN if warnings else PASS
+    if counters_result:
+        figure = "{0}/{1} {2} phones have today's counter".format(data["present"], data["active"], STATUS_ACTIVE)
+    else:
+        figure = "counters not read"
+    if problems or warnings:
+        figure += "; " + "; ".join(problems + warnings)
+    elif "scheduler" in data:
+        figure += "; reset scheduler in place"
+    return _check("quota_reset", title, status, figure, details, "; ".join(dict.fromkeys(steps)), data)
+
+
+def reviews_check(reviews_result, settings):
+    title = "Pending reviews"
+    failed = _failed(reviews_result)
+    if failed:
+        return _check("reviews", title, FAIL, "could not read the review queue: " + failed)
+    pending = reviews_result["pending"]
+    by_priority = ", ".join("{0} {1}".format(p, reviews_result["open"][p]["pending"]) for p in REVIEW_PRIORITIES
+                            if reviews_result["open"].get(p, {}).get("pending"))
+    status = _level(pending, settings["pending_reviews_warn"], settings["pending_reviews_fail"])
+    figure = "{0} pending{1}, {2} assigned".format(pending, " ({0})".format(by_priority) if by_priority else "",
+                                                  reviews_result["assigned"])
+    return _check("reviews", title, status, figure, reviews_result.get("bottlenecks"),
+                  "runbook 5.1: playbooks/review_sla.yml shows the bottleneck and can assign URGENT items",
+                  dict(pending=pending, assigned=reviews_result["assigned"],
+                       pending_by_priority={p: reviews_result["open"].get(p, {}).get("pending", 0)
+                                            for p in REVIEW_PRIORITIES}))
+
+
+def _waiting(queue):
+    counts = queue["counts"]
+    return counts.get("wait", 0) + counts.get("paused", 0) + counts.get("prioritized", 0)
+
+
+def _queue_row(queue):
+    counts = queue["counts"]
+    return dict(name=queue["name"], waiting=_waiting(queue), delayed=counts.get("delayed", 0),
+                active=counts.get("active", 0), failed=counts.get("failed", 0), due_delayed=queue["due_delayed"],
+                is_paused=queue["is_paused"], workers=queue.get("workers"))
+
+
+def queue_rows(queues_result):
+    """One row per queue (waiting, delayed, active, failed, due but not promoted, paused, workers), deepest first."""
+    return sorted((_queue_row(q) for q in queues_result.get("queues", ())),
+                  key=lambda r: (-r["waiting"], -r["delayed"], r["name"]))
+
+
+def dlq_length(queues_result, key=DLQ_LIST_KEY):
+    for entry in queues_result.get("dlq_lists", ()):
+        if entry["key"] == key:
+            return entry["length"]
+    return None
+
+
+def queues_check(queues_result, settings):
+    title = "BullMQ depths per queue"
+    failed = _failed(queues_result)
+    if failed:
+        return _check("queues", title, FAIL, "could not read the queues: " + failed)
+    rows = queue_rows(queues_result)
+    warn, fail = settings["queue_waiting_warn"], settings["queue_waiting_fail"]
+    statuses, short, notes, steps = [PASS], [], [], []
+    deep = [r for r in rows if _level(r["waiting"], warn, fail) != PASS]
+    if deep:
+        statuses.extend(_level(r["waiting"], warn, fail) for r in deep)
+        short.append("{0} backed up".format(len(deep)))
+        notes.append("backed up: " + ", ".join("{0} ({1} waiting)".format(r["name"], r["waiting"]) for r in deep))
+        steps.append("are the workers running and the phones ACTIVE? (stack_health.yml, runbook 2.1)")
+    paused = [r["name"] for r in rows if r["is_paused"]]
+    if paused:
+        statuses.append(WARN)
+        short.append("{0} paused".format(len(paused)))
+        notes.append("paused: " + ", ".join(paused))
+        steps.append("resume the paused queue(s) once their phone is fine (cerniq.outreach.bullmq_queue "
+                     "state=resumed)")
+    stuck = [r for r in rows if r["due_delayed"] and not r["workers"]]
+    if stuck:
+        statuses.append(WARN)
+        short.append("{0} with due jobs and no worker".format(len(stuck)))
+        notes.append("delayed jobs due, no worker connected to promote them: " + ", ".join(
+            "{0} ({1})".format(r["name"], r["due_delayed"]) for r in stuck))
+        steps.append("start the workers of those queues")
+    pairing = [q for q in queues_result.get("queues", ()) if q.get("pairing_problem")]
+    if pairing:
+        statuses.append(WARN)
+        short.append("{0} with a BullMQ version problem".format(len(pairing)))
+        notes.extend("{0}: {1}".format(q["name"], q["pairing_problem"]) for q in pairing)
+    dlq = dlq_length(queues_result)
+    if dlq is not None and settings["dlq_warn"] and dlq >= settings["dlq_warn"]:
+        statuses.append(WARN)
+        short.append("DLQ over {0}".format(settings["dlq_warn"]))
+        steps.append("look at the dead letters ({0}; the evening check, runbook 1.2)".format(DLQ_LIST_KEY))
+    notes.extend(queues_result.get("warnings") or ())
+    totals = dict(queues=len(rows), waiting=sum(r["waiting"] for r in rows), delayed=sum(r["delayed"] for r in rows),
+                  active=sum(r["active"] for r in rows), failed=sum(r["failed"] for r in rows), dlq=dlq)
+    figure = "{queues} queues: {waiting} waiting, {delayed} delayed, {active} active, {failed} failed; DLQ {0}".format(
+        "-" if dlq is None else dlq, **totals)
+    if short:
+        figure += "; " + ", ".join(short)
+    elif rows and rows[0]["waiting"]:
+        figure += "; deepest {0} ({1})".format(rows[0]["name"], rows[0]["waiting"])
+    details = notes + ["{name}: {waiting} waiting, {delayed} delayed ({due_delayed} due), {active} active, "
+                       "{failed} failed{0}".format(" PAUSED" if r["is_paused"] else "", **r)
+                       for r in rows[:QUEUES_IN_DETAILS]]
+    return _check("queues", title, _worst(*statuses), figure, details, "; ".join(dict.fromkeys(steps)),
+                  dict(totals, queues=rows))
+
+
+def _by_priority(counts):
+    return ", ".join("{0} {1}".format(p, counts[p]) for p in REVIEW_PRIORITIES if counts.get(p))
+
+
+def sla_check(reviews_result, settings):
+    title = "SLA breaches overnight"
+    failed = _failed(reviews_result)
+    if failed:
+        return _check("sla", title, FAIL, "could not read the review queue: " + failed)
+    breaches = reviews_result["sla_breaches"]
+    open_now, since = breaches["open"], breaches["since"]
+    threshold = settings["sla_open_breaches_fail"]
+    status = FAIL if threshold and open_now >= threshold else WARN if open_now or since else PASS
+    figure = "{0} open item(s) past SLA{1}; {2} breached since {3}{4}".format(
+        open_now, " ({0})".format(_by_priority(breaches["open_by_priority"])) if open_now else "", since,
+        _minute(reviews_result.get("breaches_since")),
+        " ({0})".format(_by_priority(breaches["since_by_priority"])) if since else "")
+    return _check("sla", title, status, figure, [],
+                  "runbook 5.1: playbooks/review_sla.yml -e assign_to=<reviewer> assigns the URGENT items",
+                  dict(open=open_now, since=since, open_by_priority=breaches["open_by_priority"],
+                       since_by_priority=breaches["since_by_priority"]))
+
+
+def timelinesai_check(vendor_result, enabled=True):
+    """TimelinesAI's view against ours: an ACTIVE phone whose account is disconnected cannot send (fail); an
+    OFFLINE phone whose account is back, a phone without an account or with another account id: warn."""
+    title = "TimelinesAI status per phone"
+    if not enabled:
+        return _check("timelinesai", title, SKIP, "not checked (check_morning_timelinesai=false)")
+    failed = _failed(vendor_result)
+    if failed:
+        return _check("timelinesai", title, FAIL, "TimelinesAI could not be read: " + failed, [failed],
+                      "check the TimelinesAI status page and cerniq_timelinesai_api_token (runbook 7.1, "
+                      "timelinesai:down)")
+    phones = _enabled(vendor_result["phones"])
+    down = [p for p in phones if p["db_status"] == STATUS_ACTIVE and not p["connected"]]
+    back = [p["phone_id"] for p in phones if p["db_status"] == STATUS_OFFLINE and p["connected"]]
+    missing = [p["phone_id"] for p in phones if p["vendor_account_id"] is None]
+    mismatch = [p["phone_id"] for p in phones if p.get("account_id_mismatch")]
+    status = FAIL if down else WARN if back or missing or mismatch else PASS
+    figure = "{0} of {1} phone(s) connected".format(sum(1 for p in phones if p["connected"]), len(phones))
+    if down:
+        figure += "; {0} {1} phone(s) disconnected at TimelinesAI: {2}".format(
+            len(down), STATUS_ACTIVE, _names(p["phone_id"] for p in down))
+    if back:
+        figure += "; {0} phone(s) {1} here but connected there: {2}".format(len(back), STATUS_OFFLINE, _names(back))
+    if missing:
+        figure += "; {0} phone(s) without a TimelinesAI account: {1}".format(len(missing), _names(missing))
+    if mismatch:
+        figure += "; {0} phone(s) with another account id there: {1}".format(len(mismatch), _names(mismatch))
+    details = (["{0}: {1} here, {2} at TimelinesAI (since {3})".format(p["phone_id"], STATUS_ACTIVE,
+                                                                      p["vendor_status"], p.get("connected_on"))
+                for p in down] +
+               ["{0}: {1} here, connected at TimelinesAI".format(p, STATUS_OFFLINE) for p in back] +
+               ["{0}: no TimelinesAI account".format(p) for p in missing] +
+               ["{0}: timelinesai_account_id differs from the account TimelinesAI has for its number".format(p)
+                for p in mismatch])
+    steps = []
+    if down:
+        steps.append("those phones cannot send: runbook 2.1 (playbooks/phone_offline.yml)")
+    if back:
+        steps.append("reconnected: mark them {0} (playbooks/phone_offline.yml, runbook 2.1 step 4)".format(
+            STATUS_ACTIVE))
+    if missing or mismatch:
+        steps.append("check their timelinesai_account_id (runbook 2.3)")
+    return _check("timelinesai", title, status, figure, details, "; ".join(steps),
+                  dict(phones=len(phones), connected=sum(1 for p in phones if p["connected"]),
+                       disconnected_active=[p["phone_id"] for p in down], connected_offline=back, missing=missing,
+                       account_id_mismatch=mismatch, unknown_accounts=len(vendor_result.get("unknown_accounts") or [])))
+
+
+def drift_check(phones_result, counters_result):
+    title = "Redis/DB drift"
+    for result in (phones_result, counters_result):
+        failed = result and _failed(result)
+        if failed:
+            return _check("drift", title, FAIL, "could not read: " + failed)
+    drifted = [p for p in phones_result["phones"] if p["drift"]] if phones_result else []
+    leaks = (counters_result or {}).get("leaks") or []
+    parts, details, steps = [], [], []
+    if phones_result:
+        parts.append("{0} status drift(s){1}".format(len(drifted), ": " + _names(
+            "{0} (DB {1}, Redis {2})".format(p["id"], p["status"], p["redis_status"] or "missing") for p in drifted)
+            if drifted else ""))
+        details.extend("{0}: {1} says {2}, the DB says {3}".format(p["id"], p["status_key"],
+                                                                   p["redis_status"] or "nothing", p["status"])
+                       for p in drifted)
+    if counters_result:
+        parts.append("{0} quota counter(s) off the log{1}".format(len(leaks), ": " + _names(
+            "{0} (Redis {1}, DB {2})".format(leak["phone_id"], leak["redis"], leak["db"]) for leak in leaks)
+            if leaks else ""))
+        details.extend("{0}: counter {1}, {2} messages logged today ({3:+d})".format(
+            leak["phone_id"], leak["redis"], leak["db"], leak["difference"]) for leak in leaks)
+    if drifted:
+        steps.append("the workers act on Redis: set each phone's status again with cerniq.outreach.wa_phone (it "
+                     "writes DB and Redis together; runbook 2.1/2.2)")
+    if leaks:
+        steps.append("quota leak: playbooks/quota_exhausted.yml shows it, cerniq.outreach.quota_counter "
+                     "sync_from=db corrects it (runbook 3.1)")
+    status = FAIL if drifted else WARN if leaks else PASS
+    return _check("drift", title, status, "; ".join(parts) or "nothing read", details, "; ".join(steps),
+                  dict(status_drift=[p["id"] for p in drifted],
+                       counter_leaks=[leak["phone_id"] for leak in leaks]))
+
+
+def morning_checks(readings, settings=None):
+    """Every check of runbook 1.1 whose reads ran, in the runbook's order, judged; see summarize() for the report.
+
+    readings: phones (wa_phone_info), counters (quota_counter_info), queues (bullmq_queue_info), reviews
+    (review_queue_info), vendor (timelinesai_account_info) as registered; timelinesai (bool) whether it was asked.
+    """
+    settings = _settings(settings, MORNING_DEFAULTS)
+    phones = _read(readings.get("phones"))
+    counters = _read(readings.get("counters"))
+    queues = _read(readings.get("queues"))
+    reviews = _read(readings.get("reviews"))
+    vendor_wanted = _boolean(readings.get("timelinesai", True))
+    vendor = _read(readings.get("vendor"))
+    checks = []
+    if phones:
+        checks.append(phones_check(phones, settings))
+    if counters:
+        checks.append(quota_reset_check(counters, queues, settings))
+    if reviews:
+        checks.append(reviews_check(reviews, settings))
+    if queues:
+        checks.append(queues_check(queues, settings))
+    if reviews:
+        checks.append(sla_check(reviews, settings))
+    if vendor or not vendor_wanted:
+        checks.append(timelinesai_check(vendor, vendor_wanted))
+    if phones or counters:
+        checks.append(drift_check(phones, counters))
+    return checks
+
+
+class FilterModule(object):
+    def filters(self):
+        return dict(morning_checks=morning_checks, check_summary=summarize, check_stats=check_stats,
+                    queue_rows=queue_rows)
