@@ -1,0 +1,206 @@
+"""The EDA rulebook (extensions/eda/rulebooks/cerniq_alerts.yml) under a real ansible-rulebook (PyPI; Java 17),
+fed real Alertmanager webhook payloads through the collection's own event source.
+
+- The rules: the rulebook's own conditions and throttles, with each action swapped for a `debug` line, so one
+  ansible-rulebook run shows which alerts dispatch, which are throttled, which are ignored.
+- End to end: the rulebook as shipped runs playbooks/alert_response.yml against the session's Redis and PostgreSQL.
+
+Each test starts ansible-rulebook in its own process group and kills the group afterwards, whatever happened.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+import requests
+import yaml
+
+from tests.support.playbooks import COLLECTIONS_PATH, VENV_BIN
+from tests.support.services import REPO_ROOT, free_port
+
+RULEBOOK = REPO_ROOT / "extensions" / "eda" / "rulebooks" / "cerniq_alerts.yml"
+TOKEN = "9f86d081884c7d659a2feaa0c55ad015"
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# ansible-rulebook logs a failed run's whole output a second time, as an ERROR line; that echo is not another run.
+FAILED_RUN_ECHO = re.compile(
+    r"^[^\n]* - ansible_rulebook\.action\.run_playbook - ERROR - \n.*?^PLAY RECAP[^\n]*\n[^\n]*\n", re.S | re.M)
+ANSIBLE_RULEBOOK = shutil.which("ansible-rulebook", path=VENV_BIN + os.pathsep + os.environ.get("PATH", ""))
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(ANSIBLE_RULEBOOK is None, reason="ansible-rulebook is not installed (requirements-test.txt)"),
+    pytest.mark.skipif(shutil.which("java") is None, reason="ansible-rulebook needs Java 17 (openjdk-17-jre-headless)"),
+]
+
+
+def alert(alertname, status="firing", **labels):
+    fingerprint = hashlib.sha256(json.dumps([alertname, status, labels], sort_keys=True).encode()).hexdigest()[:16]
+    return {"status": status, "labels": dict(labels, alertname=alertname),
+            "annotations": {"summary": "{0} {1}".format(alertname, labels)},
+            "startsAt": "2026-01-15T03:12:45.828Z",
+            "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else "2026-01-15T03:40:00Z",
+            "generatorURL": "http://prometheus.cerniq.internal:9090/graph?g0.expr=cerniq_alert",
+            "fingerprint": fingerprint}
+
+
+def webhook(*alerts):
+    """An Alertmanager webhook_config body (version 4), as in Alertmanager's documentation."""
+    return {"receiver": "cerniq-eda", "status": "firing", "alerts": list(alerts),
+            "groupLabels": {}, "commonLabels": {"env": "test"}, "commonAnnotations": {},
+            "externalURL": "http://alertmanager.cerniq.internal:9093", "version": "4",
+            "groupKey": "{}:{env=\"test\"}", "truncatedAlerts": 0}
+
+
+class Rulebook:
+    """ansible-rulebook in its own process group, its output in a file."""
+
+    def __init__(self, workdir, rulebook, inventory):
+        self.workdir = workdir
+        self.port = free_port()
+        self.log_path = workdir / "ansible-rulebook.log"
+        (workdir / "eda-vars.yml").write_text(yaml.safe_dump({"alertmanager_port": self.port}))
+        self.cmd = [ANSIBLE_RULEBOOK, "--rulebook", str(rulebook), "--inventory", str(inventory),
+                    "--vars", str(workdir / "eda-vars.yml")]
+        self.env = dict(os.environ, CERNIQ_ALERTMANAGER_TOKEN=TOKEN, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS_PATH),
+                        ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+                        ANSIBLE_DEPRECATION_WARNINGS="0", PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""))
+        self.process = None
+
+    def __enter__(self):
+        log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(self.cmd, cwd=self.workdir, env=self.env, stdout=log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError("ansible-rulebook exited with {0}:\n{1}".format(self.process.returncode,
+                                                                                   self.output[-3000:]))
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError("the event source did not listen within 90 s:\n" + self.output[-3000:])
+
+    def __exit__(self, *exc):
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+        # Playbook runs started by the rulebook share its process group; none may outlive the test.
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    @property
+    def output(self):
+        return FAILED_RUN_ECHO.sub("", ANSI.sub("", self.log_path.read_text(errors="replace")))
+
+    def post(self, body, token=TOKEN):
+        return requests.post("http://127.0.0.1:{0}/alerts".format(self.port), json=body,
+                             headers={"Authorization": "Bearer " + token}, timeout=10)
+
+    def wait_for(self, count_of, expected, timeout, settle=2.0):
+        """Wait until `count_of(output)` reaches `expected`, then `settle` seconds more to see it does not grow."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and count_of(self.output) < expected:
+            assert self.process.poll() is None, "ansible-rulebook exited:\n" + self.output[-3000:]
+            time.sleep(0.25)
+        time.sleep(settle)
+        return self.output
+
+
+def test_rules_dispatch_firing_alerts_once_per_phone_campaign_or_alert(tmp_path):
+    """The shipped conditions and throttles, each action replaced by a debug line naming the rule and labels."""
+    rulesets = yaml.safe_load(RULEBOOK.read_text())
+    for rule in rulesets[0]["rules"]:
+        if "run_playbook" in rule["action"]:
+            rule["action"] = {"debug": {"msg": "DISPATCH {0}|{{{{ event.labels.alertname }}}}|{{{{ event.labels.phone "
+                                               "| default('-') }}}}|{{{{ event.labels.campaign | default('-') }}}}"
+                                               .format(rule["name"].split(",")[0])}}
+    rulebook = tmp_path / "rules.yml"
+    rulebook.write_text(yaml.safe_dump(rulesets, sort_keys=False))
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"localhost": {"ansible_connection": "local"}}}}))
+    with Rulebook(tmp_path, rulebook, inventory) as eda:
+        refused = eda.post(webhook(alert("PhoneOffline", phone="phone_01")), token="0" * len(TOKEN))
+        assert refused.status_code == 401
+        response = eda.post(webhook(
+            alert("PhoneOffline", phone="phone_01"), alert("PhoneOffline", phone="phone_01", instance="b"),
+            alert("PhoneOffline", phone="phone_02"), alert("phone:banned", phone="phone_01"),
+            alert("SlaBreach"), alert("sla:breach", instance="b"), alert("SlaBreach", instance="c"),
+            alert("BounceHigh", campaign="c-1"), alert("BounceHigh", campaign="c-1", instance="b"),
+            alert("BounceHigh", campaign="c-2"), alert("BounceHigh"),
+            alert("PhoneOffline"), alert("PhoneOffline", instance="b"),
+            alert("DlqOverflow", status="resolved"), alert("DiskFull", phone="phone_01"),
+        ))
+        assert response.json() == {"accepted": 15}
+        output = eda.wait_for(lambda out: out.count("DISPATCH ") + out.count("no procedure was run"), 8, 60)
+    dispatched = sorted(re.findall(r"DISPATCH (.+)", output))
+    assert dispatched == sorted([
+        "Phone alert|PhoneOffline|phone_01|-", "Phone alert|PhoneOffline|phone_02|-",
+        "Phone alert|phone:banned|phone_01|-",
+        "Platform alert|SlaBreach|-|-", "Platform alert|sla:breach|-|-",  # two names, two throttle groups
+        "Campaign alert|BounceHigh|-|c-1", "Campaign alert|BounceHigh|-|c-2",
+        "Platform alert|BounceHigh|-|-",
+    ]), output[-4000:]
+    assert output.count("PhoneOffline arrived without a `phone` label; no procedure was run") == 1
+
+
+@pytest.fixture()
+def seeded(platform):
+    platform.seed(phones=4, leads=60, old_log_rows=0, reviews=40, jobs_per_phone=3, dlq_entries=10,
+                  offline=(), banned=(), drift_phone="", leak_phone="", no_ttl_phone="")
+    return platform
+
+
+def test_an_alertmanager_webhook_runs_the_alert_response_playbook(seeded, tmp_path):
+    platform = seeded
+    inventory_dir = tmp_path / "inventory"
+    inventory_dir.mkdir()
+    (inventory_dir / "hosts.yml").write_text(yaml.safe_dump(platform.inventory()))
+    pending = platform.sql("SELECT count(*) FROM human_review_queue WHERE status = 'PENDING'")[0][0]
+    phones_before = platform.sql("SELECT id, status, status_changed_at FROM wa_phone_numbers ORDER BY id")
+
+    started = time.monotonic()
+    with Rulebook(tmp_path, "cerniq.outreach.cerniq_alerts", inventory_dir) as eda:
+        listening = time.monotonic() - started
+        response = eda.post(webhook(
+            alert("SlaBreach"), alert("SlaBreach", instance="b"),              # one run (throttled)
+            alert("PhoneBanned", phone="phone_03", severity="critical"),        # shows the plan, stops unconfirmed
+            alert("DlqOverflow", status="resolved"),                            # resolved: no run
+        ))
+        assert response.json() == {"accepted": 4}
+        output = eda.wait_for(lambda out: out.count("PLAY RECAP"), 2, 150, settle=3.0)
+    elapsed = time.monotonic() - started
+    print("ansible-rulebook listening after {0:.1f} s; both runs done after {1:.1f} s".format(listening, elapsed))
+
+    runs = output.split("PLAY [Alert response (runbook 7.1)]")[1:]
+    assert len(runs) == 2, output[-5000:]
+    sla = next(run for run in runs if "sla:breach: severity MEDIUM" in run)
+    banned = next(run for run in runs if "phone:banned: severity CRITICAL" in run)
+    assert "included: cerniq.outreach.review_sla" in sla
+    assert "- {0} pending, ".format(pending) in sla, sla[-3000:]
+    assert "Alert sla:breach (MEDIUM, response time 1 hour): ran runbook 5.1" in sla
+    assert re.search(r"failed=0", sla.split("PLAY RECAP", 1)[1])
+    # The alert did not confirm the ban: plan shown, play stopped, nothing changed.
+    assert "included: cerniq.outreach.phone_banned" in banned
+    assert "phone=phone_03" in banned and "Nothing was changed" in banned
+    assert re.search(r"failed=1", banned.split("PLAY RECAP", 1)[1])
+    assert platform.sql("SELECT id, status, status_changed_at FROM wa_phone_numbers ORDER BY id") == phones_before
+    assert platform.audit() == []
+    assert "DlqOverflow" not in output.split("PLAY [", 1)[-1]
