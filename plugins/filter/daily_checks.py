@@ -481,7 +481,54 @@ def morning_checks(readings, settings=None):
     return checks
 
 
+# --- Quota exhausted early (runbook 3.1) ------------------------------------------------------------------------
+
+def quota_usage(counters_result, warn_percent=90, top=20):
+    """Usage against limit of the ACTIVE phones (the runbook's loop), fullest first, with the leak report.
+
+    counters_result: quota_counter_info's result (with leak_report). Returns the lists and a printable table of the
+    `top` fullest phones (0: all).
+    """
+    warn_percent, top = int(warn_percent), int(top)
+    counters = counters_result["counters"]
+    active = [c for c in counters if c["status"] == STATUS_ACTIVE]
+    leaks = {leak["phone_id"]: leak for leak in counters_result.get("leaks") or ()}
+
+    def used(counter):
+        return counter["value"] or 0
+
+    exhausted = [c["phone_id"] for c in active if c["limit"] and used(c) >= c["limit"]]
+    near = [c["phone_id"] for c in active if c["limit"] and warn_percent and
+            100.0 * used(c) / c["limit"] >= warn_percent and used(c) < c["limit"]]
+    ordered = sorted(active, key=lambda c: (-(c["used_percent"] or 0), -used(c), c["phone_id"]))
+    shown = ordered[:top] if top else ordered
+    width = max([len(c["phone_id"]) for c in shown] + [5])
+    lines = ["{0}  {1:>11}  {2:>6}  {3:>6}  {4}".format("phone".ljust(width), "used/limit", "use", "log", "flags")]
+    for counter in shown:
+        flags = []
+        if counter["phone_id"] in exhausted:
+            flags.append("EXHAUSTED")
+        elif counter["phone_id"] in near:
+            flags.append("NEAR")
+        if counter["phone_id"] in leaks:
+            flags.append("LEAK {0:+d}".format(leaks[counter["phone_id"]]["difference"]))
+        if not counter["exists"]:
+            flags.append("NO COUNTER")
+        elif counter["no_ttl"]:
+            flags.append("NO TTL")
+        lines.append("{0}  {1:>11}  {2:>5.1f}%  {3:>6}  {4}".format(
+            counter["phone_id"].ljust(width), "{0}/{1}".format(used(counter), counter["limit"]),
+            counter["used_percent"] or 0.0, counter.get("db_count", "-"), " ".join(flags)))
+    if len(shown) < len(ordered):
+        lines.append("... {0} more ACTIVE phone(s) below {1:.1f}%".format(
+            len(ordered) - len(shown), shown[-1]["used_percent"] or 0.0))
+    return dict(date=counters_result["date"], active=len(active), used=sum(used(c) for c in active),
+                limit=sum(c["limit"] or 0 for c in active), exhausted=exhausted, near=near,
+                leaks=[dict(leak) for leak in counters_result.get("leaks") or ()],
+                without_counter=[c["phone_id"] for c in active if not c["exists"]], table=lines)
+
+
 class FilterModule(object):
     def filters(self):
         return dict(morning_checks=morning_checks, check_summary=summarize, check_stats=check_stats,
-                    queue_rows=queue_rows)
+                    queue_rows=queue_rows, quota_usage=quota_usage)
