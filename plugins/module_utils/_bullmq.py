@@ -94,7 +94,7 @@ def job_key(prefix, queue_name, job_id):
 def node_address(prefix, queue_name):
     """(prefix, name) a Node worker uses for a key path: Node BullMQ >= 5.12.12 refuses ':' in queue names."""
     path = "{0}:{1}".format(prefix, queue_name)
-    node_prefix, _, name = path.rpartition(":")
+    node_prefix, name = path.rsplit(":", 1)
     return node_prefix, name
 
 
@@ -161,7 +161,7 @@ def installed_python_bullmq():
 
 def _major(version):
     try:
-        return int(str(version).split(".")[0])
+        return int(str(version).split(".", 1)[0])
     except (TypeError, ValueError):
         return None
 
@@ -609,8 +609,8 @@ def _validate_job_opts(opts, where):
     priority = opts.get("priority")
     if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)
                                  or not 0 <= priority <= PRIORITY_LIMIT):
-        raise CerniqError("{0}: priority {1!r} must be an integer from 0 to {2}".format(where, priority,
-                                                                                       PRIORITY_LIMIT))
+        raise CerniqError("{0}: priority {1!r} must be an integer from 0 to {2}".format(
+            where, priority, PRIORITY_LIMIT))
     return dict(opts)
 
 

@@ -17,7 +17,7 @@ description:
     Node workers open as prefix C(bull:q:wa), name C(phone_07) (Node BullMQ 5.12.12 and later refuse C(:) in queue
     names); both address the same Redis keys C(bull:q:wa:phone_07:*).
   - B(Version pairing.) The Python package's major must pair with the workers' Node BullMQ major (Node 5 with
-    Python C(bullmq) 2.x, Node 6 with 3.x): mixing them loses jobs on pause and resume. Before any write the module
+    Python C(bullmq) 2.x, Node 6 with 3.x); mixing them loses jobs on pause and resume. Before any write the module
     reads the queue's C(meta.version) (written by Node queues as C(bullmq:<x.y.z>)) and refuses on a mismatch, naming
     the package to install. A queue without C(meta.version) is checked against O(expect_node_major).
   - B(Jobs) need deterministic ids (not all digits, no C(:), as Node requires); adding an id that exists is a no-op,

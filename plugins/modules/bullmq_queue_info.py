@@ -19,9 +19,9 @@ description:
     neither the C(bullmq) package nor PostgreSQL (the PostgreSQL options are accepted so that
     C(group/cerniq.outreach.all) module defaults apply, and are not used).
   - Queues are found by C(SCAN) of C(<prefix>:<pattern>:id), as BullMQ's own tools do, so a queue shows up once its
-    first job was added. A queue name is its key path: C(q:wa:phone_07) is what Node workers open as prefix
+    first job was added. A queue name is its key path, so C(q:wa:phone_07) is what Node workers open as prefix
     C(bull:q:wa), name C(phone_07).
-  - Preflight: warns when Redis' C(maxmemory-policy) is not C(noeviction) or persistence is off.
+  - The preflight warns when Redis' C(maxmemory-policy) is not C(noeviction) or persistence is off.
 extends_documentation_fragment:
   - cerniq.outreach._redis
   - cerniq.outreach._postgres

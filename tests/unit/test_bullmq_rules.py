@@ -69,5 +69,5 @@ def test_pairing_refuses_a_version_it_does_not_know():
 
 def test_pending_counts_leave_the_schedulers_next_job_alone():
     depths = dict(wait=3, paused=0, prioritized=1, delayed=5)
-    assert bq.pending_counts(depths, {"delayed": 1}) == {"waiting": 3, "paused": 0, "prioritized": 1,
-                                                          "delayed": 4, "cancelled": 8}
+    expected = {"waiting": 3, "paused": 0, "prioritized": 1, "delayed": 4, "cancelled": 8}
+    assert bq.pending_counts(depths, {"delayed": 1}) == expected
