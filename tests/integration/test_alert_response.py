@@ -12,6 +12,7 @@ import yaml
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import DLQ_LIST_KEY, phone_status_key
 from tests.support.playbooks import run_playbook
 from tests.support.services import REPO_ROOT
+from tests.support.vendors import TIMELINES_TOKEN, timelines, timelines_server  # noqa: F401 (fixtures)
 
 ROLE_DIR = REPO_ROOT / "roles" / "alert_response"
 RULEBOOK = REPO_ROOT / "extensions" / "eda" / "rulebooks" / "cerniq_alerts.yml"
@@ -209,3 +210,29 @@ def test_dlq_overflow_shows_the_dead_letter_depth_and_failing_queues(platform, s
     assert lines[1].startswith("failed jobs: ")
     assert run.changed_tasks == []
     assert _state(platform) == before
+
+
+def _vendor_inventory(platform, fake):
+    return platform.inventory(cerniq_timelinesai_base_url=fake.base_url,
+                              cerniq_timelinesai_api_token=TIMELINES_TOKEN, cerniq_vendor_allow_http=True)
+
+
+def test_timelinesai_down_reports_the_accounts_when_the_api_answers(platform, seeded, timelines):  # noqa: F811
+    run = run_playbook("alert_response.yml", _vendor_inventory(platform, timelines),
+                       extravars={"alert": "TimelinesaiDown", "phone": "phone_02"})
+    assert run.rc == 0, run.stdout[-3000:]
+    assert run.result("Show what TimelinesAI answered")["msg"] == [
+        "TimelinesAI answers: 1 of 1 phone(s) connected", "disconnected: none", "no TimelinesAI account: none"]
+    assert [r["method"] + " " + r["path"] for r in timelines.requests()] == ["GET /integrations/api/whatsapp_accounts"]
+
+
+def test_timelinesai_down_fails_with_the_vendor_error_when_the_api_does_not_answer(platform, seeded, timelines):  # noqa: F811
+    timelines.add_fault(503, times=50)  # outlasts the client's retries
+    run = run_playbook("alert_response.yml", _vendor_inventory(platform, timelines),
+                       extravars={"alert": "timelinesai:down"})
+    assert run.rc != 0
+    shown = run.result("Show what TimelinesAI answered")["msg"]
+    assert len(shown) == 1 and shown[0].startswith("TimelinesAI API call failed: ") and "503" in shown[0], shown
+    assert run.result("Fail when TimelinesAI is down")["msg"].startswith(
+        "TimelinesAI is down (its API call failed).")
+    assert TIMELINES_TOKEN not in run.stdout
