@@ -97,7 +97,7 @@ def test_ban_plan_check_mode_and_refusal_change_nothing(platform, ban_scenario):
     checked = platform.play("phone_banned.yml", extravars={"phone": BANNED}, check=True)
     assert checked.rc == 0, checked.stdout[-3000:]
     plan = checked.result("What this run will change")["msg"]
-    assert any("DB ACTIVE, Redis ACTIVE -> BANNED" in line for line in plan), plan
+    assert any("DB ACTIVE, Redis ACTIVE -> BANNED in both" in line for line in plan), plan
     assert any("release {0} lead(s)".format(RELEASABLE) in line and "COLD 15, CONTACTED_WA 12" in line
                for line in plan), plan
     assert any("cancel 300 pending job(s)" in line and "120 waiting, 150 delayed, 30 prioritized" in line
