@@ -461,7 +461,7 @@ def reset_day(params, day, phone_ids=None, check_mode=False, want_diff=False, no
         _audit_redis_change(params, "quota_reset", quota_key_pattern(day), "reset of a past day's counters",
                             dict(counters={k: values[k] for k in keys[:AUDIT_KEY_CAP]}),
                             dict(deleted=deleted, keys=len(keys)))
-    result = dict(changed=bool(keys), date=day.isoformat(), keys=keys, count=len(keys),
+    result = dict(changed=bool(keys), date=day.isoformat(), counter_keys=keys, count=len(keys),
                   deleted=deleted if not check_mode else 0)
     if want_diff:
         result["diff"] = dict(before="".join("{0} = {1}\n".format(k, values[k]) for k in keys), after="")

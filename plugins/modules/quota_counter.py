@@ -152,7 +152,7 @@ ttl_repaired:
   returned: with O(sync_from) or O(repair_ttl)
   type: list
   elements: str
-keys:
+counter_keys:
   description: The counters a reset deleted (in check mode, the counters it would delete).
   returned: with O(state=absent)
   type: list

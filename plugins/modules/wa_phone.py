@@ -99,7 +99,8 @@ options:
     default: true
   lead_ids_cap:
     description:
-      - How many released lead ids RV(released.lead_ids) and the audit row list. The count is always exact.
+      - How many released lead ids the result (C(released.lead_ids)) and the audit row list. The count is always
+        exact.
     type: int
     default: 100
   reason:

@@ -17,7 +17,7 @@ description:
   - It covers the runbook's morning checklist (1.1 steps 1, 2, 4 and 6) and 3.1 step 1, without a shell loop.
     It runs one SQL query, one Redis pipeline on the platform db and one on the BullMQ db, whatever the number of
     phones.
-  - A key of the wrong Redis type is reported in RV(summary.problems) with its name, and the read goes on.
+  - A key of the wrong Redis type is reported in C(summary.problems) with its name, and the read goes on.
 extends_documentation_fragment:
   - cerniq.outreach._redis
   - cerniq.outreach._postgres
@@ -43,7 +43,7 @@ options:
     type: str
   quota_warn_percent:
     description:
-      - RV(summary.over_quota_percent) lists the phones that used at least this percent of today's limit.
+      - C(summary.over_quota_percent) lists the phones that used at least this percent of today's limit.
     type: int
     default: 90
 seealso:

@@ -268,11 +268,11 @@ def test_reset_deletes_only_that_past_days_counters_with_scan(platform, seeded):
     todays = snapshot(r, "quota:wa:*:" + today().isoformat())
 
     preview = quota.reset_day(platform.params, "yesterday", check_mode=True)
-    assert preview["changed"] is True and sorted(preview["keys"]) == old_keys and preview["deleted"] == 0
+    assert preview["changed"] is True and sorted(preview["counter_keys"]) == old_keys and preview["deleted"] == 0
     assert sorted(r.scan_iter(match=contract.quota_key_pattern(yesterday))) == old_keys
 
     done = quota.reset_day(platform.params, "yesterday")
-    assert done["deleted"] == 6 and sorted(done["keys"]) == old_keys
+    assert done["deleted"] == 6 and sorted(done["counter_keys"]) == old_keys
     assert list(r.scan_iter(match=contract.quota_key_pattern(yesterday))) == []
     assert r.exists("quota:wa:phone_01:{0}:extra".format(yesterday.isoformat()))
     assert snapshot(r, "quota:wa:*:" + today().isoformat()) == todays

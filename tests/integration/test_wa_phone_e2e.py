@@ -30,7 +30,8 @@ def everything(platform):
 
 def test_check_mode_then_real_run_then_idempotent_rerun(platform):
     platform.seed(phones=6, leads=120, old_log_rows=0, reviews=0, jobs_per_phone=6, dlq_entries=0,
-                  offline=("phone_06",), banned=(), drift_phone="phone_06", leak_phone="phone_05", no_ttl_phone="phone_04")
+                  offline=("phone_06",), banned=(), drift_phone="phone_06", leak_phone="phone_05",
+                  no_ttl_phone="phone_04")
     before = everything(platform)
 
     check = platform.play(str(PLAYBOOK), check=True, diff=True)
@@ -49,7 +50,8 @@ def test_check_mode_then_real_run_then_idempotent_rerun(platform):
     assert ban["cancelled"] == predicted["Ban a phone"]["cancelled"] and ban["cancelled"]["cancelled"] == 6
     assert real.result("Recount the counters from the log")["corrected"] == \
         predicted["Recount the counters from the log"]["corrected"]
-    assert real.result("Reset yesterday's counters")["keys"] == predicted["Reset yesterday's counters"]["keys"]
+    assert real.result("Reset yesterday's counters")["counter_keys"] == \
+        predicted["Reset yesterday's counters"]["counter_keys"]
     phones = real.result("Read the phones")
     assert phones["summary"]["by_status"] == {"ACTIVE": 4, "OFFLINE": 2, "BANNED": 1}
     assert phones["summary"]["drifted"] == ["phone_06"]
