@@ -1,0 +1,86 @@
+"""dr_redis.yml (runbook 6.2) against real Redis, PostgreSQL and a Node BullMQ worker: nothing lost, nothing doubled."""
+
+from ansible_collections.cerniq.outreach.plugins.module_utils import _contract as contract
+from tests.support.nodeworker import NodeWorker
+from tests.support.playbooks import inventory_for, run_playbook
+from tests.support.snapshots import platform_state
+
+FOLLOWUP_DELAYED = "bull:{0}:delayed".format(contract.QUEUE_FOLLOWUP)
+SEED = dict(phones=6, leads=400, old_log_rows=0, reviews=0, jobs_per_phone=3, dlq_entries=5, offline=("phone_04",),
+            banned=("phone_06",), drift_phone="phone_04", leak_phone="phone_02", no_ttl_phone="phone_03")
+
+
+def lose_redis(platform):
+    for db in (0, 2):
+        platform.r(db).flushdb()
+
+
+def pending_followups(platform):
+    return platform.sql("SELECT count(*) FROM gold_lead_journey WHERE next_action_at > now() "
+                        "AND NOT sequence_paused")[0][0]
+
+
+def test_without_confirm_it_shows_the_plan_and_changes_nothing(platform):
+    platform.seed(**SEED)
+    lose_redis(platform)
+    before = platform_state(platform)
+    run = platform.play("dr_redis.yml")
+    assert run.rc != 0
+    assert "re-run with -e confirm=true" in run.stdout
+    assert "add {0} delayed follow-up jobs".format(pending_followups(platform)) in run.stdout
+    assert platform_state(platform) == before
+
+
+def test_check_mode_changes_nothing(platform):
+    platform.seed(**SEED)
+    lose_redis(platform)
+    before = platform_state(platform)
+    run = platform.play("dr_redis.yml", check=True, diff=True)
+    assert run.rc == 0, run.stdout[-3000:]
+    assert platform_state(platform) == before
+
+
+def test_recovery_regenerates_everything_and_a_second_run_changes_nothing(platform):
+    facts = platform.seed(**SEED)
+    lose_redis(platform)
+    run = platform.play("dr_redis.yml", extravars={"confirm": "true"})
+    assert run.rc == 0, run.stdout[-3000:]
+    redis0, redis2 = platform.r(0), platform.r(2)
+    today = facts["today"]
+    for phone_id, count in facts["wa_counts"].items():
+        key = contract.quota_key(phone_id, today)
+        assert int(redis0.get(key)) == count
+        assert redis0.expiretime(key) == contract.quota_key_expire_at(today, "Europe/Bucharest")
+    assert redis0.get(contract.phone_status_key("phone_04")) == "OFFLINE"
+    assert redis0.get(contract.phone_status_key("phone_06")) == "BANNED"
+    assert redis2.zcard(FOLLOWUP_DELAYED) == pending_followups(platform)
+    assert redis2.zcard("bull:{0}:repeat".format(contract.QUEUE_QUOTA_RESET)) == 1
+    actions = {row[2] for row in platform.audit()}
+    assert {"followup_reschedule", "phone_status_sync"} <= actions
+
+    again = platform.play("dr_redis.yml", extravars={"confirm": "true"})
+    assert again.rc == 0
+    assert again.changed_tasks == []
+    assert redis2.zcard(FOLLOWUP_DELAYED) == pending_followups(platform)
+
+
+def test_the_play_reaches_services_through_inventory_variables_only(platform):
+    """The redis and db hosts are names that resolve nowhere: only cerniq_* variables lead to the servers."""
+    platform.seed(**SEED)
+    lose_redis(platform)
+    inventory = inventory_for(platform.redis, platform.pg, hosts={"redis": ("redis-dr.invalid", None),
+                                                                  "db": ("db-dr.invalid", None)})
+    run = run_playbook("dr_redis.yml", inventory, extravars={"confirm": "true"})
+    assert run.rc == 0, run.stdout[-3000:]
+
+
+def test_a_node_worker_processes_rescheduled_followups_after_the_run(platform):
+    platform.seed(**SEED)
+    platform.sql("UPDATE gold_lead_journey SET next_action_at = now() + interval '30 seconds' "
+                 "WHERE lead_id IN (SELECT lead_id FROM gold_lead_journey WHERE next_action_at > now() "
+                 "AND NOT sequence_paused ORDER BY lead_id LIMIT 2)")
+    lose_redis(platform)
+    assert platform.play("dr_redis.yml", extravars={"confirm": "true"}).rc == 0
+    with NodeWorker(platform.redis, [contract.QUEUE_FOLLOWUP], db=2, timeout=70) as worker:
+        done = worker.wait_completed(2, timeout=60)
+    assert len({job["id"] for job in done}) == 2
