@@ -863,9 +863,12 @@ def manage_queue(params, check_mode=False, want_diff=False):
         if bad or not params.get("clean_states"):
             raise CerniqError("clean_states {0} must be a non-empty list of {1}".format(
                 params.get("clean_states"), ", ".join(CLEAN_STATES)))
-    for option in ("grace_seconds", "clean_limit", "chunk_size"):
+    for option in ("grace_seconds", "clean_limit"):
         if (params.get(option) or 0) < 0:
-            raise CerniqError("{0} must not be negative".format(option))
+            raise CerniqError("{0} {1} must not be negative".format(option, params.get(option)))
+    if not 1 <= (params.get("chunk_size") or MAX_CHUNK) <= MAX_CHUNK:
+        raise CerniqError("chunk_size {0} must be between 1 and {1} (larger chunks stall Redis for every other "
+                          "client)".format(params.get("chunk_size"), MAX_CHUNK))
 
     client = redis_client(params, params["bullmq_db"])
     depths = queue_depths(client, [queue_name], prefix)[queue_name]

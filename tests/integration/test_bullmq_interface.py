@@ -106,3 +106,20 @@ def wait_for_meta_version(r, queue_name, timeout=10):
             return version
         time.sleep(0.05)
     raise AssertionError("the Node Queue did not write meta.version")
+
+
+def test_cancel_pending_jobs_records_its_audit_row_on_the_callers_trail(platform):
+    from ansible_collections.cerniq.outreach.plugins.module_utils._audit import AuditTrail
+
+    produce(platform.redis, PHONE_Q, [("a-1", 0, {}), ("a-2", 5000, {})])
+    conn = platform.pg.connect()
+    try:
+        counts = bq.cancel_pending_jobs(platform.params, PHONE_Q, False, audit=AuditTrail(conn, "wa_phone", "pytest"),
+                                        reason="phone_07 banned")
+        conn.commit()
+    finally:
+        conn.close()
+    ((actor, module, action, target, reason, before, after),) = platform.audit("bullmq_cancel_pending")
+    assert (actor, module, action) == ("pytest", "wa_phone", "bullmq_cancel_pending")
+    assert (target, reason) == ("bull:q:wa:phone_07:*", "phone_07 banned")
+    assert after == counts and after["cancelled"] == 2 and before["delayed"] == 1

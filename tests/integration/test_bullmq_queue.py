@@ -382,3 +382,22 @@ def test_info_counts_node_workers_of_each_queue(platform):
         found = info(platform, queues=[PHONE_Q, "q:wa:phone_08"])
     workers = {q["name"]: q["workers"] for q in found["queues"]}
     assert workers[PHONE_Q] >= 1 and workers["q:wa:phone_08"] == 0
+
+
+def test_a_large_drain_warns_about_blocking_redis(platform, monkeypatch):
+    monkeypatch.setattr(bq, "LARGE_QUEUE_JOBS", 2)
+    run(platform, queue=PHONE_Q, jobs=[dict(id="l-{0}".format(i)) for i in range(3)])
+    result = run(platform, check_mode=True, queue=PHONE_Q, state="drained")
+    assert any("blocks Redis about 1 s per 100,000 jobs" in w for w in result["warnings"])
+
+
+@pytest.mark.parametrize(("given", "match"), [
+    (dict(chunk_size=5000, jobs=[dict(id="n-1")]), "chunk_size 5000 must be between 1 and 1000"),
+    (dict(state="cleaned", grace_seconds=-1), "grace_seconds -1 must not be negative"),
+    (dict(state="drained", jobs=[dict(id="a-1")]), "jobs and scheduler go with state=present"),
+])
+def test_bad_options_are_refused_before_anything_changes(platform, given, match):
+    run(platform, queue=PHONE_Q, jobs=[dict(id="keep-1")])
+    with pytest.raises(CerniqError, match=match):
+        run(platform, queue=PHONE_Q, **given)
+    assert keys_of(platform.r(2)) and not platform.r(2).exists("bull:{0}:n-1".format(PHONE_Q))

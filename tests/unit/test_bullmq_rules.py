@@ -71,3 +71,31 @@ def test_pending_counts_leave_the_schedulers_next_job_alone():
     depths = dict(wait=3, paused=0, prioritized=1, delayed=5)
     expected = {"waiting": 3, "paused": 0, "prioritized": 1, "delayed": 4, "cancelled": 8}
     assert bq.pending_counts(depths, {"delayed": 1}) == expected
+
+
+def test_due_times_in_ms_or_iso_naive_ones_in_the_platform_zone():
+    assert bq.parse_due_ms(1790000000000, "UTC", "j") == 1790000000000
+    assert bq.parse_due_ms("1790000000000", "UTC", "j") == 1790000000000
+    assert bq.parse_due_ms("2026-11-25T09:00:00Z", "UTC", "j") == 1795597200000
+    # Bucharest is UTC+2 in November: 09:00 there is 07:00 UTC.
+    assert bq.parse_due_ms("2026-11-25T09:00:00", "Europe/Bucharest", "j") == 1795597200000 - 2 * 3600_000
+
+
+def test_six_field_crons_are_read_seconds_first_like_node():
+    assert bq.croniter_pattern("30 0 0 * * *") == "0 0 * * * 30"
+    assert bq.croniter_pattern("0 0 * * *") == "0 0 * * *"
+
+
+def test_a_stored_scheduler_is_up_to_date_only_when_every_managed_field_matches():
+    wanted = bq.prepare_scheduler(dict(id="quota-reset-daily", pattern="0 0 * * *", job_name="reset"),
+                                  "Europe/Bucharest")
+    stored = dict(name="reset", pattern="0 0 * * *", every=None, tz="Europe/Bucharest", data={}, opts={}, offset=0)
+    assert bq.scheduler_differs(wanted, stored) == []
+    assert bq.scheduler_differs(wanted, dict(stored, tz="UTC")) == ["tz"]
+    assert bq.scheduler_differs(wanted, dict(stored, limit=3)) == ["limit"]
+    assert bq.scheduler_differs(wanted, None) == ["(new)"]
+
+
+def test_a_duplicate_id_in_one_request_is_refused():
+    with pytest.raises(CerniqError, match="appears twice"):
+        bq.prepare_jobs([dict(id="a-1"), dict(id="a-1")], "job", None, "UTC")
