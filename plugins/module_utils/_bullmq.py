@@ -266,34 +266,35 @@ def _client_where(client):
     return "Redis at {0}:{1} (db {2})".format(kwargs.get("host"), kwargs.get("port"), kwargs.get("db", 0))
 
 
+def repeat_entries(client, names, prefix=BULLMQ_PREFIX):
+    """[(queue, scheduler_id, next_millis)] of every queue's `repeat` set, in one pipeline."""
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.zrange(queue_key(prefix, name, "repeat"), 0, -1, withscores=True)
+    replies = pipe.execute() if names else []
+    return [(name, scheduler_id, int(millis)) for name, entries in zip(names, replies)
+            for scheduler_id, millis in entries]
+
+
 def scheduler_jobs_pending(client, queue_names, prefix=BULLMQ_PREFIX):
     """{queue: {state: n}}: each job scheduler's next job sitting in a pending state (drain keeps those).
 
     Two pipelines for any number of queues: the `repeat` sets, then one lookup per scheduler.
     """
     names = list(dict.fromkeys(queue_names))
-    where = _client_where(client)
-    with redis_errors(where):
+    with redis_errors(_client_where(client)):
+        entries = repeat_entries(client, names, prefix)
         pipe = client.pipeline(transaction=False)
-        for name in names:
-            pipe.zrange(queue_key(prefix, name, "repeat"), 0, -1, withscores=True)
-        schedulers = pipe.execute() if names else []
-        lookups = []
-        pipe = client.pipeline(transaction=False)
-        for name, entries in zip(names, schedulers):
-            for scheduler_id, millis in entries:
-                job_id = "repeat:{0}:{1}".format(scheduler_id, int(millis))
-                lookups.append(name)
-                pipe.zscore(queue_key(prefix, name, "delayed"), job_id)
-                pipe.zscore(queue_key(prefix, name, "prioritized"), job_id)
-                pipe.lpos(queue_key(prefix, name, "wait"), job_id)
-                pipe.lpos(queue_key(prefix, name, "paused"), job_id)
-        found = pipe.execute() if lookups else []
+        for name, scheduler_id, millis in entries:
+            job_id = "repeat:{0}:{1}".format(scheduler_id, millis)
+            pipe.zscore(queue_key(prefix, name, "delayed"), job_id)
+            pipe.zscore(queue_key(prefix, name, "prioritized"), job_id)
+            pipe.lpos(queue_key(prefix, name, "wait"), job_id)
+            pipe.lpos(queue_key(prefix, name, "paused"), job_id)
+        found = pipe.execute() if entries else []
     result = {name: dict.fromkeys(PENDING_STATES, 0) for name in names}
-    for index, name in enumerate(lookups):
-        delayed, prioritized, in_wait, in_paused = found[index * 4:index * 4 + 4]
-        for state, hit in (("delayed", delayed), ("prioritized", prioritized), ("wait", in_wait),
-                           ("paused", in_paused)):
+    for index, (name, _id, _millis) in enumerate(entries):
+        for state, hit in zip(("delayed", "prioritized", "wait", "paused"), found[index * 4:index * 4 + 4]):
             if hit is not None:
                 result[name][state] += 1
     return result
@@ -438,18 +439,11 @@ def _iso_ms(millis):
 def read_schedulers(client, queue_names, prefix=BULLMQ_PREFIX):
     """{queue: [scheduler]} for any number of queues: one pipeline of ZRANGE repeat, one of HGETALL repeat:<id>."""
     names = list(dict.fromkeys(queue_names))
-    where = _client_where(client)
-    with redis_errors(where):
+    with redis_errors(_client_where(client)):
+        members = repeat_entries(client, names, prefix)
         pipe = client.pipeline(transaction=False)
-        for name in names:
-            pipe.zrange(queue_key(prefix, name, "repeat"), 0, -1, withscores=True)
-        entries = pipe.execute() if names else []
-        pipe = client.pipeline(transaction=False)
-        members = []
-        for name, repeat in zip(names, entries):
-            for scheduler_id, millis in repeat:
-                members.append((name, scheduler_id, int(millis)))
-                pipe.hgetall(queue_key(prefix, name, "repeat:{0}".format(scheduler_id)))
+        for name, scheduler_id, _millis in members:
+            pipe.hgetall(queue_key(prefix, name, "repeat:{0}".format(scheduler_id)))
         hashes = pipe.execute() if members else []
     result = {name: [] for name in names}
     for (name, scheduler_id, millis), fields in zip(members, hashes):

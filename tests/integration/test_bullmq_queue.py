@@ -401,3 +401,14 @@ def test_bad_options_are_refused_before_anything_changes(platform, given, match)
     with pytest.raises(CerniqError, match=match):
         run(platform, queue=PHONE_Q, **given)
     assert keys_of(platform.r(2)) and not platform.r(2).exists("bull:{0}:n-1".format(PHONE_Q))
+
+
+def test_drain_counts_leave_out_the_schedulers_next_job_which_bullmq_keeps(platform):
+    r = platform.r(2)
+    run(platform, queue=QUEUE_QUOTA_RESET, scheduler=dict(id=QUOTA_RESET_SCHEDULER_ID, pattern=QUOTA_RESET_CRON),
+        jobs=[dict(id="manual-reset", delay_ms=60_000)])
+    assert r.zcard("bull:{0}:delayed".format(QUEUE_QUOTA_RESET)) == 2
+    result = run(platform, queue=QUEUE_QUOTA_RESET, state="drained", include_delayed=True)
+    assert result["drained"]["delayed"] == 1 and result["drained"]["removed"] == 1
+    (kept,) = r.zrange("bull:{0}:delayed".format(QUEUE_QUOTA_RESET), 0, -1)
+    assert kept.startswith("repeat:{0}:".format(QUOTA_RESET_SCHEDULER_ID))
