@@ -62,8 +62,10 @@ def _read(result):
     return result
 
 
-def _failed(result):
-    if result.get("failed"):
+def _failed(result, key):
+    """Why a read failed, None when it returned its figures (`key`). The TimelinesAI read runs with
+    failed_when=false, so its failure shows only as a missing figure and a message."""
+    if result.get("failed") or key not in result:
         return result.get("msg") or "the read failed"
     return None
 
@@ -143,7 +145,7 @@ def _enabled(phones):
 
 
 def phones_check(phones_result, settings):
-    failed = _failed(phones_result)
+    failed = _failed(phones_result, "phones")
     if failed:
         return _check("phones", "Phones not ACTIVE", FAIL, "could not read the phones: " + failed)
     phones = _enabled(phones_result["phones"])
@@ -187,7 +189,7 @@ def quota_reset_check(counters_result, queues_result, settings):
     """Today's counters exist for every ACTIVE phone (the midnight reset made them), with their TTL; yesterday was
     rolled up into wa_quota_usage; the reset scheduler is there for tonight."""
     title = "Quota reset happened"
-    failed = _failed(counters_result) if counters_result else None
+    failed = _failed(counters_result, "counters") if counters_result else None
     if failed:
         return _check("quota_reset", title, FAIL, "could not read the quota counters: " + failed)
     problems, warnings, details, steps = [], [], [], []
@@ -219,7 +221,7 @@ def quota_reset_check(counters_result, queues_result, settings):
                        ["no TTL: {0}".format(p) for p in no_ttl] +
                        ["no wa_quota_usage row for {0}: {1}".format(usage.get("date"), p) for p in usage_missing] +
                        unreadable)
-    if queues_result and not _failed(queues_result):
+    if queues_result and not _failed(queues_result, "queues"):
         scheduler = _reset_scheduler(queues_result)
         data["scheduler"] = scheduler
         if scheduler is None:
@@ -250,7 +252,7 @@ def quota_reset_check(counters_result, queues_result, settings):
 
 def reviews_check(reviews_result, settings):
     title = "Pending reviews"
-    failed = _failed(reviews_result)
+    failed = _failed(reviews_result, "pending")
     if failed:
         return _check("reviews", title, FAIL, "could not read the review queue: " + failed)
     pending = reviews_result["pending"]
@@ -293,7 +295,7 @@ def dlq_length(queues_result, key=DLQ_LIST_KEY):
 
 def queues_check(queues_result, settings):
     title = "BullMQ depths per queue"
-    failed = _failed(queues_result)
+    failed = _failed(queues_result, "queues")
     if failed:
         return _check("queues", title, FAIL, "could not read the queues: " + failed)
     rows = queue_rows(queues_result)
@@ -351,7 +353,7 @@ def _by_priority(counts):
 
 def sla_check(reviews_result, settings):
     title = "SLA breaches overnight"
-    failed = _failed(reviews_result)
+    failed = _failed(reviews_result, "pending")
     if failed:
         return _check("sla", title, FAIL, "could not read the review queue: " + failed)
     breaches = reviews_result["sla_breaches"]
@@ -374,7 +376,7 @@ def timelinesai_check(vendor_result, enabled=True):
     title = "TimelinesAI status per phone"
     if not enabled:
         return _check("timelinesai", title, SKIP, "not checked (check_morning_timelinesai=false)")
-    failed = _failed(vendor_result)
+    failed = _failed(vendor_result, "phones")
     if failed:
         return _check("timelinesai", title, FAIL, "TimelinesAI could not be read: " + failed, [failed],
                       "check the TimelinesAI status page and cerniq_timelinesai_api_token (runbook 7.1, "
@@ -418,8 +420,8 @@ def timelinesai_check(vendor_result, enabled=True):
 
 def drift_check(phones_result, counters_result):
     title = "Redis/DB drift"
-    for result in (phones_result, counters_result):
-        failed = result and _failed(result)
+    for result, key in ((phones_result, "phones"), (counters_result, "counters")):
+        failed = result and _failed(result, key)
         if failed:
             return _check("drift", title, FAIL, "could not read: " + failed)
     drifted = [p for p in phones_result["phones"] if p["drift"]] if phones_result else []
