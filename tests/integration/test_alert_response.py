@@ -10,9 +10,10 @@ import pytest
 import yaml
 
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import DLQ_LIST_KEY, phone_status_key
+from tests.support import vendors
 from tests.support.playbooks import run_playbook
 from tests.support.services import REPO_ROOT
-from tests.support.vendors import TIMELINES_TOKEN, timelines, timelines_server  # noqa: F401 (fixtures)
+from tests.support.vendors import TIMELINES_TOKEN
 
 ROLE_DIR = REPO_ROOT / "roles" / "alert_response"
 RULEBOOK = REPO_ROOT / "extensions" / "eda" / "rulebooks" / "cerniq_alerts.yml"
@@ -20,6 +21,8 @@ MATRIX = yaml.safe_load((ROLE_DIR / "vars" / "main.yml").read_text())["alert_res
 RUNBOOK_ALERTS = ["phone:offline", "phone:banned", "bounce:high", "sla:breach", "quota:exhausted", "dlq:overflow",
                   "timelinesai:down"]
 PHONE = "phone_03"
+timelines_server = vendors.timelines_server
+timelines = vendors.timelines
 
 
 def _role_options(role):
@@ -68,7 +71,7 @@ def _names_in(condition):
 
 def test_the_rulebook_and_the_matrix_name_the_same_alerts():
     rules = _rulebook_rules()
-    every_name = {name for name in MATRIX} | {alias for entry in MATRIX.values() for alias in entry["alertnames"]}
+    every_name = set(MATRIX) | {alias for entry in MATRIX.values() for alias in entry["alertnames"]}
     dispatched = set()
     for rule in rules.values():
         if "run_playbook" in rule["action"]:
@@ -217,7 +220,7 @@ def _vendor_inventory(platform, fake):
                               cerniq_timelinesai_api_token=TIMELINES_TOKEN, cerniq_vendor_allow_http=True)
 
 
-def test_timelinesai_down_reports_the_accounts_when_the_api_answers(platform, seeded, timelines):  # noqa: F811
+def test_timelinesai_down_reports_the_accounts_when_the_api_answers(platform, seeded, timelines):
     run = run_playbook("alert_response.yml", _vendor_inventory(platform, timelines),
                        extravars={"alert": "TimelinesaiDown", "phone": "phone_02"})
     assert run.rc == 0, run.stdout[-3000:]
@@ -226,7 +229,7 @@ def test_timelinesai_down_reports_the_accounts_when_the_api_answers(platform, se
     assert [r["method"] + " " + r["path"] for r in timelines.requests()] == ["GET /integrations/api/whatsapp_accounts"]
 
 
-def test_timelinesai_down_fails_with_the_vendor_error_when_the_api_does_not_answer(platform, seeded, timelines):  # noqa: F811
+def test_timelinesai_down_fails_with_the_vendor_error_when_the_api_does_not_answer(platform, seeded, timelines):
     timelines.add_fault(503, times=50)  # outlasts the client's retries
     run = run_playbook("alert_response.yml", _vendor_inventory(platform, timelines),
                        extravars={"alert": "timelinesai:down"})

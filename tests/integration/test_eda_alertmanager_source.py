@@ -285,7 +285,8 @@ def _listening_addresses(port):
     found = []
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
-            local, _, state = line.split()[1:4]
+            fields = line.split()
+            local, state = fields[1], fields[3]
             address, hex_port = local.split(":")
             if int(hex_port, 16) == port and state == "0A":  # 0A = LISTEN
                 found.append(address)

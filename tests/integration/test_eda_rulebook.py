@@ -83,8 +83,8 @@ class Rulebook:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise AssertionError("ansible-rulebook exited with {0}:\n{1}".format(self.process.returncode,
-                                                                                   self.output[-3000:]))
+                raise AssertionError("ansible-rulebook exited with {0}:\n{1}".format(
+                    self.process.returncode, self.output[-3000:]))
             try:
                 socket.create_connection(("127.0.0.1", self.port), 0.2).close()
                 return self

@@ -144,7 +144,7 @@ def bearer_token_matches(authorization: str | None, expected: bytes) -> bool:
     """True when the Authorization header is `Bearer <expected>`, compared in constant time."""
     if not authorization:
         return False
-    scheme, _, presented = authorization.strip().partition(" ")
+    scheme, presented = authorization.strip().partition(" ")[::2]
     if scheme.lower() != "bearer":
         return False
     return hmac.compare_digest(presented.strip().encode("utf-8"), expected)
