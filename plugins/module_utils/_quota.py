@@ -344,24 +344,30 @@ def _audit_redis_change(params, action, target, reason, before, after):
         conn.close()
 
 
-def _phones_for_write(params, phone_ids, day, tz_name, count_log):
+def write_counters(params, phone_ids, day, check_mode, now=None, value=None, recount=False):
+    """The day's counters of the phones (all when phone_ids is empty) through the compare-and-set script.
+
+    recount: each becomes the log's count; value: each becomes value; neither: only counters without TTL change
+    (they get their expiry). Returns (day, expire_at, phones, plan), the plan as plan_counter_writes gives it.
+    """
+    tz_name = params["timezone"]
+    day, expire_at = writable_day(day, tz_name, now)
     with postgres_reading(params, require=(TABLE_PHONES, TABLE_COMM_LOG)) as cur:
-        return load_phones(cur, phone_ids, day, tz_name, count_log=count_log)
+        phones = load_phones(cur, phone_ids, day, tz_name, count_log=recount)
+    keys = [quota_key(p["phone_id"], day) for p in phones]
+    wanted = [p["db_count"] if recount else value for p in phones]
+    before = compare_and_set(redis_client(params), redis_where(params, params["redis_db"]), keys, wanted,
+                             expire_at, write=not check_mode)
+    return day, expire_at, phones, plan_counter_writes(keys, before, wanted)
 
 
 def set_counter(params, phone_id, value, reason, day=None, check_mode=False, want_diff=False, now=None):
     """Emergency adjustment of one phone's counter: audited with before/after; keeps or sets the absolute expiry."""
-    tz_name = params["timezone"]
     phone_id = validate_phone_id(phone_id)
     value = validate_count(value, "value")
     reason = validate_reason(reason)
-    day, expire_at = writable_day(day, tz_name, now)
-    _phones_for_write(params, [phone_id], day, tz_name, count_log=False)
-    client = redis_client(params)
-    where = redis_where(params, params["redis_db"])
-    key = quota_key(phone_id, day)
-    before = compare_and_set(client, where, [key], [value], expire_at, write=not check_mode)
-    plan = plan_counter_writes([key], before, [value])[0]
+    day, expire_at, _phones, (plan,) = write_counters(params, [phone_id], day, check_mode, now, value=value)
+    key = plan["key"]
     changed = plan["value_changed"] or plan["gains_expiry"]
     if changed and not check_mode:
         _audit_redis_change(params, "quota_set", key, reason,
@@ -379,16 +385,8 @@ def sync_counters_from_db(params, phone_ids=None, day=None, check_mode=False, wa
 
     Phones with no counted message get 0; a counter without TTL gets its absolute expiry; one that has a TTL keeps it.
     """
-    tz_name = params["timezone"]
-    phone_ids = validate_phone_ids(phone_ids)
-    day, expire_at = writable_day(day, tz_name, now)
-    phones = _phones_for_write(params, phone_ids, day, tz_name, count_log=True)
-    client = redis_client(params)
-    where = redis_where(params, params["redis_db"])
-    keys = [quota_key(p["phone_id"], day) for p in phones]
-    wanted = [p["db_count"] for p in phones]
-    before = compare_and_set(client, where, keys, wanted, expire_at, write=not check_mode)
-    plan = plan_counter_writes(keys, before, wanted)
+    day, _expire_at, phones, plan = write_counters(params, validate_phone_ids(phone_ids), day, check_mode, now,
+                                                   recount=True)
     corrected = [dict(phone_id=p["phone_id"], key=step["key"], before=step["before"], after=step["after"])
                  for p, step in zip(phones, plan) if step["value_changed"]]
     ttl_repaired = [step["key"] for step in plan if step["ttl_repaired"]]
@@ -400,7 +398,8 @@ def sync_counters_from_db(params, phone_ids=None, day=None, check_mode=False, wa
                                  corrected=len(corrected), ttl_repaired=ttl_repaired[:AUDIT_KEY_CAP],
                                  ttl_repaired_count=len(ttl_repaired), phones=len(phones)))
     result = dict(changed=changed, date=day.isoformat(), phones=len(phones), corrected=corrected,
-                  corrected_count=len(corrected), ttl_repaired=ttl_repaired, total_db_count=sum(wanted),
+                  corrected_count=len(corrected), ttl_repaired=ttl_repaired,
+                  total_db_count=sum(p["db_count"] for p in phones),
                   counters={p["phone_id"]: p["db_count"] for p in phones})
     if want_diff:
         result["diff"] = _counters_diff(corrected)
@@ -414,15 +413,8 @@ def _counters_diff(corrected):
 
 def repair_counter_ttls(params, phone_ids=None, day=None, check_mode=False, now=None):
     """Give every counter of the day that has no TTL (an INCR on a missing key) its absolute expiry."""
-    tz_name = params["timezone"]
-    phone_ids = validate_phone_ids(phone_ids)
-    day, expire_at = writable_day(day, tz_name, now)
-    phones = _phones_for_write(params, phone_ids, day, tz_name, count_log=False)
-    client = redis_client(params)
-    where = redis_where(params, params["redis_db"])
-    keys = [quota_key(p["phone_id"], day) for p in phones]
-    before = compare_and_set(client, where, keys, [None] * len(keys), expire_at, write=not check_mode)
-    repaired = [step["key"] for step in plan_counter_writes(keys, before, [None] * len(keys)) if step["ttl_repaired"]]
+    day, expire_at, _phones, plan = write_counters(params, validate_phone_ids(phone_ids), day, check_mode, now)
+    repaired = [step["key"] for step in plan if step["ttl_repaired"]]
     if repaired and not check_mode:
         _audit_redis_change(params, "quota_repair_ttl", quota_key_pattern(day), "counter without TTL",
                             dict(ttl=TTL_NONE), dict(keys=repaired[:AUDIT_KEY_CAP], count=len(repaired),

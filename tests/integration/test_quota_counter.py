@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 from datetime import datetime, timedelta, timezone
 from datetime import time as dtime
 
@@ -12,6 +13,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils import _contract a
 from ansible_collections.cerniq.outreach.plugins.module_utils import _quota as quota
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
 from tests.support.seed import TENANT_ID
+from tests.support.snapshots import redis_dump
 
 TZ = contract.DEFAULT_TIMEZONE
 
@@ -24,12 +26,11 @@ def key(phone_id, day=None):
     return contract.quota_key(phone_id, day or today())
 
 
-def snapshot(r, pattern="*"):
-    """Every key of a Redis db with its DUMP and TTL: equal snapshots mean nothing was written."""
-    keys = sorted(r.scan_iter(match=pattern, count=1000))
-    raw = r.connection_pool.connection_kwargs
-    binary = redis_py.Redis(host=raw["host"], port=raw["port"], db=raw["db"], password=raw["password"])
-    return {k: (binary.dump(k), binary.ttl(k) > 0) for k in keys}
+def snapshot(r, pattern=None):
+    """Every key of r's db (or those matching pattern) with its DUMP and whether it has a TTL."""
+    kwargs = r.connection_pool.connection_kwargs
+    raw = redis_py.Redis(host=kwargs["host"], port=kwargs["port"], db=kwargs["db"], password=kwargs["password"])
+    return {k: v for k, v in redis_dump(raw).items() if pattern is None or fnmatch.fnmatchcase(k, pattern.encode())}
 
 
 def audit_rows(platform, action):

@@ -7,13 +7,13 @@ import time
 import uuid
 
 import pytest
-import redis as redis_py
 
 from ansible_collections.cerniq.outreach.plugins.module_utils import _contract as contract
 from ansible_collections.cerniq.outreach.plugins.module_utils import _phones as phones
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
 from tests.support.nodeworker import NodeWorker
 from tests.support.seed import TENANT_ID
+from tests.support.snapshots import platform_state
 
 TZ = contract.DEFAULT_TIMEZONE
 OTHER_TENANT = "0d7c7a52-7a51-4c1d-9d0e-5a1e00000002"
@@ -25,17 +25,9 @@ def today():
     return contract.business_day(TZ)
 
 
-def redis_snapshot(redis_server, db):
-    """Every key of a db with its DUMP and whether it has a TTL: equal snapshots mean nothing was written."""
-    r = redis_py.Redis(host=redis_server.host, port=redis_server.port, db=db, password=redis_server.password)
-    return {k: (r.dump(k), r.ttl(k) > 0) for k in sorted(r.scan_iter(count=1000))}
-
-
-def table_checksums(platform):
-    return platform.sql(
-        "SELECT (SELECT md5(string_agg(t::text, '|' ORDER BY id)) FROM wa_phone_numbers t), "
-        "(SELECT md5(string_agg(t::text, '|' ORDER BY lead_id)) FROM gold_lead_journey t), "
-        "(SELECT count(*) FROM ops_audit_log)")[0]
+def neighbour_queue(platform):
+    """Every key of phone_03's queue, DUMPed."""
+    return {k: v for k, v in platform_state(platform)["redis2"].items() if k.startswith(b"bull:q:wa:phone_03:")}
 
 
 def phone_row(platform, phone_id):
@@ -108,10 +100,10 @@ def test_onboard_with_an_explicit_id_never_resets_an_existing_counter(platform, 
 
 
 def test_onboard_check_mode_predicts_the_id_and_writes_nothing(platform, small):
-    before = (redis_snapshot(platform.redis, 0), table_checksums(platform))
+    before = platform_state(platform)
     preview = phones.ensure_phone(platform.params, dict(NEW_PHONE), check_mode=True)
     assert preview["changed"] is True and preview["phone_id"] == "phone_07" and preview["quota_key_created"]
-    assert (redis_snapshot(platform.redis, 0), table_checksums(platform)) == before
+    assert platform_state(platform) == before
 
 
 def test_update_changes_only_what_differs_and_the_diff_names_it(platform, small):
@@ -158,11 +150,10 @@ def test_redis_refusing_the_write_rolls_the_database_back(platform, small):
                   commands=["+@read", "+ping", "+client", "+multi", "+exec", "+discard"])
     try:
         params = dict(platform.params, redis_username="reader", redis_password="reader-pw")
-        before = table_checksums(platform)
+        before = platform_state(platform)
         with pytest.raises(CerniqError, match="NOPERM|no permissions"):
             phones.ensure_phone(params, dict(phone_id="phone_01", status="OFFLINE"))
-        assert table_checksums(platform) == before and phone_row(platform, "phone_01")[0] == "ACTIVE"
-        assert r.get("phone:status:phone_01") == "ACTIVE"
+        assert platform_state(platform) == before and phone_row(platform, "phone_01")[0] == "ACTIVE"
     finally:
         r.acl_deluser("reader")
 
@@ -187,20 +178,20 @@ def test_redis_refusing_the_write_rolls_the_database_back(platform, small):
     (dict(label="x"), "give phone_id .* or phone_number"),
 ])
 def test_bad_input_is_one_clear_error_and_changes_nothing(platform, small, options, message):
-    before = (redis_snapshot(platform.redis, 0), table_checksums(platform))
+    before = platform_state(platform)
     with pytest.raises(CerniqError, match=message):
         phones.ensure_phone(platform.params, options)
-    assert (redis_snapshot(platform.redis, 0), table_checksums(platform)) == before
+    assert platform_state(platform) == before
 
 
 def test_a_wrong_typed_status_key_is_named_and_nothing_changes(platform, small):
     r = platform.r()
     r.delete("phone:status:phone_02")
     r.hset("phone:status:phone_02", "status", "ACTIVE")
-    before = table_checksums(platform)
+    before = platform_state(platform)
     with pytest.raises(CerniqError, match="phone:status:phone_02 is not a string"):
         phones.ensure_phone(platform.params, dict(phone_id="phone_02", status="OFFLINE"))
-    assert table_checksums(platform) == before and r.type("phone:status:phone_02") == "hash"
+    assert platform_state(platform) == before
 
 
 # --- ban --------------------------------------------------------------------------------------------------------
@@ -223,8 +214,7 @@ def test_ban_releases_the_right_leads_and_cancels_only_pending_jobs(platform, sm
     add_jobs(platform.redis, banned_q, [("wa-{0}".format(i), 0) for i in range(150)] +
              [("wa-d{0}".format(i), 3600_000 + i) for i in range(150)])
     add_jobs(platform.redis, other_q, [("wa-o{0}".format(i), 0) for i in range(5)] + [("wa-od", 3600_000)])
-    other_queue_before = redis_snapshot(platform.redis, 2)
-    other_queue_before = {k: v for k, v in other_queue_before.items() if k.startswith(b"bull:q:wa:phone_03:")}
+    other_queue_before = neighbour_queue(platform)
     other_leads_before = platform.sql("SELECT lead_id::text, assigned_phone_id, assigned_at FROM gold_lead_journey "
                                       "WHERE assigned_phone_id <> 'phone_02' ORDER BY lead_id")
     later_stage_before = platform.sql("SELECT lead_id::text, assigned_phone_id, assigned_at FROM gold_lead_journey "
@@ -262,8 +252,7 @@ def test_ban_releases_the_right_leads_and_cancels_only_pending_jobs(platform, sm
     assert platform.sql("SELECT lead_id::text, assigned_phone_id, assigned_at FROM gold_lead_journey "
                         "WHERE assigned_phone_id <> 'phone_02' ORDER BY lead_id") == other_leads_before
     assert len(others) == 10
-    after = {k: v for k, v in redis_snapshot(platform.redis, 2).items() if k.startswith(b"bull:q:wa:phone_03:")}
-    assert after == other_queue_before
+    assert neighbour_queue(platform) == other_queue_before
     assert [r0.get("phone:status:phone_{0:02d}".format(n)) for n in (1, 3, 4)] == ["ACTIVE"] * 3
 
     (audit,) = platform.audit()
@@ -283,10 +272,10 @@ def test_ban_check_mode_reports_the_same_counts_and_writes_nothing(platform, sma
     queue = contract.phone_queue("phone_02")
     add_leads(platform, "phone_02", contract.ENGAGEMENT_STAGES, 12)
     add_jobs(platform.redis, queue, [("wa-{0}".format(i), 0) for i in range(7)] + [("wa-d", 60_000)])
-    before = (redis_snapshot(platform.redis, 0), redis_snapshot(platform.redis, 2), table_checksums(platform))
+    before = platform_state(platform)
     preview = phones.ensure_phone(platform.params, dict(phone_id="phone_02", status="BANNED", lead_ids_cap=2),
                                   check_mode=True, want_diff=True)
-    assert (redis_snapshot(platform.redis, 0), redis_snapshot(platform.redis, 2), table_checksums(platform)) == before
+    assert platform_state(platform) == before
     done = phones.ensure_phone(platform.params, dict(phone_id="phone_02", status="BANNED", lead_ids_cap=2))
     assert preview["changed"] is done["changed"] is True
     assert preview["released"] == done["released"] and done["released"]["count"] == 4
@@ -313,10 +302,10 @@ def test_a_refused_cancel_undoes_redis_and_rolls_back_the_ban(platform, small):
     add_leads(platform, "phone_02", ("COLD",), 3)
     add_jobs(platform.redis, queue, [("wa-1", 0)])
     platform.r(2).hset("bull:{0}:meta".format(queue), "version", "bullmq:6.7.0")
-    before = (redis_snapshot(platform.redis, 0), table_checksums(platform))
+    before = platform_state(platform)
     with pytest.raises(CerniqError, match="managed by Node BullMQ 6.7.0"):
         phones.ensure_phone(platform.params, dict(phone_id="phone_02", status="BANNED"))
-    assert (redis_snapshot(platform.redis, 0), table_checksums(platform)) == before
+    assert platform_state(platform) == before
     assert platform.r(2).llen("bull:{0}:wait".format(queue)) == 1
 
 

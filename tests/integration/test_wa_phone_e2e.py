@@ -5,38 +5,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import redis as redis_py
+from tests.support.snapshots import platform_state
 
 PLAYBOOK = Path(__file__).parent / "playbooks" / "wa_phone_quota.yml"
 MUTATING = ("Onboard a phone", "Take a phone offline", "Ban a phone", "Set a counter by hand",
             "Recount the counters from the log", "Reset yesterday's counters")
 
 
-def redis_snapshot(redis_server, db):
-    r = redis_py.Redis(host=redis_server.host, port=redis_server.port, db=db, password=redis_server.password)
-    return {k: (r.dump(k), r.ttl(k) > 0) for k in sorted(r.scan_iter(count=1000))}
-
-
-def database_snapshot(platform):
-    return platform.sql(
-        "SELECT (SELECT md5(string_agg(t::text, '|' ORDER BY id)) FROM wa_phone_numbers t), "
-        "(SELECT md5(string_agg(t::text, '|' ORDER BY lead_id)) FROM gold_lead_journey t), "
-        "(SELECT count(*) FROM ops_audit_log)")[0]
-
-
-def everything(platform):
-    return redis_snapshot(platform.redis, 0), redis_snapshot(platform.redis, 2), database_snapshot(platform)
-
-
 def test_check_mode_then_real_run_then_idempotent_rerun(platform):
     platform.seed(phones=6, leads=120, old_log_rows=0, reviews=0, jobs_per_phone=6, dlq_entries=0,
                   offline=("phone_06",), banned=(), drift_phone="phone_06", leak_phone="phone_05",
                   no_ttl_phone="phone_04")
-    before = everything(platform)
+    before = platform_state(platform)
 
     check = platform.play(str(PLAYBOOK), check=True, diff=True)
     assert check.rc == 0, check.stdout
-    assert everything(platform) == before
+    assert platform_state(platform) == before
     assert [t for t in MUTATING if check.result(t)["changed"]] == list(MUTATING)
     predicted = {t: check.result(t) for t in MUTATING}
     assert predicted["Onboard a phone"]["phone_id"] == "phone_07"
@@ -76,7 +60,7 @@ def test_secrets_never_printed_even_with_vvv(platform):
 def test_bad_input_through_ansible_is_one_line_and_changes_nothing(platform, tmp_path):
     platform.seed(phones=3, leads=0, old_log_rows=0, reviews=0, jobs_per_phone=0, dlq_entries=0,
                   offline=(), banned=(), drift_phone="phone_03", leak_phone="phone_02", no_ttl_phone="phone_01")
-    before = everything(platform)
+    before = platform_state(platform)
     playbook = tmp_path / "bad.yml"
     playbook.write_text(PLAYBOOK.read_text().split("  tasks:")[0] + """  tasks:
     - name: Onboard with a bad number
@@ -96,4 +80,4 @@ def test_bad_input_through_ansible_is_one_line_and_changes_nothing(platform, tmp
     run = platform.play(str(playbook))
     assert "is not E.164" in run.result("Onboard with a bad number")["msg"]
     assert "is today" in run.result("Reset today")["msg"]
-    assert everything(platform) == before
+    assert platform_state(platform) == before
