@@ -22,8 +22,8 @@ def add_leads(platform, due_offsets, paused=()):
     platform.sql("INSERT INTO wa_phone_numbers (id, tenant_id, phone_number, phone_label) VALUES "
                  "('phone_01', %s, '+40700000001', 'Sales 01') ON CONFLICT DO NOTHING", (str(uuid.uuid4()),))
     platform.sql("INSERT INTO gold_lead_journey (lead_id, tenant_id, engagement_stage, next_action_at, "
-                 "sequence_paused) SELECT lead, %s, 'COLD', due, paused FROM unnest(%s::uuid[], %s::timestamptz[], %s::bool[]) "
-                 "AS t(lead, due, paused)",
+                 "sequence_paused) SELECT lead, %s, 'COLD', due, paused "
+                 "FROM unnest(%s::uuid[], %s::timestamptz[], %s::bool[]) AS t(lead, due, paused)",
                  (str(uuid.uuid4()), [str(i) for i in ids], [now + timedelta(seconds=o) for o in due_offsets],
                   [index in paused for index in range(len(ids))]))
     return ids

@@ -1,4 +1,4 @@
-"""The hosts' part of the weekly window (runbook 8.1 steps 4-5): logrotate policy, package report, no upgrade unasked."""
+"""The weekly window on the hosts (runbook 8.1 steps 4-5): logrotate policy, package report, no unasked upgrade."""
 
 import shutil
 import subprocess
