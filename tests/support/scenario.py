@@ -1,9 +1,11 @@
 """Services for one Molecule scenario: private Redis and PostgreSQL (and optionally the Node worker), seeded.
 
     python -m tests.support.scenario start --dir EPHEMERAL_DIR [--seed small|none] [--worker QUEUE ...]
+                                           [--fake timelinesai|instantly ...]
     python -m tests.support.scenario stop --dir EPHEMERAL_DIR
 
-`start` writes DIR/cerniq_services.yml with the cerniq_* variables pointing at the servers; the scenario's converge
+`start` writes DIR/cerniq_services.yml with the cerniq_* variables pointing at the servers (and at the vendor fakes
+asked for, in their demo state, with cerniq_vendor_allow_http); the scenario's converge
 and verify plays load it with vars_files (Molecule rewrites its inventory directory on every command, so group_vars
 cannot live there). `stop` ends them all.
 """
@@ -15,6 +17,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +27,13 @@ import yaml
 from tests.support import services
 from tests.support.nodeworker import WORKER_JS
 from tests.support.seed import SeedPlan, seed_all
+
+# Vendor fakes a scenario can ask for: module, base path, the inventory variables for their URL and token.
+FAKES = {
+    "timelinesai": ("tests.fakes.timelinesai", "/integrations/api", "cerniq_timelinesai_base_url",
+                    "cerniq_timelinesai_api_token"),
+    "instantly": ("tests.fakes.instantly", "", "cerniq_instantly_base_url", "cerniq_instantly_api_key"),
+}
 
 
 def start(args):
@@ -55,15 +65,33 @@ def start(args):
         log = open(root / "worker.log", "ab")
         state["worker_pid"] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                                start_new_session=True).pid
-    _write(root, state)
-    (root / "cerniq_services.yml").write_text(yaml.safe_dump({
+    settings = {
         "cerniq_redis_host": redis_server.host, "cerniq_redis_port": redis_server.port,
         "cerniq_redis_password": redis_server.password, "cerniq_db_host": pg.host, "cerniq_db_port": pg.port,
         "cerniq_db_name": services.DB_NAME, "cerniq_db_user": services.DB_USER, "cerniq_db_password": pg.password,
         "cerniq_db_sslmode": "disable", "cerniq_audit_actor": "molecule",
-    }))
+    }
+    for name in args.fake:
+        settings.update(_start_fake(root, state, name))
+        settings["cerniq_vendor_allow_http"] = True
+    _write(root, state)
+    (root / "cerniq_services.yml").write_text(yaml.safe_dump(settings))
     print(json.dumps({"redis": redis_server.port, "postgresql": pg.port}))
     return 0
+
+
+def _start_fake(root, state, name):
+    module, base_path, url_var, token_var = FAKES[name]
+    port = services.free_port()
+    token = "molecule-{0}-token".format(name)
+    log = open(root / "{0}.log".format(name), "ab")
+    state.setdefault("fake_pids", {})[name] = subprocess.Popen(
+        [sys.executable, "-m", module, "--port", str(port), "--api-key", token, "--seed", "demo"],
+        cwd=str(services.REPO_ROOT), stdout=log, stderr=subprocess.STDOUT, start_new_session=True).pid
+    _write(root, state)
+    services.wait_until(lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() is None, 15,
+                        "the {0} fake".format(name))
+    return {url_var: "http://127.0.0.1:{0}{1}".format(port, base_path), token_var: token}
 
 
 def stop(args):
@@ -72,8 +100,7 @@ def stop(args):
     if not state_file.exists():
         return 0
     state = json.loads(state_file.read_text())
-    for key in ("worker_pid", "redis_pid"):
-        pid = state.get(key)
+    for pid in [state.get("worker_pid"), state.get("redis_pid")] + list(state.get("fake_pids", {}).values()):
         if pid:
             try:
                 os.kill(pid, signal.SIGTERM)
@@ -98,6 +125,7 @@ def main(argv=None):
     start_parser.add_argument("--dir", required=True)
     start_parser.add_argument("--seed", choices=("small", "none"), default="small")
     start_parser.add_argument("--worker", action="append", default=[])
+    start_parser.add_argument("--fake", action="append", default=[], choices=sorted(FAKES))
     start_parser.set_defaults(func=start)
     stop_parser = sub.add_parser("stop")
     stop_parser.add_argument("--dir", required=True)
