@@ -177,11 +177,13 @@ def list_backups(root):
         path = os.path.join(root, name)
         if not BACKUP_ID_RE.match(name) or os.path.islink(path) or not os.path.isdir(path):
             continue
+        problem = None
         try:
             manifest = read_manifest(path)
-        except CerniqError:
-            manifest = None
-        backups.append(dict(id=name, path=path, taken_at=backup_time(name).isoformat(), manifest=manifest))
+        except CerniqError as exc:
+            manifest, problem = None, exc.msg
+        backups.append(dict(id=name, path=path, taken_at=backup_time(name).isoformat(), manifest=manifest,
+                            problem=problem))
     return backups
 
 
@@ -191,6 +193,7 @@ def summary_of(backup):
     dump = manifest.get("dump") or {}
     tables = manifest.get("tables") or {}
     return dict(id=backup["id"], path=backup["path"], taken_at=backup["taken_at"], has_manifest=bool(manifest),
+                problem=backup.get("problem"),
                 database=manifest.get("database"), bytes=dump.get("bytes"),
                 rows=sum(t.get("rows", 0) for t in tables.values()) if tables else None)
 
@@ -200,6 +203,10 @@ def select_backup(root, wanted="latest"):
     root = validate_root(root)
     if wanted in (None, "", "latest"):
         for backup in list_backups(root):
+            if backup["problem"]:
+                # A damaged newest backup is news; quietly taking an older one would lose data unnoticed.
+                raise CerniqError("the newest backup {0} is damaged ({1}); to use an older one, name it (e.g. "
+                                  "dr_database_backup=<id>)".format(backup["path"], backup["problem"]))
             if backup["manifest"]:
                 return backup
         raise CerniqError("no verified backup (a directory with {0}) under {1}: run backup_database.yml first, or "

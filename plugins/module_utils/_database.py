@@ -147,7 +147,11 @@ def _marker(state, **fields):
 
 
 def _audit_in(params, database, action, target, reason=None, before=None, after=None):
-    """One audit row in `database`'s own ops_audit_log (the database that is live once the step is done)."""
+    """One audit row in `database`'s own ops_audit_log (the database that is live once the step is done).
+
+    The module's `reason` option (why: an incident, the DR run) joins the step's own reason.
+    """
+    reason = "; ".join(part for part in (reason, params.get("reason")) if part) or None
     there = _with_db(params, database)
     conn = postgres_connect(there, require=())
     try:

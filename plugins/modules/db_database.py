@@ -91,6 +91,10 @@ options:
       - Database to connect to for statements about whole databases.
     type: str
     default: postgres
+  reason:
+    description:
+      - Why (an incident, a ticket, the DR run), written to C(ops_audit_log.reason) with every change.
+    type: str
 notes:
   - The database user needs C(CREATEDB) and must own the databases it renames or drops. Sessions of other roles on
     a database being renamed or dropped can only be ended with C(pg_signal_backend); otherwise the task fails before
@@ -193,6 +197,7 @@ def main():
         marker=dict(type="dict"),
         pg_bin_dir=dict(type="path"),
         maintenance_db=dict(type="str", default="postgres"),
+        reason=dict(type="str"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_if=[("state", "restored", ["backup"]), ("state", "renamed", ["new_name"])])
