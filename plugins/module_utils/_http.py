@@ -86,33 +86,33 @@ class RateLimiter(object):
     """At most `limit` calls in any `period` seconds, for each (limit, period) window: a sliding log per window.
 
     Per process: two plays calling the same vendor at once share the vendor's limit but not this limiter.
+    Each window is `margin` seconds longer than the vendor's: the vendor counts arrivals, and network delays vary.
     """
 
-    def __init__(self, windows, clock=time.monotonic, sleep=time.sleep):
+    def __init__(self, windows, clock=time.monotonic, sleep=time.sleep, margin=0.1):
         for limit, period in windows:
             if int(limit) < 1 or float(period) <= 0:
                 raise CerniqError("a rate limit needs at least 1 request per period, got {0} per {1} s".format(
                     limit, period))
-        self.windows = [(int(limit), float(period), collections.deque()) for limit, period in windows]
+        # Only the last `limit` calls of a window decide when the next one may go.
+        self.windows = [(int(limit), float(period) + margin, collections.deque(maxlen=int(limit)))
+                        for limit, period in windows]
         self.clock = clock
         self.sleep = sleep
         self.waited = 0.0
 
     def acquire(self):
-        while True:
-            now = self.clock()
-            wait = 0.0
-            for limit, period, hits in self.windows:
-                while hits and now - hits[0] >= period:
-                    hits.popleft()
-                if len(hits) >= limit:
-                    wait = max(wait, period - (now - hits[0]))
-            if wait <= 0:
-                break
-            self.sleep(wait)
-            self.waited += wait
+        now = self.clock()
+        ready_at = now
+        for limit, period, hits in self.windows:
+            if len(hits) >= limit:
+                ready_at = max(ready_at, hits[0] + period)
+        if ready_at > now:
+            self.sleep(ready_at - now)
+            self.waited += ready_at - now
+        stamp = max(self.clock(), ready_at)
         for _limit, _period, hits in self.windows:
-            hits.append(now)
+            hits.append(stamp)
 
 
 def parse_retry_after(value, now=None):
@@ -284,7 +284,7 @@ class VendorClient(object):
 
     def _transport_message(self, exc, what, attempts):
         cause = self._scrub(_root_cause(exc))
-        tries = "{0} attempt{1}".format(attempts, "" if attempts == 1 else "s")
+        tries = _attempts(attempts)
         if isinstance(exc, (requests.exceptions.ReadTimeout, requests.exceptions.ConnectTimeout)):
             return ("{0} at {1}: {2} got no answer within {3:g} s ({4}). The vendor may be down or slow: check its "
                     "status page, or raise vendor_timeout".format(
@@ -295,7 +295,7 @@ class VendorClient(object):
     def _status_message(self, resp, what, attempts, hints):
         status = resp.status_code
         text = "{0}: {1} answered {2} {3}".format(self.settings.name, what, status, resp.reason or "")
-        detail = self._scrub(vendor_error_text(resp))
+        detail = self._scrub(vendor_error_text(resp)).rstrip(". ")
         if detail:
             text += ": " + detail
         hint = hints.get(status) or self._default_hint(status, attempts)
@@ -320,11 +320,11 @@ class VendorClient(object):
                 settings.url_setting,
                 INSTANTLY_DEFAULT_URL if "instantly" in settings.url_setting else TIMELINESAI_DEFAULT_URL)
         if status == 429:
-            return ("still rate limited after {0} attempts: something else is using the workspace's quota; run it "
-                    "again later".format(attempts))
+            return ("still rate limited after {0}: something else is using the workspace's quota; run it "
+                    "again later".format(_attempts(attempts)))
         if status >= 500:
-            return "the vendor is failing ({0} attempts): check its status page and run it again later".format(
-                attempts)
+            return "the vendor is failing ({0}): check its status page and run it again later".format(
+                _attempts(attempts))
         return None
 
     def _scrub(self, text):
@@ -354,6 +354,10 @@ def vendor_error_text(resp):
         title = re.search(r"<title>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
         return "an HTML page{0}".format(" ({0})".format(title.group(1).strip()) if title else "")
     return " ".join(text.split())[:200]
+
+
+def _attempts(count):
+    return "{0} attempt{1}".format(count, "" if count == 1 else "s")
 
 
 def _root_cause(exc):

@@ -51,7 +51,7 @@ def test_backoff_doubles_with_jitter_and_is_capped(attempt):
 
 def test_rate_limiter_never_lets_more_than_the_limit_into_a_window():
     clock = VirtualClock()
-    limiter = http.RateLimiter([(50, 60.0)], clock=clock, sleep=clock.sleep)
+    limiter = http.RateLimiter([(50, 60.0)], clock=clock, sleep=clock.sleep, margin=0.0)
     stamps = []
     for _call in range(120):
         limiter.acquire()
@@ -64,12 +64,20 @@ def test_rate_limiter_never_lets_more_than_the_limit_into_a_window():
 
 def test_rate_limiter_honours_every_window():
     clock = VirtualClock()
-    limiter = http.RateLimiter([(3, 1.0), (5, 10.0)], clock=clock, sleep=clock.sleep)
+    limiter = http.RateLimiter([(3, 1.0), (5, 10.0)], clock=clock, sleep=clock.sleep, margin=0.0)
     stamps = []
     for _call in range(6):
         limiter.acquire()
         stamps.append(clock.now)
     assert stamps == [100.0, 100.0, 100.0, 101.0, 101.0, 110.0]
+
+
+def test_rate_limiter_leaves_a_margin_for_network_delays():
+    clock = VirtualClock()
+    limiter = http.RateLimiter([(2, 1.0)], clock=clock, sleep=clock.sleep)
+    for _call in range(3):
+        limiter.acquire()
+    assert clock.sleeps == [1.1]
 
 
 def test_rate_limiter_refuses_a_zero_limit():
