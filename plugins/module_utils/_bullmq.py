@@ -79,6 +79,7 @@ MAX_CHUNK = 1000
 
 _NODE_VERSION_RE = re.compile(r"^bullmq:(?P<major>[0-9]+)\.[0-9]+\.[0-9]+")
 _ALL_DIGITS_RE = re.compile(r"^-?[0-9]+$")
+_WHITESPACE_RE = re.compile(r"\s")
 
 
 # --- Keys and names -------------------------------------------------------------------------------------------
@@ -128,7 +129,7 @@ def validate_job_id(job_id):
     if ":" in job_id:
         raise CerniqError("job id {0!r} contains ':': Node BullMQ refuses it ('Custom Id cannot contain :') and ':' "
                           "separates Redis key parts; use '-' instead".format(job_id))
-    if any(ch.isspace() for ch in job_id):
+    if _WHITESPACE_RE.search(job_id):
         raise CerniqError("job id {0!r} contains whitespace".format(job_id))
     return job_id
 
