@@ -44,12 +44,12 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
 )
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
 from ansible_collections.cerniq.outreach.plugins.module_utils._quota import (
-    decode_counter_replies,
     describe_counter,
     phone_sort_key,
-    queue_counter_reads,
+    read_keys,
     validate_count,
     validate_phone_ids,
+    wrong_type_message,
 )
 
 MODULE_NAME = "wa_phone"
@@ -418,14 +418,8 @@ def phones_info(params, phone_ids=None, statuses=None, tenant_id=None, quota_war
     where = redis_where(params, params["redis_db"])
     status_keys = [phone_status_key(p["id"]) for p in phones]
     counter_keys = [quota_key(p["id"], day) for p in phones]
-    with redis_errors(where):
-        pipe = redis_client(params).pipeline(transaction=False)
-        for key in status_keys:
-            pipe.get(key)
-        queue_counter_reads(pipe, counter_keys)
-        replies = pipe.execute(raise_on_error=False)
-    redis_statuses = replies[:len(phones)]
-    counters = decode_counter_replies(replies[len(phones):], counter_keys, where)
+    replies = read_keys(redis_client(params), where, status_keys + counter_keys)
+    redis_statuses, counters = replies[:len(phones)], replies[len(phones):]
     queues = [phone_queue(p["id"]) for p in phones]
     depths = queue_depths(redis_client(params, params["bullmq_db"]), queues) if phones else {}
 
@@ -440,11 +434,11 @@ def phones_info(params, phone_ids=None, statuses=None, tenant_id=None, quota_war
                 summary=phones_summary(entries, quota_warn_percent))
 
 
-def _phone_entry(phone, status_key, redis_status, key, counter, queue, depth, now_ts, expire_at, where):
+def _phone_entry(phone, status_key, status_read, key, counter, queue, depth, now_ts, expire_at, where):
     problems = []
-    if isinstance(redis_status, Exception):
-        problems.append("{0}: {1} is not a string ({2})".format(where, status_key, redis_status))
-        redis_status = None
+    redis_status, _ttl, wrong_type = status_read
+    if wrong_type:
+        problems.append("{0} is a {1}, not a string holding the phone's status".format(status_key, wrong_type))
         drift = "unreadable"
     elif redis_status is None:
         drift = "missing"
@@ -452,9 +446,10 @@ def _phone_entry(phone, status_key, redis_status, key, counter, queue, depth, no
         drift = "differs"
     else:
         drift = None
-    value, ttl, problem = counter
+    value, ttl, wrong_type = counter
     quota = describe_counter(dict(phone_id=phone["id"], limit=phone["daily_quota_limit"], status=phone["status"]),
-                             key, value, ttl, problem, now_ts, expire_at)
+                             key, value, ttl, wrong_type and wrong_type_message(where, key, wrong_type), now_ts,
+                             expire_at)
     for item in ("phone_id", "status"):
         quota.pop(item)
     if quota["problem"]:
