@@ -187,6 +187,12 @@ def explain_postgres_error(exc, params):
         return "{0}: the database does not exist; check cerniq_db_name".format(where)
     if psycopg2 is not None and isinstance(exc, psycopg2.errors.UndefinedTable):
         return ("{0}: {1}; load schema/platform.sql (see docs/platform-contract.md)".format(where, text))
+    # Both are OperationalErrors, yet the server answered: not a connection problem.
+    if psycopg2 is not None and isinstance(exc, psycopg2.errors.LockNotAvailable):
+        return ("{0}: {1} - another session holds a lock this needs (see pg_locks / pg_stat_activity); retry when "
+                "it is released".format(where, text))
+    if psycopg2 is not None and isinstance(exc, psycopg2.errors.QueryCanceled):
+        return "{0}: {1}".format(where, text)
     if psycopg2 is not None and isinstance(exc, psycopg2.OperationalError):
         return ("cannot reach {0}: {1}. Check cerniq_db_host / cerniq_db_port / cerniq_db_sslmode and that "
                 "PostgreSQL is running".format(where, text))
