@@ -17,7 +17,9 @@ script, timed as a child process.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
+import os
 import sys
 import time
 
@@ -63,15 +65,19 @@ def wrong_counters(redis_server, facts, tz_name):
     pipe.execute()
 
 
-def read_ours(params):
-    """The morning reads as the modules do them; returns their split for the figure column."""
+def read_ours(params, splits):
+    """The morning reads as the modules do them; appends their split (for the figure column) to `splits`."""
     started = time.perf_counter()
     info = phones.phones_info(params)
     middle = time.perf_counter()
     counters = quota.quota_counters_info(params)
     ended = time.perf_counter()
-    return {"info_s": middle - started, "quota_s": ended - middle, "phones": len(info["phones"]),
-            "counters": len(counters["counters"])}
+    splits.append({"info_s": middle - started, "quota_s": ended - middle, "phones": len(info["phones"]),
+                   "counters": len(counters["counters"])})
+
+
+def sync_ours(params, results):
+    results.append(quota.sync_counters_from_db(params))
 
 
 def shell(script, env):
@@ -100,11 +106,8 @@ def run(sizes, repeat):
         for phone_count in sizes["read_phones"]:
             seed(redis_server, pg, phone_count, sizes["messages_per_phone"], sizes["jobs_per_phone"])
             splits = []
-
-            def ours(splits=splits):
-                splits.append(read_ours(params))
-
-            base, mine = alternate(shell("phone_reads.sh", env), ours, repeat, redis_server)
+            base, mine = alternate(shell("phone_reads.sh", env), functools.partial(read_ours, params, splits), repeat,
+                                   redis_server)
             assert splits[-1]["phones"] == phone_count, splits[-1]
             rows.append(_row("wa_phone_info + quota read, {0:,} phones".format(phone_count), base, mine,
                              "info {0:.3f} s + quota {1:.3f} s (medians)".format(
@@ -116,12 +119,9 @@ def run(sizes, repeat):
         facts = seed(redis_server, pg, phone_count, sizes["messages_per_phone"], 0)
         messages = sum(facts["wa_counts"].values())
         results = []
-
-        def sync(results=results):
-            results.append(quota.sync_counters_from_db(params))
-
-        base, mine = alternate(shell("quota_resync.sh", env), sync, repeat, redis_server,
-                               reset=lambda: wrong_counters(redis_server, facts, params["timezone"]))
+        base, mine = alternate(shell("quota_resync.sh", env), functools.partial(sync_ours, params, results), repeat,
+                               redis_server, reset=functools.partial(wrong_counters, redis_server, facts,
+                                                                     params["timezone"]))
         corrected = results[-1]["corrected_count"]
         assert corrected == phone_count and results[-1]["total_db_count"] == messages, results[-1]["phones"]
         rows.append(_row("quota_counter sync_from=db, {0:,} phones / {1:,} rows today".format(phone_count, messages),
@@ -141,7 +141,11 @@ def main(argv=None):
     parser.add_argument("--size", choices=tuple(SIZES), default="full")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
-    print(format_table(run(SIZES[args.size], args.repeat)))
+    rows = run(SIZES[args.size], args.repeat)
+    print(format_table(rows))
+    # Every figure is wall time on a shared machine: the load says how shared it was.
+    print("\nload average (1, 5, 15 min) at the end: {0:.1f} {1:.1f} {2:.1f} on {3} CPU(s)".format(
+        *os.getloadavg(), os.cpu_count()))
     return 0
 
 
