@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import DLQ_LIST_KEY, phone_status_key
+from tests.fakes import timelinesai as timelinesai_fake
 from tests.support import vendors
 from tests.support.playbooks import run_playbook
 from tests.support.services import REPO_ROOT
@@ -239,3 +240,19 @@ def test_timelinesai_down_fails_with_the_vendor_error_when_the_api_does_not_answ
     assert run.result("Fail when TimelinesAI is down")["msg"].startswith(
         "TimelinesAI is down (its API call failed).")
     assert TIMELINES_TOKEN not in run.stdout
+
+
+def test_phone_offline_hands_the_phone_label_to_the_procedure(platform, seeded, timelines):
+    timelines.reset(timelinesai_fake.build_demo_state(phones=4, disconnected=(3,)))
+    labels = {"alertname": "PhoneOffline", "phone": PHONE, "instance": "wa-worker-1"}
+    run = run_playbook("alert_response.yml", _vendor_inventory(platform, timelines),
+                       extravars={"alert": "PhoneOffline", "alert_labels": labels})
+    assert run.rc == 0, run.stdout[-3000:]
+    assert run.result("Hand the alert's labels to the procedure")["results"][0]["ansible_facts"] == {
+        "phone_offline_phone": PHONE}
+    # The procedure found the account disconnected at TimelinesAI and marked the phone OFFLINE (audited).
+    assert platform.sql("SELECT status FROM wa_phone_numbers WHERE id = %s", (PHONE,)) == [("OFFLINE",)]
+    assert platform.r(0).get(phone_status_key(PHONE)) == "OFFLINE"
+    assert [(row[1], row[3]) for row in platform.audit()] == [("wa_phone", PHONE)]
+    assert run.result("Alert response summary")["msg"][0].startswith(
+        "Alert phone:offline (HIGH, response time 15 min): ran runbook 2.1 (cerniq.outreach.phone_offline)")
