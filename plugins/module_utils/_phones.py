@@ -337,8 +337,12 @@ def _apply(conn, params, client, where, current, target, changes, redis_status, 
                 dict(_audit_view(row, row["status"]), changes=sorted(changes), released=released,
                      cancelled=cancelled, quota_key_created=counter_created))
             conn.commit()
-    except CerniqError:
-        conn.rollback()
+    except Exception:
+        # Whatever failed (also outside the bullmq package's Redis errors), the phone must not stay half-changed;
+        # the error being raised is the one to report, so undoing stays quiet.
+        if not conn.closed:
+            with contextlib.suppress(Exception):
+                conn.rollback()
         _undo_redis(client, where, status_key, redis_status, counter_key if counter_created else None)
         raise
     return dict(row, redis_status=row["status"]), released, cancelled, counter_created
