@@ -103,8 +103,18 @@ class Rulebook:
         # Playbook runs started by the rulebook share its process group; none may outlive the test.
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
+        except ProcessLookupError:
             pass
+
+    def group_gone(self, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self.process.pid, 0)
+            except ProcessLookupError:
+                return True
+            time.sleep(0.1)
+        return False
 
     @property
     def output(self):
@@ -151,6 +161,7 @@ def test_rules_dispatch_firing_alerts_once_per_phone_campaign_or_alert(tmp_path)
         assert response.json() == {"accepted": 15}
         output = eda.wait_for(lambda out: out.count("DISPATCH ") + out.count("no procedure was run"), 8, 60)
     dispatched = sorted(re.findall(r"DISPATCH (.+)", output))
+    assert eda.group_gone(), "ansible-rulebook or one of its children outlived the test"
     assert dispatched == sorted([
         "Phone alert|PhoneOffline|phone_01|-", "Phone alert|PhoneOffline|phone_02|-",
         "Phone alert|phone:banned|phone_01|-",
@@ -187,6 +198,7 @@ def test_an_alertmanager_webhook_runs_the_alert_response_playbook(seeded, tmp_pa
         assert response.json() == {"accepted": 4}
         output = eda.wait_for(lambda out: out.count("PLAY RECAP"), 2, 150, settle=3.0)
     elapsed = time.monotonic() - started
+    assert eda.group_gone(), "ansible-rulebook or one of its playbook runs outlived the test"
     print("ansible-rulebook listening after {0:.1f} s; both runs done after {1:.1f} s".format(listening, elapsed))
 
     runs = output.split("PLAY [Alert response (runbook 7.1)]")[1:]
