@@ -1,0 +1,107 @@
+"""The morning check (runbook 1.1) for 20 and 1,000 phones: the runbook's shell script beside check_morning.yml.
+
+Baseline: bench/baseline/morning_check.sh (psql per question, one redis-cli per phone and loop, KEYS for the
+queues). Ours: `ansible-playbook playbooks/check_morning.yml`, the whole playbook as an operator or AWX runs it
+(Ansible start-up, five reads - one task per check kind, never per phone - the judgement, the JSON report), with
+TimelinesAI answered by the local fake (the baseline does not ask TimelinesAI at all). Both run on the same seeded
+data (tests/support/seed.py, with the seed's deliberate faults, which ours reports as failed checks; the playbook
+is told not to fail on them so the timing is of a normal run).
+
+    python -m bench.morning_check [--size full|tiny] [--repeat N]
+    python -m bench --only morning_check
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from bench._harness import alternate, baseline_env, run_baseline, run_child
+from bench._scenario import Scenario, private_servers
+from tests.fakes.timelinesai import TimelinesAIFake
+from tests.support.playbooks import COLLECTIONS_PATH, inventory_for
+from tests.support.seed import SeedPlan, seed_all
+from tests.support.services import REPO_ROOT
+
+TIMELINES_TOKEN = "bench-timelinesai-token"
+# Issue 5's targets for the whole playbook on 2 cores; issue 7 asks 2 s and 3 s.
+TARGET_S = {20: 3.0, 1000: 5.0}
+SIZES = {"full": {"phones": (20, 1000)}, "tiny": {"phones": (5,)}}
+
+
+def seed(redis_server, pg, phones):
+    for db in (0, 2):
+        redis_server.client(db).flushdb()
+    pg.reset_data()
+    conn = pg.connect()
+    try:
+        seed_all(conn, redis_server, SeedPlan(phones=phones, leads=max(5000, phones * 5)))
+    finally:
+        conn.close()
+
+
+def playbook_cmd(inventory_path, report_dir, timelines):
+    extra = {"check_morning_fail_on_failed_checks": False, "cerniq_report_dir": str(report_dir),
+             "cerniq_timelinesai_base_url": timelines.base_url, "cerniq_timelinesai_api_token": TIMELINES_TOKEN,
+             "cerniq_vendor_allow_http": True}
+    return [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory_path),
+            str(REPO_ROOT / "playbooks" / "check_morning.yml"), "-e", json.dumps(extra)]
+
+
+def run(sizes, repeat):
+    rows = []
+    with private_servers() as (redis_server, pg), tempfile.TemporaryDirectory(prefix="bench-morning-") as tmp:
+        inventory_path = Path(tmp) / "inventory.yml"
+        inventory_path.write_text(yaml.safe_dump(inventory_for(redis_server, pg, {"cerniq_audit_actor": "bench"})))
+        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS_PATH),
+                   ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+        for phones in sizes["phones"]:
+            seed(redis_server, pg, phones)
+            with TimelinesAIFake(api_key=TIMELINES_TOKEN, phones=phones) as timelines:
+                report_dir = Path(tmp) / "reports-{0}".format(phones)
+
+                def baseline():
+                    run_baseline("morning_check.sh", baseline_env(redis_server, pg))
+
+                def ours(phones=phones, report_dir=report_dir, timelines=timelines):
+                    _seconds, rss, _out = run_child(playbook_cmd(inventory_path, report_dir, timelines), env=env)
+                    report = json.loads(next(report_dir.glob("check_morning-*.json")).read_text())
+                    return {"rss": rss, "counts": report["counts"], "failed": report["failed"], "phones": phones}
+
+                base, mine = alternate(baseline, ours, repeat, redis_server=redis_server)
+            target = TARGET_S.get(phones)
+            counts = mine.extra["counts"]
+            rows.append(dict(
+                scenario="morning check, {0:,} phones".format(phones), baseline_s=base.median, ours_s=mine.median,
+                figure="{0:.2f} s playbook wall; {1} fail, {2} warn, {3} pass".format(
+                    mine.median, counts["fail"], counts["warn"], counts["pass"]),
+                target="<= {0:.0f} s wall".format(target) if target else "-",
+                met=(mine.median <= target) if target else None, worst_ping_ms=mine.worst_ping_ms,
+                peak_rss_mb=mine.extra["rss"],
+                note="7 checks incl. TimelinesAI (fake) and a JSON report; Ansible start-up ~0.7 s and ~0.3 s per "
+                     "module run dominate; baseline asks no vendor, judges nothing"))
+    return rows
+
+
+SCENARIOS = [Scenario("morning_check", run, repeat=3, sizes=SIZES)]
+
+
+def main(argv=None):
+    from bench.__main__ import format_table
+
+    parser = argparse.ArgumentParser(prog="python -m bench.morning_check", description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=tuple(SIZES), default="full")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+    print(format_table(run(SIZES[args.size], args.repeat)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
