@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import gc
 import json
 import re
 import time
@@ -840,11 +842,31 @@ def _clean_would_remove(client, prefix, queue_name, state, cutoff_ms, limit):
 CLEAN_STATES = ("completed", "failed", "wait", "paused", "delayed", "prioritized")
 
 
+@contextlib.contextmanager
+def gc_paused(pause=True):
+    """Pause the cyclic garbage collector while a bulk request builds ~10 objects per job: with 100,000 jobs alive
+    its full passes rescan them all and cost ~15% of the client's CPU. Reference counting still frees everything
+    acyclic; the collector runs again at the end."""
+    was_enabled = gc.isenabled()
+    if pause and was_enabled:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if pause and was_enabled:
+            gc.enable()
+
+
 def manage_queue(params, check_mode=False, want_diff=False):
     """The bullmq_queue module: one queue's jobs, scheduler, drain, clean, pause/resume, obliterate; or a DLQ."""
     require_bullmq()
     if params.get("dlq_type"):
         return manage_dlq(params, check_mode, want_diff)
+    with gc_paused(len(params.get("jobs") or ()) > MAX_CHUNK):
+        return _manage_queue(params, check_mode, want_diff)
+
+
+def _manage_queue(params, check_mode, want_diff):
     prefix = params.get("prefix") or BULLMQ_PREFIX
     queue_name = validate_queue_name(params.get("queue"))
     state = params.get("state") or "present"
