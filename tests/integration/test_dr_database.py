@@ -1,0 +1,199 @@
+"""dr_database.yml (runbook 6.1) on three hosts: Redis 127.0.0.11, PostgreSQL 127.0.0.12, a Node worker on 127.0.0.13.
+
+Every test runs the playbook for real (ansible-runner) against real servers and a real Node BullMQ worker managed
+by the workers role's process manager.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.cerniq.outreach.plugins.module_utils import _backup, _database, _snapshot
+from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
+    TABLE_AUDIT,
+    TABLE_COMM_LOG,
+    business_day,
+    business_day_bounds,
+    phone_status_key,
+    quota_key,
+)
+from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
+from tests.support.snapshots import redis_dump
+
+pytest_plugins = ["tests.support.split_platform"]  # the split_platform fixture
+
+
+def _backup_now(platform):
+    return _backup.create_backup(platform.params, str(platform.backup_dir), 7, False)["backup"]
+
+
+def _state(platform):
+    """Everything a DR run could touch: both Redis dbs (DUMP of every key), every table, the databases."""
+    return dict(redis0=redis_dump(platform.r(0)), redis2=redis_dump(platform.r(2)),
+                tables=_snapshot.database_snapshot(platform.params)["tables"], databases=platform.databases())
+
+
+def _failures(run):
+    return [r.get("msg", "") for r in run.results() if r["_event"] == "runner_on_failed"]
+
+
+def test_corrupt_backup_is_refused_before_the_workers_stop(split_platform):
+    split_platform.seed()
+    backup = _backup_now(split_platform)
+    dump = Path(backup["path"]) / backup["manifest"]["dump"]["file"]
+    dump.write_bytes(dump.read_bytes()[:-100])
+    pid = split_platform.start_worker()
+    before = _snapshot.database_snapshot(split_platform.params)["tables"], split_platform.databases()
+
+    run = split_platform.play("dr_database.yml", {"confirm": True})
+
+    assert run.rc != 0
+    message = " ".join(_failures(run))
+    assert "refused" in message and "truncated" in message and "workers were not stopped" in message
+    assert split_platform.worker_pid() == pid, "the worker was stopped"
+    assert not run.results("Stop the process"), "a stop task ran"
+    assert (_snapshot.database_snapshot(split_platform.params)["tables"], split_platform.databases()) == before
+
+
+def test_check_mode_shows_the_plan_and_the_backup_and_changes_nothing(split_platform):
+    split_platform.seed()
+    backup = _backup_now(split_platform)
+    before = _state(split_platform)
+
+    run = split_platform.play("dr_database.yml", check=True)
+
+    assert run.rc == 0, run.stdout[-3000:]
+    plan = run.result("What this run will change")["msg"]
+    assert backup["id"] in plan[0] and "verified now" in plan[0]
+    assert any("swap it in" in line for line in plan)
+    restore = run.result("Restore the backup into a fresh database")
+    assert restore["changed"] is True and restore["plan"]["backup"] == backup["id"]
+    assert "CHECK MODE" in run.result("Summary")["msg"][0]
+    assert _state(split_platform) == before
+
+
+def test_full_recovery_then_a_node_worker_processes_the_queue(split_platform):
+    split_platform.seed()
+    backup = _backup_now(split_platform)
+    manifest = backup["manifest"]
+    # After the backup: new rows, a phone taken offline, a counter gone wrong - the disaster happens later.
+    split_platform.sql("INSERT INTO gold_communication_log (tenant_id, phone_id, channel, status, quota_cost) "
+                       "SELECT tenant_id, 'phone_01', 'WHATSAPP', 'SENT', 1 FROM wa_phone_numbers LIMIT 1")
+    split_platform.sql("UPDATE wa_phone_numbers SET status = 'OFFLINE' WHERE id = 'phone_02'")
+    split_platform.r(0).set(phone_status_key("phone_02"), "OFFLINE")
+    today = business_day("Europe/Bucharest")
+    split_platform.r(0).set(quota_key("phone_01", today), 999)
+    old_pid = split_platform.start_worker()
+
+    # While the workers are stopped, producers keep adding jobs: the restarted worker must process them.
+    added = []
+
+    def add_when_stopped():
+        deadline = time.monotonic() + 120
+        while split_platform.worker_pid() == old_pid and time.monotonic() < deadline:
+            time.sleep(0.05)
+        added.extend(["after-stop-{0}".format(n) for n in range(3)])
+        split_platform.add_jobs(added)
+
+    producer = threading.Thread(target=add_when_stopped)
+    producer.start()
+    run = split_platform.play("dr_database.yml", {"confirm": True, "dr_database_reason": "INC-42"})
+    producer.join()
+    assert run.rc == 0, run.stdout[-4000:]
+
+    # The live database is the backup again, table by table (plus the recovery's own audit rows).
+    live = _snapshot.database_snapshot(split_platform.params)
+    for table, figures in manifest["tables"].items():
+        if table != TABLE_AUDIT:
+            assert live["tables"][table] == figures, table
+    assert live["database"]["marker"]["backup"] == backup["id"]
+    assert live["database"]["marker"]["completed"] is True
+    kept = [name for name, marker in split_platform.databases().items() if marker and marker["cerniq_outreach"] ==
+            "kept"]
+    assert len(kept) == 1
+    assert split_platform.sql("SELECT count(*) FROM gold_communication_log", dbname=kept[0])[0][0] == \
+        manifest["tables"][TABLE_COMM_LOG]["rows"] + 1
+
+    # Redis follows the restored database.
+    assert split_platform.r(0).get(phone_status_key("phone_02")) == "ACTIVE"
+    start, end = business_day_bounds(today, "Europe/Bucharest")
+    sent_today = split_platform.sql("SELECT count(*) FROM gold_communication_log WHERE phone_id = 'phone_01' AND "
+                                    "channel = 'WHATSAPP' AND quota_cost = 1 AND created_at >= %s AND "
+                                    "created_at < %s", (start, end))[0][0]
+    assert int(split_platform.r(0).get(quota_key("phone_01", today))) == sent_today
+
+    # A new worker process took over and processed what was queued while it was down.
+    new_pid = split_platform.worker_pid()
+    assert new_pid and new_pid != old_pid
+    split_platform.wait_for_log(lambda e: set(added) <= split_platform.completed_ids(), 20, "jobs after the stop")
+
+    actions = [row[0] for row in split_platform.sql("SELECT action FROM ops_audit_log WHERE reason LIKE %s OR "
+                                                    "action IN ('phone_status_sync') ORDER BY id", ("%INC-42%",))]
+    assert actions[:2] == ["db_restore", "db_swap"] and actions[-1] == "db_mark" and "phone_status_sync" in actions
+
+    # Same backup again: a clear no-op, the worker left alone.
+    again = split_platform.play("dr_database.yml", {"confirm": True})
+    assert again.rc == 0, again.stdout[-3000:]
+    assert "nothing was changed" in again.result("Nothing to do")["msg"]
+    assert split_platform.worker_pid() == new_pid and len(split_platform.databases()) == 2
+
+    # Once confirmed, the kept database goes (and only a kept one may go this way).
+    refused = split_platform.play("dr_database.yml", {"confirm": True, "dr_database_drop_kept": "cerniq"})
+    assert refused.rc != 0 and "cerniq" in split_platform.databases()
+    dropped = split_platform.play("dr_database.yml", {"confirm": True, "dr_database_drop_kept": kept[0]})
+    assert dropped.rc == 0, dropped.stdout[-3000:]
+    assert list(split_platform.databases()) == ["cerniq"]
+
+
+def test_inventory_pointing_at_the_wrong_host_fails_before_any_change(split_platform):
+    split_platform.seed()
+    _backup_now(split_platform)
+    pid = split_platform.start_worker()
+    inventory = split_platform.inventory(redis_address="127.0.0.12")  # the db host's address
+    assert "cerniq_redis_host" not in inventory["all"]["vars"]
+    before = _snapshot.database_snapshot(split_platform.params)["tables"], split_platform.databases()
+
+    run = split_platform.play("dr_database.yml", {"confirm": True}, inventory=inventory)
+
+    assert run.rc != 0
+    message = " ".join(_failures(run))
+    assert "Redis at 127.0.0.12" in message and "Nothing was changed" in message
+    assert split_platform.worker_pid() == pid
+    assert (_snapshot.database_snapshot(split_platform.params)["tables"], split_platform.databases()) == before
+
+
+def test_db_database_refuses_the_live_database_and_keeps_a_copy_that_does_not_match(split_platform):
+    split_platform.seed(leads=50, old_log_rows=10, reviews=5)
+    backup = _backup_now(split_platform)
+    params = split_platform.params
+    with pytest.raises(CerniqError, match="the database the platform uses"):
+        _database.restore_database(params, "cerniq", backup["path"], False)
+    with pytest.raises(CerniqError, match="the database the platform uses"):
+        _database.ensure_absent(params, "cerniq", False, "postgres")
+
+    # A manifest that disagrees with its dump (as a dump of another moment would): the copy fails verification.
+    manifest_path = Path(backup["path"]) / "manifest.json"
+    text = manifest_path.read_text()
+    rows = backup["manifest"]["tables"]["wa_phone_numbers"]["rows"]
+    tampered = json.loads(text)
+    tampered["tables"]["wa_phone_numbers"]["rows"] = rows + 1
+    manifest_path.write_text(json.dumps(tampered))
+    live_before = _snapshot.database_snapshot(params)["tables"]
+    with pytest.raises(CerniqError, match="does not match") as failure:
+        _database.restore_database(params, "cerniq_restore_probe", backup["path"], False, jobs=1)
+    assert "wa_phone_numbers: rows {0} expected, {1} found".format(rows + 1, rows) in failure.value.msg
+    assert split_platform.databases()["cerniq_restore_probe"]["cerniq_outreach"] == "verification_failed"
+    assert _snapshot.database_snapshot(params)["tables"] == live_before
+
+    # Renaming is idempotent: done once, a second call finds it done.
+    manifest_path.write_text(text)
+    restored = _database.restore_database(params, "cerniq_restore_probe", backup["path"], False, jobs=1)
+    assert restored["changed"] and restored["plan"]["replaces_unfinished"]
+    first = _database.rename_database(params, "cerniq_restore_probe", "cerniq_probe", False, None, False)
+    second = _database.rename_database(params, "cerniq_restore_probe", "cerniq_probe", False, None, False)
+    assert first["changed"] and not second["changed"]
