@@ -50,7 +50,8 @@ _PLAIN = (str, int, float, bool)
 
 
 def contract_value(name):
-    value = getattr(_contract, name, None) if isinstance(name, str) and name.isupper() else None
+    public = isinstance(name, str) and name.isupper() and not name.startswith("_")
+    value = getattr(_contract, name, None) if public else None
     if isinstance(value, tuple) and all(isinstance(item, _PLAIN) for item in value):
         return list(value)
     if isinstance(value, _PLAIN):

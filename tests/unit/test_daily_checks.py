@@ -1,0 +1,129 @@
+"""The daily checks' judgement (filter cerniq.outreach.morning_checks & co.) and the contract lookup: pure functions
+over module results shaped as the modules return them; the integration tests run them against real servers."""
+
+from __future__ import annotations
+
+import pytest
+from ansible.errors import AnsibleFilterError, AnsibleLookupError
+
+from ansible_collections.cerniq.outreach.plugins.filter import daily_checks as checks
+from ansible_collections.cerniq.outreach.plugins.lookup.contract import contract_value
+from ansible_collections.cerniq.outreach.plugins.module_utils import _contract as contract
+
+ACTIVE, OFFLINE, BANNED = contract.PHONE_STATUSES
+TZ = contract.DEFAULT_TIMEZONE
+
+
+def settings(**given):
+    return checks._settings(given, checks.MORNING_DEFAULTS)
+
+
+def phone(pid, status=ACTIVE, enabled=True, drift=False):
+    return dict(id=pid, status=status, is_enabled=enabled, drift=drift, redis_status=status, status_key="k",
+                phone_label="Sales", phone_number="+40700000001", status_changed_at="2026-11-24T08:00:00+00:00",
+                quota=dict(value=50, limit=200))
+
+
+def queue(name, wait=0, delayed=0, due=0, paused=False, workers=1):
+    return dict(name=name, counts=dict(wait=wait, paused=0, prioritized=0, delayed=delayed, active=0, failed=0),
+                due_delayed=due, is_paused=paused, workers=workers, pairing_problem=None)
+
+
+def queues_result(*queues, dlq=0):
+    return dict(queues=list(queues), dlq_lists=[dict(key=contract.DLQ_LIST_KEY, type="list", length=dlq)])
+
+
+def test_levels_and_settings_as_a_survey_sends_them():
+    assert [checks._level(v, 10, 100) for v in (9, 10, 99, 100)] == ["pass", "warn", "warn", "fail"]
+    assert checks._level(10 ** 6, 0, 0) == "pass", "0 switches a level off"
+    got = settings(queue_waiting_warn="50", banned_fails="false", dlq_warn="0")
+    assert got["queue_waiting_warn"] == 50 and got["banned_fails"] is False and got["dlq_warn"] == 0
+    with pytest.raises(AnsibleFilterError, match="unknown daily check setting 'queue_warn'"):
+        settings(queue_warn=1)
+    with pytest.raises(AnsibleFilterError, match="is not a whole number"):
+        settings(dlq_warn="lots")
+
+
+def test_phones_not_active_disabled_ones_not_judged_and_banned_only_warns_by_default():
+    result = dict(phones=[phone("phone_01"), phone("phone_02", BANNED), phone("phone_03", OFFLINE, enabled=False)])
+    check = checks.phones_check(result, settings())
+    assert check["status"] == "warn"
+    assert check["figure"] == "1 of 2 not ACTIVE: BANNED phone_02 (1 disabled, not judged)"
+    assert checks.phones_check(result, settings(banned_fails=True))["status"] == "fail"
+    many = dict(phones=[phone("phone_{0:02d}".format(n), OFFLINE) for n in range(1, 9)])
+    assert checks.phones_check(many, settings())["figure"].endswith("phone_05 and 3 more")
+
+
+def test_queues_backed_up_paused_stuck_and_dlq():
+    result = queues_result(queue("q:wa:phone_01", wait=60), queue("q:wa:phone_02", delayed=5, due=2, workers=0),
+                           queue("outreach:followup", delayed=900), queue("q:wa:phone_03", paused=True), dlq=12)
+    check = checks.queues_check(result, settings(queue_waiting_warn=50, queue_waiting_fail=500, dlq_warn=10))
+    assert check["status"] == "warn"
+    assert check["figure"] == ("4 queues: 60 waiting, 905 delayed, 0 active, 0 failed; DLQ 12; 1 backed up, "
+                               "1 paused, 1 with due jobs and no worker, DLQ over 10")
+    assert check["data"]["queues"][0]["name"] == "q:wa:phone_01"
+    failing = checks.queues_check(queues_result(queue("q:wa:phone_01", wait=500)),
+                                  settings(queue_waiting_warn=50, queue_waiting_fail=500))
+    assert failing["status"] == "fail"
+    calm = checks.queues_check(queues_result(queue("q:wa:phone_01", wait=3)), settings())
+    assert calm["status"] == "pass" and calm["figure"].endswith("deepest q:wa:phone_01 (3)") and not calm["next"]
+
+
+def test_a_failed_read_is_a_failed_check_with_its_message():
+    masked = dict(changed=False, failed=False, failed_when_result=False, msg="TimelinesAI answered 500")
+    check = checks.timelinesai_check(masked)
+    assert check["status"] == "fail" and check["figure"] == "TimelinesAI could not be read: TimelinesAI answered 500"
+    assert checks.timelinesai_check(None, enabled=False)["status"] == "skip"
+    found = checks.morning_checks(dict(phones=dict(skipped=True), vendor=dict(skipped=True), timelinesai="false"))
+    assert [c["name"] for c in found] == ["timelinesai"] and found[0]["status"] == "skip"
+
+
+def test_summary_overall_is_the_worst_and_skip_is_not_a_failure():
+    made = [checks._check("a", "A", "pass", "ok"), checks._check("b", "B", "skip", "-"),
+            checks._check("c", "C", "warn", "hm", ["detail"], "do this")]
+    report = checks.summarize(made, "morning", "2026-11-24", TZ)
+    assert report["overall"] == "warn" and report["warned"] == ["c"] and report["next"] == ["c: do this"]
+    assert report["explained"] == ["c (WARN): C", "  - detail"]
+    assert report["table"][0] == "morning check 2026-11-24 (Europe/Bucharest): WARN - 0 fail, 1 warn, 1 pass, 1 skipped"
+    assert checks.summarize([], "evening")["overall"] == "skip"
+    assert checks.check_stats(report)["checks"]["c"] == {"status": "warn", "figure": "hm"}
+
+
+def test_backup_is_today_in_the_platform_time_zone_and_verified():
+    late = dict(backups=[{}], root="/b", selected=dict(id="x", path="/b/x", taken_at="2026-11-24T22:30:00+00:00",
+                                                       verified=True, bytes=3 * 1024 * 1024))
+    base = checks._settings(dict(timezone=TZ), checks.EVENING_DEFAULTS)
+    # 22:30 UTC on the 24th is 00:30 on the 25th in Bucharest: that night's backup belongs to the 25th.
+    good = checks.backup_check(late, base, "2026-11-25")
+    assert good["status"] == "pass" and good["figure"] == "x (3.0 MB) verified (pg_restore --list, sha256)"
+    stale = checks.backup_check(late, base, "2026-11-26")
+    assert stale["status"] == "fail" and stale["figure"] == "newest backup x is from 2026-11-25, none from 2026-11-26"
+    broken = dict(late, selected=dict(late["selected"], verified=False, problem="truncated"))
+    assert checks.backup_check(broken, base, "2026-11-25")["status"] == "fail"
+    none = checks.backup_check(dict(backups=[], root="/b", selected=None), base, "2026-11-25")
+    assert none["figure"] == "no backup in /b"
+
+
+def test_quota_usage_lists_active_phones_fullest_first_with_flags():
+    def counter(pid, value, status=ACTIVE, exists=True, no_ttl=False, db=None):
+        return dict(phone_id=pid, value=value, limit=200, used_percent=round(100.0 * (value or 0) / 200, 1),
+                    status=status, exists=exists, no_ttl=no_ttl, db_count=value if db is None else db)
+
+    result = dict(date="2026-11-24", counters=[counter("phone_01", 100), counter("phone_02", 200, db=190),
+                                               counter("phone_03", 185, no_ttl=True), counter("phone_04", 0, OFFLINE),
+                                               counter("phone_05", None, exists=False, db=0)],
+                  leaks=[dict(phone_id="phone_02", redis=200, db=190, difference=10)])
+    usage = checks.quota_usage(result, 90, 2)
+    assert (usage["exhausted"], usage["near"], usage["without_counter"]) == (["phone_02"], ["phone_03"], ["phone_05"])
+    assert (usage["used"], usage["limit"], usage["active"]) == (485, 800, 4)
+    assert usage["table"][1].split() == ["phone_02", "200/200", "100.0%", "190", "EXHAUSTED", "LEAK", "+10"]
+    assert usage["table"][2].endswith("NEAR NO TTL")
+    assert usage["table"][-1] == "... 2 more ACTIVE phone(s) below 92.5%"
+
+
+def test_the_contract_lookup_serves_plain_values_only():
+    assert contract_value("QUEUE_QUOTA_RESET") == contract.QUEUE_QUOTA_RESET
+    assert contract_value("PHONE_STATUSES") == list(contract.PHONE_STATUSES)
+    for bad in ("quota_key", "ZoneInfo", "NOPE", "_QUOTA_KEY"):
+        with pytest.raises(AnsibleLookupError, match="is not a value of the platform contract; known: .*DLQ_LIST_KEY"):
+            contract_value(bad)
