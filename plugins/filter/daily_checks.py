@@ -9,15 +9,20 @@ are, so a check whose read was skipped (--tags, or switched off) is simply absen
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
+    ARCHIVE_AFTER_DAYS,
     DLQ_LIST_KEY,
     PHONE_STATUSES,
     QUEUE_QUOTA_RESET,
     QUOTA_RESET_CRON,
     QUOTA_RESET_SCHEDULER_ID,
     REVIEW_PRIORITIES,
+    TABLE_COMM_LOG,
+    business_day,
 )
 
 STATUS_ACTIVE, STATUS_OFFLINE, STATUS_BANNED = PHONE_STATUSES
@@ -30,7 +35,8 @@ QUEUES_IN_DETAILS = 10
 MORNING_DEFAULTS = dict(banned_fails=False, pending_reviews_warn=100, pending_reviews_fail=500,
                         sla_open_breaches_fail=1, queue_waiting_warn=1000, queue_waiting_fail=10000, dlq_warn=500,
                         timezone=None)
-EVENING_DEFAULTS = dict(dlq_warn=100, dlq_fail=1000, old_rows_warn=1, backup_required=True)
+EVENING_DEFAULTS = dict(dlq_warn=100, dlq_fail=1000, old_rows_warn=1, old_rows_fail=0, backup_required=True,
+                        expect_contacts=True, timezone=None)
 
 
 # --- Shared -------------------------------------------------------------------------------------------------------
@@ -275,9 +281,11 @@ def _waiting(queue):
 
 def _queue_row(queue):
     counts = queue["counts"]
-    return dict(name=queue["name"], waiting=_waiting(queue), delayed=counts.get("delayed", 0),
-                active=counts.get("active", 0), failed=counts.get("failed", 0), due_delayed=queue["due_delayed"],
-                is_paused=queue["is_paused"], workers=queue.get("workers"))
+    row = dict(name=queue["name"], waiting=_waiting(queue), delayed=counts.get("delayed", 0),
+               active=counts.get("active", 0), failed=counts.get("failed", 0), due_delayed=queue["due_delayed"],
+               is_paused=queue["is_paused"], workers=queue.get("workers"))
+    row["total"] = row["waiting"] + row["delayed"] + row["active"] + row["failed"]
+    return row
 
 
 def queue_rows(queues_result):
@@ -483,6 +491,142 @@ def morning_checks(readings, settings=None):
     return checks
 
 
+# --- Evening (runbook 1.2) ----------------------------------------------------------------------------------------
+
+def activity_check(stats_result, settings):
+    """Today's contacted/replied/converted and reviews resolved: figures for the report; nothing contacted on a day
+    with ACTIVE phones is worth a look."""
+    title = "Today's activity"
+    failed = _failed(stats_result, "contacted")
+    if failed:
+        return _check("activity", title, FAIL, "could not read today's figures: " + failed)
+    figures = dict(contacted=stats_result["contacted"], replied=stats_result["replied"],
+                   converted=stats_result["converted"], reviews_resolved=stats_result["reviews_resolved"])
+    figure = "{contacted} contacted, {replied} replied, {converted} converted, {reviews_resolved} reviews " \
+             "resolved".format(**figures)
+    status = WARN if settings["expect_contacts"] and not figures["contacted"] else PASS
+    return _check("activity", title, status, figure,
+                  ["{0}: {1}".format(name.replace("_", " "), value) for name, value in figures.items()],
+                  "nothing went out today: are the phones ACTIVE and the workers running? (check_morning.yml)",
+                  figures)
+
+
+def dlq_check(queues_result, settings):
+    title = "Dead-letter queue"
+    failed = _failed(queues_result, "dlq_lists")
+    if failed:
+        return _check("dlq", title, FAIL, "could not read the dead-letter list: " + failed)
+    length = dlq_length(queues_result)
+    entry = next((e for e in queues_result["dlq_lists"] if e["key"] == DLQ_LIST_KEY), {})
+    if length is None:
+        return _check("dlq", title, FAIL, "{0} is a {1}, not a list".format(DLQ_LIST_KEY, entry.get("type")), [],
+                      "find what wrote it (the workers push failed jobs onto a list)")
+    status = _level(length, settings["dlq_warn"], settings["dlq_fail"])
+    return _check("dlq", title, status, "{0} holds {1} failed job(s)".format(DLQ_LIST_KEY, length), [],
+                  "read the newest entries (LRANGE {0} 0 20), fix the cause, then trim it (playbooks/"
+                  "maintenance_weekly.yml --tags dlq)".format(DLQ_LIST_KEY), dict(length=length))
+
+
+def archive_check(stats_result, settings):
+    """Rows past the archive age still in the live log mean the archive did not run (runbook 1.2 step 3)."""
+    title = "Archive ran (rows older than {0} days in the live log)".format(ARCHIVE_AFTER_DAYS)
+    failed = _failed(stats_result, "archive_backlog")
+    if failed:
+        return _check("archive", title, FAIL, "could not count the old rows: " + failed)
+    backlog = stats_result["archive_backlog"]
+    rows = backlog["rows"]
+    status = _level(rows, settings["old_rows_warn"], settings["old_rows_fail"])
+    figure = "{0} row(s) older than {1} days in {2}".format(rows, ARCHIVE_AFTER_DAYS, TABLE_COMM_LOG)
+    if rows:
+        figure += " (oldest {0})".format(_minute(backlog.get("oldest"))[:10])
+    return _check("archive", title, status, figure, [], "the archive did not run: playbooks/maintenance_weekly.yml "
+                  "--tags archive moves them in atomic batches (runbook 8.1)", dict(backlog))
+
+
+def backup_check(backup_result, settings, today):
+    """The newest backup was taken this business day and still verifies (size, sha256, pg_restore --list)."""
+    title = "Today's backup present and readable"
+    if not settings["backup_required"]:
+        return _check("backup", title, SKIP, "not checked (check_evening_backup=false)")
+    failed = _failed(backup_result, "backups")
+    if failed:
+        return _check("backup", title, FAIL, "could not read the backups: " + failed, [failed],
+                      "check check_evening_backup_dir (cerniq_backup_dir) and that the backup job runs "
+                      "(playbooks/backup_database.yml)")
+    selected = backup_result.get("selected")
+    if not selected:
+        return _check("backup", title, FAIL, "no backup in {0}".format(backup_result.get("root")), [],
+                      "take one now: playbooks/backup_database.yml; then find why the nightly job did not run",
+                      dict(root=backup_result.get("root"), count=0))
+    taken_day = business_day(settings["timezone"], _instant(selected["taken_at"])).isoformat() \
+        if settings["timezone"] else str(selected["taken_at"])[:10]
+    data = dict(id=selected["id"], path=selected["path"], taken_at=selected["taken_at"], taken_day=taken_day,
+                verified=selected.get("verified"), problem=selected.get("problem"), bytes=selected.get("bytes"),
+                count=len(backup_result.get("backups") or ()))
+    size = " ({0})".format(_size(selected["bytes"])) if selected.get("bytes") else ""
+    if selected.get("verified") is False:
+        return _check("backup", title, FAIL, "newest backup {0} does not verify: {1}".format(
+            selected["id"], selected.get("problem")), [selected.get("problem")],
+            "take a new one (playbooks/backup_database.yml) and keep the broken one for a look", data)
+    if taken_day != today:
+        return _check("backup", title, FAIL, "newest backup {0} is from {1}, none from {2}".format(
+            selected["id"], taken_day, today), [],
+            "take one now (playbooks/backup_database.yml); find why the nightly job did not run", data)
+    return _check("backup", title, PASS, "{0}{1} verified (pg_restore --list, sha256)".format(selected["id"], size),
+                  [], "", data)
+
+
+def _instant(text):
+    moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _size(count):
+    for unit in ("B", "KB", "MB", "GB"):
+        if count < 1024 or unit == "GB":
+            return "{0:.0f} {1}".format(count, unit) if unit == "B" else "{0:.1f} {1}".format(count, unit)
+        count /= 1024.0
+    return str(count)
+
+
+def evening_checks(readings, settings=None):
+    """The checks of runbook 1.2 whose reads ran: activity, dlq, archive, backup.
+
+    readings: stats (outreach_stats_info), queues (bullmq_queue_info), backup (db_backup_info), date (today).
+    """
+    settings = _settings(settings, EVENING_DEFAULTS)
+    stats = _read(readings.get("stats"))
+    queues = _read(readings.get("queues"))
+    backup = _read(readings.get("backup"))
+    checks = []
+    if stats:
+        checks.append(activity_check(stats, settings))
+    if queues:
+        checks.append(dlq_check(queues, settings))
+    if stats:
+        checks.append(archive_check(stats, settings))
+    if backup or not settings["backup_required"]:
+        checks.append(backup_check(backup, settings, str(readings.get("date"))))
+    return checks
+
+
+def phone_quota_rows(phones_result):
+    """One row per enabled phone for the report's quota bars: used, limit, percent and a level for the colour."""
+    if not _read(phones_result) or _failed(phones_result, "phones"):
+        return []
+    rows = []
+    for phone in _enabled(phones_result["phones"]):
+        quota = phone.get("quota") or {}
+        used, limit = quota.get("value") or 0, quota.get("limit") or phone.get("daily_quota_limit") or 0
+        percent = round(100.0 * used / limit, 1) if limit else 0.0
+        rows.append(dict(id=phone["id"], label=phone.get("phone_label"), status=phone["status"],
+                         active=phone["status"] == STATUS_ACTIVE, used=used,
+                         limit=limit, percent=percent, bar=min(percent, 100.0),
+                         level="full" if percent >= 100 else "high" if percent >= 90 else
+                         "mid" if percent >= 70 else "low", drift=phone.get("drift", False)))
+    return rows
+
+
 # --- Quota exhausted early (runbook 3.1) ------------------------------------------------------------------------
 
 def quota_usage(counters_result, warn_percent=90, top=20):
@@ -533,4 +677,5 @@ def quota_usage(counters_result, warn_percent=90, top=20):
 class FilterModule(object):
     def filters(self):
         return dict(morning_checks=morning_checks, check_summary=summarize, check_stats=check_stats,
-                    queue_rows=queue_rows, quota_usage=quota_usage)
+                    queue_rows=queue_rows, quota_usage=quota_usage, evening_checks=evening_checks,
+                    phone_quota_rows=phone_quota_rows)
