@@ -19,13 +19,13 @@ from tests.support.vendors import (  # noqa: F401  (fixtures)
     TIMELINES_TOKEN,
     assert_traffic_matches_openapi,
     changes,
+    seed_phones,
     timelines,
     timelines_server,
     timelines_spec,
     vendor_params,
 )
 
-TENANT = "5b1f0c1e-0000-4000-8000-00000000c3e1"
 RECIPIENT = "+40712345678"
 
 
@@ -33,17 +33,6 @@ RECIPIENT = "+40712345678"
 def params(platform, timelines):  # noqa: F811
     # 600/min spaces polls 0.1 s apart; test_poll_spacing_respects_the_rate_limit checks the spacing itself
     return vendor_params(platform.params, timelines=timelines, timelinesai_rate_limit=600)
-
-
-def seed_phones(platform, count=21, wrong_account=("phone_05",)):
-    """phone_01.. as the platform seed lays them out: +40700000001.., account 40700000001@s.whatsapp.net.."""
-    platform.sql(
-        "INSERT INTO wa_phone_numbers (id, tenant_id, phone_number, phone_label, timelinesai_account_id, status) "
-        "SELECT format('phone_%%s', lpad(n::text, 2, '0')), %s, format('+40700%%s', lpad(n::text, 6, '0')), "
-        "format('Sales %%s', n), format('40700%%s@s.whatsapp.net', lpad(n::text, 6, '0')), "
-        "CASE WHEN n = 7 THEN 'OFFLINE' ELSE 'ACTIVE' END FROM generate_series(1, %s) AS n", (TENANT, count))
-    platform.sql("UPDATE wa_phone_numbers SET timelinesai_account_id = 'stale@s.whatsapp.net' WHERE id = ANY(%s)",
-                 (list(wrong_account),))
 
 
 def audit_rows(platform, module):

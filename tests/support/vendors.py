@@ -21,6 +21,7 @@ INSTANTLY_KEY = "inst-SECRET-key-7f3a9c"
 TIMELINES_TOKEN = "tl-SECRET-token-2b8c41"
 INSTANTLY_SERVER = "https://api.instantly.ai"
 TIMELINES_SERVER = "https://app.timelines.ai"  # + the fake's base path /integrations/api
+TENANT = "5b1f0c1e-0000-4000-8000-00000000c3e1"
 
 
 def vendor_params(platform_params, instantly=None, timelines=None, **overrides):
@@ -119,3 +120,14 @@ def assert_traffic_matches_openapi(fake, spec, server_root, expect_undocumented=
             continue
         spec.validate_response(oreq, RequestsOpenAPIResponse(response))
     return len(records)
+
+
+def seed_phones(platform, count=21, wrong_account=("phone_05",)):
+    """phone_01.. as the platform seed lays them out: +40700000001.., account 40700000001@s.whatsapp.net.."""
+    platform.sql(
+        "INSERT INTO wa_phone_numbers (id, tenant_id, phone_number, phone_label, timelinesai_account_id, status) "
+        "SELECT format('phone_%%s', lpad(n::text, 2, '0')), %s, format('+40700%%s', lpad(n::text, 6, '0')), "
+        "format('Sales %%s', n), format('40700%%s@s.whatsapp.net', lpad(n::text, 6, '0')), "
+        "CASE WHEN n = 7 THEN 'OFFLINE' ELSE 'ACTIVE' END FROM generate_series(1, %s) AS n", (TENANT, count))
+    platform.sql("UPDATE wa_phone_numbers SET timelinesai_account_id = 'stale@s.whatsapp.net' WHERE id = ANY(%s)",
+                 (list(wrong_account),))
