@@ -67,9 +67,12 @@ stack-stop:
 stack-status:
 	$(BIN)/python -m tests.support.stack status
 
+# The demo data has an OFFLINE phone, a drifting status, a leaking counter, a counter without TTL and SLA breaches on
+# purpose: the morning check reports them as failed checks, and only here is told not to fail the run for them (any
+# other failure - a module error, a service down - still fails `make demo`).
 demo: stack-start
-	$(BIN)/ansible-playbook -i inventories/local playbooks/stack_health.yml
-	@echo "The local stack keeps running; 'make demo-stop' stops it."
+	$(BIN)/ansible-playbook -i inventories/local playbooks/check_morning.yml -e check_morning_fail_on_failed_checks=false
+	@echo "The local stack keeps running; 'make demo-stop' stops it. Report: reports/check_morning-<date>.json"
 
 demo-stop: stack-stop
 
