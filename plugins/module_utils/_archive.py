@@ -40,7 +40,8 @@ except ImportError:  # the module reports the missing library before any of this
     pg_errors = None
 
 MODULE = "comm_log_archive"
-# Chosen from bench/archive.py (docs/benchmarks.md): the largest size whose batches stay well under 250 ms of locks.
+# Ids per batch, chosen with `python -m bench.archive --sweep`: least PostgreSQL CPU per row of the sizes tried, and
+# batches under 250 ms of locks even on a loaded 2-CPU host (20,000 went to 370 ms).
 DEFAULT_BATCH_SIZE = 10000
 MAX_BATCH_SIZE = 100000
 DEFAULT_LOCK_TIMEOUT = 2.0
@@ -63,13 +64,24 @@ BACKLOG_FIGURE = (
     "'oldest', min(created_at), 'newest', max(created_at)) "
     "FROM " + TABLE_COMM_LOG + " WHERE created_at < %(archive_cutoff)s")
 
-# One batch, one statement: the next `batch` old rows after `after_id` leave the live log and enter the archive
-# together. SKIP LOCKED: a row some other session holds is left for the next run rather than waited for. A row whose
-# id is already archived is kept there only when its content is identical (a runbook run that died between its INSERT
-# and its DELETE); anything else is reported and the batch rolled back.
-BATCH_SQL = (
-    "WITH batch AS (SELECT id FROM " + TABLE_COMM_LOG + " WHERE id > %(after_id)s "
-    "AND created_at < %(archive_cutoff)s ORDER BY id LIMIT %(batch)s FOR UPDATE SKIP LOCKED), "
+# Every batch takes a window of ids [lo, hi): the old rows in it leave the live log and enter the archive in one
+# statement, which also finds where the next window starts (the next old row's id), so sparse ids cost nothing.
+_NEXT_ID = ("(SELECT min(id) FROM " + TABLE_COMM_LOG + " WHERE id >= %(hi)s AND created_at < %(archive_cutoff)s)")
+_WINDOW = "id >= %(lo)s AND id < %(hi)s AND created_at < %(archive_cutoff)s"
+
+# The usual case: a plain INSERT, as cheap as the runbook's (ON CONFLICT's speculative insertion costs about as much
+# again). A row already archived makes it fail; the window is then retried with CAREFUL_BATCH_SQL.
+FAST_BATCH_SQL = (
+    "WITH moved AS (DELETE FROM " + TABLE_COMM_LOG + " WHERE " + _WINDOW + " RETURNING *), "
+    "archived AS (INSERT INTO " + TABLE_COMM_LOG_ARCHIVE + " (" + _COLUMNS + ") SELECT " + _COLUMNS + " FROM moved) "
+    "SELECT count(*), count(*), min(id), max(id), '{}'::bigint[], " + _NEXT_ID + " FROM moved")
+
+# After a conflict or a row lock the fast statement could not get: rows another session holds are left for the next
+# run (SKIP LOCKED) instead of waited for; a row whose id is already archived is kept there only when its content is
+# identical (a runbook run that died between its INSERT and its DELETE); anything else is returned as a clash and
+# the batch rolled back.
+CAREFUL_BATCH_SQL = (
+    "WITH batch AS (SELECT id FROM " + TABLE_COMM_LOG + " WHERE " + _WINDOW + " FOR UPDATE SKIP LOCKED), "
     "moved AS (DELETE FROM " + TABLE_COMM_LOG + " AS live USING batch WHERE live.id = batch.id "
     "RETURNING live.*), "
     "kept AS (INSERT INTO " + TABLE_COMM_LOG_ARCHIVE + " (" + _COLUMNS + ") SELECT " + _COLUMNS + " FROM moved "
@@ -78,7 +90,9 @@ BATCH_SQL = (
     "clash AS (SELECT moved.id FROM moved JOIN " + TABLE_COMM_LOG_ARCHIVE + " AS arch ON arch.id = moved.id "
     "WHERE (SELECT moved > kept FROM counts) AND " + _row("arch") + " IS DISTINCT FROM " + _row("moved") + ") "
     "SELECT counts.moved, counts.kept, (SELECT min(id) FROM moved), (SELECT max(id) FROM moved), "
-    "(SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM clash) FROM counts")
+    "(SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM clash), " + _NEXT_ID + " FROM counts")
+
+FIRST_ID_SQL = "SELECT min(id) FROM " + TABLE_COMM_LOG + " WHERE created_at < %(archive_cutoff)s"
 
 
 def archive_cutoff(tz_name, older_than_days, now=None):
@@ -188,14 +202,17 @@ class _ArchiveRun(object):
 
     def _move_batches(self, conn, started):
         trail = AuditTrail(conn, MODULE, self.params.get("audit_actor"))
-        after_id = 0
-        while True:
+        with conn.cursor() as cur, self._batch_errors():
+            cur.execute(FIRST_ID_SQL, dict(archive_cutoff=self.cutoff))
+            low = cur.fetchone()[0]
+        conn.commit()
+        while low is not None:
             if self.max_runtime and time.monotonic() - started >= self.max_runtime:
                 return True
             batch_started = time.perf_counter()
+            window = dict(lo=low, hi=low + self.batch_size, archive_cutoff=self.cutoff)
             with conn.cursor() as cur:
-                self._execute_batch(cur, after_id)
-                moved, kept, first_id, last_id, clashes = cur.fetchone()
+                moved, kept, first_id, last_id, clashes, low = self._execute_batch(conn, cur, window)
                 if clashes:
                     conn.rollback()
                     raise CerniqError(
@@ -206,7 +223,7 @@ class _ArchiveRun(object):
                                                    ", ..." if len(clashes) > _SHOWN_IDS else ""))
                 if not moved:
                     conn.rollback()
-                    return False
+                    continue
                 batch = dict(batch=len(self.batches) + 1, rows=moved, first_id=first_id, last_id=last_id,
                              already_archived=moved - kept)
                 # The batch's audit row commits with the batch: the log is complete even if the run is killed.
@@ -218,7 +235,7 @@ class _ArchiveRun(object):
             batch["seconds"] = time.perf_counter() - batch_started
             self.batches.append(batch)
             self.duplicates += moved - kept
-            after_id = last_id
+        return False
 
     def _remaining(self, conn):
         with conn.cursor() as cur:
@@ -247,10 +264,21 @@ class _ArchiveRun(object):
             diff=dict(before=dict(rows_older_than_cutoff=moved + remaining),
                       after=dict(rows_older_than_cutoff=remaining)))
 
-    def _execute_batch(self, cur, after_id):
+    def _execute_batch(self, conn, cur, window):
+        """One window, the fast statement first; (moved, kept, first id, last id, clashing ids, next window start)."""
+        with self._batch_errors():
+            try:
+                cur.execute(FAST_BATCH_SQL, window)
+            except (pg_errors.UniqueViolation, pg_errors.LockNotAvailable):
+                conn.rollback()
+                cur.execute(CAREFUL_BATCH_SQL, window)
+        return cur.fetchone()
+
+    @contextlib.contextmanager
+    def _batch_errors(self):
         number = len(self.batches) + 1
         try:
-            cur.execute(BATCH_SQL, dict(after_id=after_id, archive_cutoff=self.cutoff, batch=self.batch_size))
+            yield
         except pg_errors.LockNotAvailable as exc:
             raise CerniqError("batch {0} waited more than lock_timeout ({1} s) for a lock on {2} (another session "
                               "holds the table, e.g. DDL or VACUUM FULL) and was rolled back; re-run when the table "

@@ -13,12 +13,14 @@ description:
   - Runbook 8.1 step 2 without its defects. Rows of C(gold_communication_log) created before the cutoff (now minus
     O(older_than_days) calendar days in O(timezone), computed once so the run ends) move to
     C(gold_communication_log_archive).
-  - Each batch is one statement (a C(DELETE ... RETURNING) feeding an C(INSERT), in one C(WITH) query) in its own
-    short transaction, keyed by id, so a run killed at any moment leaves every row in exactly one of the two tables
-    and a re-run finishes the job. Rows another session holds are skipped (C(SKIP LOCKED)) and reported in
-    RV(rows_remaining).
-  - A row whose id is already archived with identical content (a runbook run that died between its C(INSERT) and its
-    C(DELETE)) is kept once; one with different content stops the run with its id, that batch rolled back.
+  - Each batch is one statement (a C(DELETE ... RETURNING) feeding an C(INSERT), in one C(WITH) query) over a window
+    of O(batch_size) consecutive ids, in its own short transaction, so a run killed at any moment leaves every row in
+    exactly one of the two tables and a re-run finishes the job.
+  - A window whose rows are already partly archived, or where another session holds a row lock longer than
+    O(lock_timeout), is retried with C(FOR UPDATE SKIP LOCKED) and C(ON CONFLICT) - rows another session
+    holds are left for the next run and reported in RV(rows_remaining); a row already archived with identical content
+    (a runbook run that died between its C(INSERT) and its C(DELETE)) is kept once; one with different content stops
+    the run with its id, that batch rolled back.
   - Two runs never overlap - a session advisory lock; a second run fails at once naming the session that holds it.
   - Every batch writes an audit row in its own transaction; the run writes a summary row at the end.
 extends_documentation_fragment:
@@ -35,8 +37,8 @@ options:
     default: 90
   batch_size:
     description:
-      - Rows per batch (1 to 100000). The default keeps each batch's locks well under 250 ms (see
-        C(bench/archive.py)).
+      - Ids per batch (1 to 100000), so at most that many rows. The default keeps each batch's locks under 250 ms
+        on a loaded 2-CPU host (see C(bench/archive.py)).
     type: int
     default: 10000
   max_runtime:

@@ -72,21 +72,24 @@ def test_archive_moves_exactly_the_old_rows_in_audited_batches(platform):
     old_ids = sorted(r[0] for r in platform.sql("SELECT id FROM " + TABLE_COMM_LOG + " WHERE created_at < now() - "
                                                 "interval '90 days'"))
     rows, distinct, checksum, _left = contents(platform)
+    # Windows of 700 consecutive ids from the first old row: old ids 1..8000 spread 5 in 8, so 12 batches.
     result = archive.archive_comm_log(platform.params, batch_size=700)
-    assert result["rows_moved"] == 5000 and result["batches"] == 8 and result["complete"] is True
+    assert result["rows_moved"] == 5000 and result["batches"] == 12 and result["complete"] is True
     assert result["rows_remaining"] == 0 and result["longest_batch_ms"] >= 0
+    assert (result["first_id"], result["last_id"]) == (old_ids[0], old_ids[-1])
     assert sorted(r[0] for r in platform.sql("SELECT id FROM " + TABLE_COMM_LOG_ARCHIVE)) == old_ids
     assert contents(platform) == (rows, distinct, checksum, 0)
     batches = platform.audit("comm_log_archive_batch")
-    assert [b[6]["batch"] for b in batches] == list(range(1, 9))
+    assert [b[6]["batch"] for b in batches] == list(range(1, 13))
+    assert all(b[6]["rows"] <= 700 and b[6]["last_id"] - b[6]["first_id"] < 700 for b in batches)
     assert sum(b[6]["rows"] for b in batches) == 5000 and {b[6]["run_id"] for b in batches} == {result["run_id"]}
     (summary,) = platform.audit("comm_log_archive")
-    assert summary[6]["rows_moved"] == 5000 and summary[6]["batches"] == 8 and summary[5] == dict(
+    assert summary[6]["rows_moved"] == 5000 and summary[6]["batches"] == 12 and summary[5] == dict(
         rows_older_than_cutoff=5000)
 
     again = archive.archive_comm_log(platform.params, batch_size=700)
     assert again["changed"] is False and again["rows_moved"] == 0 and again["batches"] == 0
-    assert len(platform.audit("comm_log_archive_batch")) == 8
+    assert len(platform.audit("comm_log_archive_batch")) == 12
 
 
 def test_killed_backend_mid_archive_loses_nothing_and_a_rerun_finishes(platform):
@@ -109,7 +112,7 @@ def test_killed_backend_mid_archive_loses_nothing_and_a_rerun_finishes(platform)
         if platform.sql("SELECT count(*) FROM " + TABLE_COMM_LOG_ARCHIVE)[0][0] >= 5000:
             killed = platform.sql(
                 "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = "
-                "'cerniq.outreach' AND pid <> pg_backend_pid() AND state = 'active' AND query LIKE 'WITH batch%%'")
+                "'cerniq.outreach' AND pid <> pg_backend_pid() AND state = 'active' AND query LIKE 'WITH %%'")
     worker.join(30)
     assert killed, "the archive finished before it could be killed: {0}".format(outcome)
     assert "error" in outcome and "re-run to finish" in outcome["error"].msg
@@ -169,9 +172,11 @@ def test_an_archived_row_with_other_content_stops_the_batch(platform):
         archive.archive_comm_log(platform.params, batch_size=400)
     assert "already in gold_communication_log_archive with different content (ids {0})".format(clash_id) \
         in err.value.msg
-    assert "400 row(s) moved in 1 committed batch(es)" in err.value.msg
+    archived = platform.sql("SELECT count(*) FROM " + TABLE_COMM_LOG_ARCHIVE)[0][0] - 1
+    assert 0 < archived <= 450 and "{0} row(s) moved in 1 committed batch(es)".format(archived) in err.value.msg
     assert platform.sql("SELECT count(*) FROM " + TABLE_COMM_LOG + " WHERE id = %s", (clash_id,))[0][0] == 1
-    assert platform.sql("SELECT count(*) FROM " + TABLE_COMM_LOG_ARCHIVE)[0][0] == 401
+    rows, distinct, _checksum, _left = contents(platform)
+    assert rows == distinct + 1 == 1100 + 1, "only the clashing row is in both tables"
 
 
 def test_a_locked_table_times_out_with_a_clear_message(platform):
@@ -186,6 +191,25 @@ def test_a_locked_table_times_out_with_a_clear_message(platform):
         blocker.rollback()
         blocker.close()
     assert platform.sql("SELECT count(*) FROM " + TABLE_COMM_LOG_ARCHIVE)[0][0] == 0
+
+
+def test_a_row_another_session_holds_is_skipped_and_reported(platform):
+    add_log_rows(platform, 1000, 10)
+    held_id = platform.sql("SELECT id FROM " + TABLE_COMM_LOG + " WHERE created_at < now() - interval '90 days' "
+                           "ORDER BY id OFFSET 500 LIMIT 1")[0][0]
+    holder = platform.pg.connect()
+    try:
+        with holder.cursor() as cur:
+            cur.execute("SELECT id FROM " + TABLE_COMM_LOG + " WHERE id = %s FOR UPDATE", (held_id,))
+            result = archive.archive_comm_log(platform.params, batch_size=300, lock_timeout=0.2)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert result["rows_moved"] == 999 and result["rows_remaining"] == 1 and result["complete"] is False
+    assert "other sessions held those rows" in result["msg"]
+    assert platform.sql("SELECT id FROM " + TABLE_COMM_LOG + " WHERE created_at < now() - interval '90 days'") == [
+        (held_id,)]
+    assert archive.archive_comm_log(platform.params)["rows_moved"] == 1
 
 
 def test_max_runtime_stops_between_batches_and_says_what_is_left(platform):
