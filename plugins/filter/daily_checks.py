@@ -234,8 +234,8 @@ def quota_reset_check(counters_result, queues_result, settings):
             problems.append("no {0} scheduler on {1}: tonight's reset will not run".format(
                 QUOTA_RESET_SCHEDULER_ID, QUEUE_QUOTA_RESET))
             steps.append("re-create it: playbooks/quota_reset.yml (runbook 3.2 step 4)")
-        elif scheduler.get("pattern") != QUOTA_RESET_CRON or (settings["timezone"] and
-                                                               scheduler.get("tz") != settings["timezone"]):
+        elif scheduler.get("pattern") != QUOTA_RESET_CRON or \
+                (settings["timezone"] and scheduler.get("tz") != settings["timezone"]):
             warnings.append("scheduler {0} runs {1!r} in {2}, expected {3!r} in {4}".format(
                 QUOTA_RESET_SCHEDULER_ID, scheduler.get("pattern"), scheduler.get("tz"), QUOTA_RESET_CRON,
                 settings["timezone"]))
@@ -265,8 +265,8 @@ def reviews_check(reviews_result, settings):
     by_priority = ", ".join("{0} {1}".format(p, reviews_result["open"][p]["pending"]) for p in REVIEW_PRIORITIES
                             if reviews_result["open"].get(p, {}).get("pending"))
     status = _level(pending, settings["pending_reviews_warn"], settings["pending_reviews_fail"])
-    figure = "{0} pending{1}, {2} assigned".format(pending, " ({0})".format(by_priority) if by_priority else "",
-                                                  reviews_result["assigned"])
+    figure = "{0} pending{1}, {2} assigned".format(
+        pending, " ({0})".format(by_priority) if by_priority else "", reviews_result["assigned"])
     return _check("reviews", title, status, figure, reviews_result.get("bottlenecks"),
                   "runbook 5.1: playbooks/review_sla.yml shows the bottleneck and can assign URGENT items",
                   dict(pending=pending, assigned=reviews_result["assigned"],
@@ -405,9 +405,8 @@ def timelinesai_check(vendor_result, enabled=True):
         figure += "; {0} phone(s) without a TimelinesAI account: {1}".format(len(missing), _names(missing))
     if mismatch:
         figure += "; {0} phone(s) with another account id there: {1}".format(len(mismatch), _names(mismatch))
-    details = (["{0}: {1} here, {2} at TimelinesAI (since {3})".format(p["phone_id"], STATUS_ACTIVE,
-                                                                      p["vendor_status"], p.get("connected_on"))
-                for p in down] +
+    details = (["{0}: {1} here, {2} at TimelinesAI (since {3})".format(
+        p["phone_id"], STATUS_ACTIVE, p["vendor_status"], p.get("connected_on")) for p in down] +
                ["{0}: {1} here, connected at TimelinesAI".format(p, STATUS_OFFLINE) for p in back] +
                ["{0}: no TimelinesAI account".format(p) for p in missing] +
                ["{0}: timelinesai_account_id differs from the account TimelinesAI has for its number".format(p)

@@ -19,15 +19,18 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
     quota_key,
 )
 from tests.fakes import timelinesai as timelinesai_fake
+from tests.support import vendors
 from tests.support.seed import TENANT_ID
 from tests.support.snapshots import platform_state
-from tests.support.vendors import TIMELINES_TOKEN, timelines, timelines_server  # noqa: F401  (fixtures)
+from tests.support.vendors import TIMELINES_TOKEN
 
 CHECKS = ["phones", "quota_reset", "reviews", "queues", "sla", "timelinesai", "drift"]
 # Small thresholds, written as an AWX survey sends them (strings).
 THRESHOLDS = {"check_morning_queue_waiting_warn": "50", "check_morning_queue_waiting_fail": "500",
               "check_morning_pending_reviews_warn": "5", "check_morning_dlq_warn": "10"}
 CLEAN = dict(offline=(), banned=(), drift_phone="", leak_phone="", no_ttl_phone="", stale_yesterday_keys=False)
+timelines_server = vendors.timelines_server
+timelines = vendors.timelines
 
 
 def add_jobs(redis_server, queue_name, waiting=0, due_delayed=0):
@@ -66,7 +69,7 @@ REVIEWS = ([("URGENT", "PENDING", timedelta(hours=-1), None)] * 3 +
 
 
 @pytest.fixture()
-def faulty(platform, timelines):  # noqa: F811
+def faulty(platform, timelines):
     """8 phones: phone_04 OFFLINE in the DB (Redis still says ACTIVE), phone_06 BANNED, phone_02's counter 7 ahead of
     the log, phone_03's counter without TTL; TimelinesAI agrees about 4 and 6; two queues in trouble."""
     facts = platform.seed(phones=8, leads=200, old_log_rows=0, reviews=0, jobs_per_phone=0, dlq_entries=12,
@@ -79,7 +82,7 @@ def faulty(platform, timelines):  # noqa: F811
     return facts
 
 
-def run_morning(platform, timelines, report_dir, check=False, tags=None, **extra):  # noqa: F811
+def run_morning(platform, timelines, report_dir, check=False, tags=None, **extra):
     extravars = {"cerniq_timelinesai_base_url": timelines.base_url, "cerniq_timelinesai_api_token": TIMELINES_TOKEN,
                  "cerniq_vendor_allow_http": True, "cerniq_report_dir": str(report_dir)}
     extravars.update(THRESHOLDS)
@@ -95,7 +98,7 @@ def by_name(report):
     return {check["name"]: check for check in report["checks"]}
 
 
-def test_every_seeded_fault_is_found_with_its_figure(platform, faulty, timelines, tmp_path):  # noqa: F811
+def test_every_seeded_fault_is_found_with_its_figure(platform, faulty, timelines, tmp_path):
     run = run_morning(platform, timelines, tmp_path)
 
     assert run.rc != 0, "a failed check must fail the play"
@@ -134,7 +137,7 @@ def test_every_seeded_fault_is_found_with_its_figure(platform, faulty, timelines
     assert stats["checks"]["sla"]["status"] == "fail"
 
 
-def test_check_mode_and_a_second_run_change_nothing(platform, faulty, timelines, tmp_path):  # noqa: F811
+def test_check_mode_and_a_second_run_change_nothing(platform, faulty, timelines, tmp_path):
     before = platform_state(platform)
     checked = run_morning(platform, timelines, tmp_path / "reports", check=True,
                           check_morning_fail_on_failed_checks="false")
@@ -151,7 +154,7 @@ def test_check_mode_and_a_second_run_change_nothing(platform, faulty, timelines,
     assert platform.audit() == [], "a read-only check wrote to the audit log"
 
 
-def test_a_clean_platform_passes_every_check(platform, timelines, tmp_path):  # noqa: F811
+def test_a_clean_platform_passes_every_check(platform, timelines, tmp_path):
     platform.seed(phones=5, leads=100, old_log_rows=0, reviews=0, jobs_per_phone=0, dlq_entries=0, **CLEAN)
     timelines.reset(timelinesai_fake.build_demo_state(phones=5, disconnected=()))
     run = run_morning(platform, timelines, tmp_path)
@@ -161,7 +164,7 @@ def test_a_clean_platform_passes_every_check(platform, timelines, tmp_path):  # 
     assert report["next"] == [] and "Nothing to do." in run.result("Summary")["msg"]
 
 
-def test_missing_reset_and_timelinesai_down_are_failed_checks_not_a_crash(platform, timelines, tmp_path):  # noqa: F811
+def test_missing_reset_and_timelinesai_down_are_failed_checks_not_a_crash(platform, timelines, tmp_path):
     platform.seed(phones=5, leads=100, old_log_rows=0, reviews=0, jobs_per_phone=0, dlq_entries=0, **CLEAN)
     today = business_day(DEFAULT_TIMEZONE)
     platform.r(0).delete(quota_key("phone_02", today))
@@ -186,7 +189,7 @@ def test_missing_reset_and_timelinesai_down_are_failed_checks_not_a_crash(platfo
     assert checks["drift"]["status"] == "warn" and checks["drift"]["data"]["counter_leaks"] == ["phone_02"]
 
 
-def test_tags_run_part_of_the_check_and_timelinesai_can_be_switched_off(platform, faulty, timelines,  # noqa: F811
+def test_tags_run_part_of_the_check_and_timelinesai_can_be_switched_off(platform, faulty, timelines,
                                                                          tmp_path):
     run = run_morning(platform, timelines, tmp_path, tags="sla", check_morning_write_report="false")
     assert [c["name"] for c in report_of(run)["checks"]] == ["reviews", "sla"]

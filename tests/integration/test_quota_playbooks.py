@@ -128,8 +128,8 @@ def reset_scenario(platform, quota_scenario):
 
 
 def scheduler_hash(platform):
-    return platform.r(2).hgetall("{0}:{1}:repeat:{2}".format(BULLMQ_PREFIX, QUEUE_QUOTA_RESET,
-                                                              QUOTA_RESET_SCHEDULER_ID))
+    key = "{0}:{1}:repeat:{2}".format(BULLMQ_PREFIX, QUEUE_QUOTA_RESET, QUOTA_RESET_SCHEDULER_ID)
+    return platform.r(2).hgetall(key)
 
 
 def counters_of(platform, day):
@@ -184,8 +184,8 @@ def test_yesterday_is_kept_until_rolled_up_and_the_scheduler_is_recreated(platfo
     assert stats["rolled_up"] is False and stats["usage_missing"] == ["phone_02", "phone_05"]
     assert stats["scheduler_changed"] is True
 
-    forced = platform.play("quota_reset.yml", extravars={"quota_reset_days_back": "3", "confirm": "true",
-                                                          "quota_reset_force": "true"})
+    forced = platform.play("quota_reset.yml",
+                           extravars={"quota_reset_days_back": "3", "confirm": "true", "quota_reset_force": "true"})
     assert forced.rc == 0, forced.stdout[-3000:]
     assert counters_of(platform, yesterday) == []
     assert forced.result("Re-create the midnight reset scheduler")["changed"] is False
