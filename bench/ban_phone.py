@@ -180,5 +180,5 @@ def run(sizes, repeat):
                          figures["orphans_base"], expected_released))]
 
 
-SCENARIOS = [Scenario("ban_phone", run, repeat=3, sizes={"full": {"leads": 2000, "jobs": 10000},
-                                                        "tiny": {"leads": 50, "jobs": 300}})]
+SIZES = {"full": {"leads": 2000, "jobs": 10000}, "tiny": {"leads": 50, "jobs": 300}}
+SCENARIOS = [Scenario("ban_phone", run, repeat=3, sizes=SIZES)]

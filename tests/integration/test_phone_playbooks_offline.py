@@ -13,7 +13,11 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._contract import p
 from tests.fakes import timelinesai as timelinesai_fake
 from tests.integration.test_phone_playbooks_banned import add_jobs
 from tests.support.nodeworker import NodeWorker
-from tests.support.vendors import TIMELINES_TOKEN, timelines, timelines_server  # noqa: F401  (fixtures)
+from tests.support.vendors import (  # noqa: F401  # pylint: disable=unused-import
+    TIMELINES_TOKEN,
+    timelines,
+    timelines_server,
+)
 
 PHONE = "phone_07"
 NUMBER = "+40700000007"

@@ -15,7 +15,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
 )
 from tests.fakes import timelinesai as timelinesai_fake
 from tests.support.seed import TENANT_ID
-from tests.support.vendors import (  # noqa: F401  (fixtures)
+from tests.support.vendors import (  # noqa: F401  # pylint: disable=unused-import
     TIMELINES_TOKEN,
     assert_traffic_matches_openapi,
     timelines,
