@@ -180,8 +180,8 @@ def run(sizes, repeat):
                                                     figures["runbook_delete_ms"]))]
 
 
-SCENARIOS = [Scenario("archive", run, repeat=3, sizes={"full": {"rows": 1000000, "old": 900000},
-                                                        "tiny": {"rows": 2000, "old": 1800}})]
+SIZES = {"full": {"rows": 1000000, "old": 900000}, "tiny": {"rows": 2000, "old": 1800}}
+SCENARIOS = [Scenario("archive", run, repeat=3, sizes=SIZES)]
 
 
 def main(argv=None):
@@ -200,8 +200,8 @@ def main(argv=None):
         figures = measure(redis_server, pg, args.rows, args.old, args.repeat, archive.DEFAULT_BATCH_SIZE)
     print("rows: {0:,}, old: {1:,}, batch size {2:,}".format(args.rows, args.old, archive.DEFAULT_BATCH_SIZE))
     print("runbook INSERT-then-DELETE (psql, median of {0}): {1:.2f} s, PostgreSQL CPU {2:.2f} s; its DELETE alone "
-          "holds row locks {3:.0f} ms".format(args.repeat, figures["baseline_s"], figures["baseline_cpu_s"],
-                                               figures["runbook_delete_ms"]))
+          "holds row locks {3:.0f} ms".format(
+              args.repeat, figures["baseline_s"], figures["baseline_cpu_s"], figures["runbook_delete_ms"]))
     print("ours (median of {0}): {1:.2f} s = {2:.2f}x the runbook, PostgreSQL CPU {3:.2f} s = {4:.2f}x; {5} batches, "
           "longest {6} ms (target <= {7} ms)".format(
               args.repeat, figures["ours_s"], figures["ours_s"] / figures["baseline_s"], figures["ours_cpu_s"],

@@ -83,8 +83,8 @@ def _read_stats(cur, params, tables):
                               .format(postgres_where(params), name))
         if not may_vacuum:
             raise CerniqError("{0}: user {1} may not VACUUM {2} (owner {3}): connect as the table owner (or a member "
-                              "of its role) or the database owner".format(postgres_where(params), params["db_user"],
-                                                                         name, owner))
+                              "of its role) or the database owner".format(
+                                  postgres_where(params), params["db_user"], name, owner))
         stats[name] = figures
     return stats
 

@@ -104,8 +104,8 @@ def _validate(figures, bounce_top, archive_after_days):
     figures = list(dict.fromkeys(figures or FIGURES))
     unknown = [f for f in figures if f not in FIGURES]
     if unknown:
-        raise CerniqError("unknown figure(s) {0}: choose from {1}".format(", ".join(repr(f) for f in unknown),
-                                                                         ", ".join(FIGURES)))
+        raise CerniqError("unknown figure(s) {0}: choose from {1}".format(
+            ", ".join(repr(f) for f in unknown), ", ".join(FIGURES)))
     if bounce_top is None or bounce_top < 1:
         raise CerniqError("bounce_top is {0}: give how many bounced addresses to list, 1 or more".format(bounce_top))
     if archive_after_days is None or archive_after_days < 1:
@@ -174,8 +174,8 @@ def _summary(result, day):
     if "reviews_resolved" in result:
         lines.append("reviews resolved on {0}: {1}".format(day, result["reviews_resolved"]["total"]))
     if "reviews_pending" in result:
-        lines.append("reviews pending: {0} ({1} assigned)".format(result["reviews_pending"]["pending"],
-                                                                 result["reviews_pending"]["assigned"]))
+        pending = result["reviews_pending"]
+        lines.append("reviews pending: {0} ({1} assigned)".format(pending["pending"], pending["assigned"]))
     if "sla_breaches" in result:
         lines.append("SLA: {0} open item(s) past due, {1} deadline(s) missed since {2}".format(
             result["sla_breaches"]["open"], result["sla_breaches"]["since"], result["sla_breaches"]["breaches_since"]))

@@ -70,9 +70,9 @@ def test_overview_figures_match_the_rows(platform):
         if r[1] == "PENDING":
             reasons[r[6]] = reasons.get(r[6], 0) + 1
     assert {r["reason"]: r["count"] for r in info["reasons_pending"]} == reasons
+    holders = {r[2] for r in rows if r[1] == "ASSIGNED"}
     assert {r["reviewer"]: r["assigned"] for r in info["reviewers"]} == {
-        who: sum(1 for r in rows if r[1] == "ASSIGNED" and r[2] == who) for who in {r[2] for r in rows if r[1] ==
-                                                                                     "ASSIGNED"}}
+        who: sum(1 for r in rows if r[1] == "ASSIGNED" and r[2] == who) for who in holders}
     assert info["changed"] is False and info["summary"]
 
 
@@ -192,7 +192,7 @@ def test_many_threads_assign_disjoint_sets_within_what_is_available(platform):
     assert len(taken) == len(set(taken)) == len(available)
     assert all(len(r["assigned_ids"]) <= 10 for r in results.values())
     rows = platform.sql("SELECT assigned_to, count(*) FROM human_review_queue GROUP BY assigned_to")
-    assert {who: n for who, n in rows} == {u: len(r["assigned_ids"]) for u, r in results.items() if r["assigned_ids"]}
+    assert dict(rows) == {u: len(r["assigned_ids"]) for u, r in results.items() if r["assigned_ids"]}
     assert sum(a[6]["count"] for a in platform.audit("review_assign")) == 40
 
 
