@@ -26,16 +26,18 @@ def redis_health(params, db, role):
             pipe.info("server")
             pipe.info("persistence")
             pipe.config_get("maxmemory-policy")
+            pipe.config_get("save")
             pipe.dbsize()
-            server, persistence, policy, keys = pipe.execute()
+            server, persistence, policy, save, keys = pipe.execute()
     except CerniqError as exc:
         return dict(service="redis", role=role, healthy=False, where=where, message=exc.msg)
     warnings = []
     eviction = policy.get("maxmemory-policy")
     if eviction != "noeviction":
         warnings.append("maxmemory-policy is {0}: BullMQ needs noeviction or it may lose jobs".format(eviction))
-    if not persistence.get("aof_enabled") and not persistence.get("rdb_last_save_time"):
-        warnings.append("persistence is off (no AOF, no RDB save): a restart loses every queue")
+    # `save ""` switches RDB snapshots off; rdb_last_save_time is set at start-up even then.
+    if not persistence.get("aof_enabled") and not save.get("save"):
+        warnings.append("persistence is off (no AOF, no RDB save points): a restart loses every queue")
     return dict(service="redis", role=role, healthy=True, where=where, version=server.get("redis_version"),
                 keys=keys, maxmemory_policy=eviction, aof_enabled=bool(persistence.get("aof_enabled")),
                 warnings=warnings, message="ok")

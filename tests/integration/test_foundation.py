@@ -18,6 +18,8 @@ def test_health_playbook_reports_every_service_healthy(platform):
     assert health["healthy"] is True
     by_service = {(s["service"], s["role"]): s for s in health["services"]}
     assert by_service[("redis", "platform")]["maxmemory_policy"] == "noeviction"
+    # The test Redis keeps nothing on disk, as BullMQ's production rules warn against.
+    assert any("persistence is off" in w for w in by_service[("redis", "platform")]["warnings"])
     assert by_service[("postgresql", "db")]["version"].startswith("15")
     assert set(by_service[("postgresql", "db")]["estimated_rows"]) >= {"wa_phone_numbers", "ops_audit_log"}
 
