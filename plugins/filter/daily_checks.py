@@ -128,7 +128,7 @@ def summarize(checks, kind, date=None, timezone=None, generated_at=None):
                                             check["figure"]))
     explained = []
     for check in checks:
-        if check["status"] in (WARN, FAIL):
+        if check["status"] in (WARN, FAIL) and check["details"]:
             explained.append("{0} ({1}): {2}".format(check["name"], check["status"].upper(), check["title"]))
             explained.extend("  - " + line for line in check["details"])
     return dict(kind=kind, date=date, timezone=timezone, generated_at=generated_at, overall=overall,
@@ -493,19 +493,24 @@ def morning_checks(readings, settings=None):
 # --- Evening (runbook 1.2) ----------------------------------------------------------------------------------------
 
 def activity_check(stats_result, settings):
-    """Today's contacted/replied/converted and reviews resolved: figures for the report; nothing contacted on a day
-    with ACTIVE phones is worth a look."""
+    """Today's leads contacted/replied/converted and reviews resolved: figures for the report; nothing contacted on a
+    day with ACTIVE phones is worth a look."""
     title = "Today's activity"
     failed = _failed(stats_result, "contacted")
     if failed:
         return _check("activity", title, FAIL, "could not read today's figures: " + failed)
-    figures = dict(contacted=stats_result["contacted"], replied=stats_result["replied"],
-                   converted=stats_result["converted"], reviews_resolved=stats_result["reviews_resolved"])
+    contacted = stats_result["contacted"]
+    figures = dict(contacted=contacted["leads"], replied=stats_result["replied"]["leads"],
+                   converted=stats_result["converted"]["leads"],
+                   reviews_resolved=stats_result["reviews_resolved"]["total"],
+                   contacted_whatsapp=contacted.get("whatsapp"), contacted_email=contacted.get("email"),
+                   messages=contacted.get("messages"))
     figure = "{contacted} contacted, {replied} replied, {converted} converted, {reviews_resolved} reviews " \
              "resolved".format(**figures)
+    details = ["contacted: {contacted} lead(s) ({contacted_whatsapp} by WhatsApp, {contacted_email} by e-mail; "
+               "{messages} message(s))".format(**figures)]
     status = WARN if settings["expect_contacts"] and not figures["contacted"] else PASS
-    return _check("activity", title, status, figure,
-                  ["{0}: {1}".format(name.replace("_", " "), value) for name, value in figures.items()],
+    return _check("activity", title, status, figure, details,
                   "nothing went out today: are the phones ACTIVE and the workers running? (check_morning.yml)",
                   figures)
 
