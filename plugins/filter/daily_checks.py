@@ -25,8 +25,14 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
     business_day,
 )
 
-STATUS_ACTIVE, STATUS_OFFLINE, STATUS_BANNED = PHONE_STATUSES
-PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
+# One name per line: ansible-doc's parser of this file stumbles on tuple assignments.
+STATUS_ACTIVE = PHONE_STATUSES[0]
+STATUS_OFFLINE = PHONE_STATUSES[1]
+STATUS_BANNED = PHONE_STATUSES[2]
+PASS = "pass"
+WARN = "warn"
+FAIL = "fail"
+SKIP = "skip"
 SEVERITY = {SKIP: 0, PASS: 1, WARN: 2, FAIL: 3}
 # How many names a one-line figure lists before it says "and N more"; details list everything.
 NAMES_IN_FIGURE = 5
