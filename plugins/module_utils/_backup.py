@@ -106,14 +106,27 @@ def tool_failure(what, stderr, returncode):
     return "{0} failed: {1}".format(what, detail)
 
 
+# The cores below run from modules, tests and benchmarks alike (no AnsibleModule, hence no run_command), and pg_dump
+# must run while this process holds the transaction whose snapshot it dumps (run_command would block).
+def run_tool(argv, env=None):
+    """Run a PostgreSQL client program; returns the CompletedProcess (text output, never raises on exit codes)."""
+    return subprocess.run(argv, env=env, capture_output=True, text=True, check=False)  # pylint: disable=ansible-bad-function
+
+
+def start_tool(argv, env):
+    """Start a PostgreSQL client program in the background; stderr is piped for its error message."""
+    return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,  # pylint: disable=ansible-bad-function
+                            text=True)
+
+
 def tool_version(path):
-    proc = subprocess.run([path, "--version"], capture_output=True, text=True, check=False)
+    proc = run_tool([path, "--version"])
     return proc.stdout.strip().split()[-1] if proc.returncode == 0 and proc.stdout.strip() else None
 
 
 def archive_contents(dump_path, pg_restore):
     """`pg_restore --list` of an archive: {"entries": n, "table_data": [tables]} or a CerniqError naming the file."""
-    proc = subprocess.run([pg_restore, "--list", dump_path], capture_output=True, text=True, check=False)
+    proc = run_tool([pg_restore, "--list", dump_path])
     if proc.returncode != 0:
         raise CerniqError(tool_failure("pg_restore --list {0} (the archive is unreadable)".format(dump_path),
                                        proc.stderr, proc.returncode))
@@ -308,14 +321,13 @@ def _dump_in_snapshot(params, dump_path, pg_dump, tables):
                 argv = [pg_dump, "--format=custom", "--no-password", "--snapshot={0}".format(snapshot_id),
                         "--file={0}".format(dump_path)]
                 started = time.monotonic()
-                child = subprocess.Popen(argv, env=libpq_env(params), stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.PIPE, text=True)
+                child = start_tool(argv, libpq_env(params))
                 try:
                     database = database_facts(cur)
                     figures = table_figures(cur, tables)
                 finally:
                     # The snapshot must stay exported until pg_dump has imported it and finished.
-                    _, stderr = child.communicate()
+                    stderr = child.communicate()[1]
                 seconds = time.monotonic() - started
             conn.rollback()
     finally:

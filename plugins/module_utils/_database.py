@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import time
 from datetime import datetime, timezone
 
@@ -24,6 +23,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._backup import (
     find_tool,
     libpq_env,
     require_verified,
+    run_tool,
     select_backup,
     tool_failure,
 )
@@ -156,8 +156,8 @@ def _audit_in(params, database, action, target, reason=None, before=None, after=
     conn = postgres_connect(there, require=())
     try:
         with postgres_errors(there, conn):
-            AuditTrail(conn, "db_database", params.get("audit_actor")).record(action, target, reason=reason,
-                                                                               before=before, after=after)
+            trail = AuditTrail(conn, "db_database", params.get("audit_actor"))
+            trail.record(action, target, reason=reason, before=before, after=after)
             conn.commit()
     finally:
         conn.close()
@@ -249,7 +249,7 @@ def _run_pg_restore(params, name, dump_path, jobs, no_owner, pg_restore):
     if no_owner:
         argv += ["--no-owner", "--no-privileges"]
     argv.append(dump_path)
-    proc = subprocess.run(argv, env=libpq_env(params, name), capture_output=True, text=True, check=False)
+    proc = run_tool(argv, libpq_env(params, name))
     if proc.returncode != 0:
         raise CerniqError(tool_failure("pg_restore of {0} into database {1}".format(dump_path, name), proc.stderr,
                                        proc.returncode))
@@ -320,10 +320,10 @@ def restore_database(params, name, backup_path, check_mode, jobs=2, no_owner=Fal
         final = _marker(MARK_RESTORED, restored_at=_now_iso(), source_database=manifest.get("database"),
                         **identity)
         maint.set_marker(name, final)
+    rows = {table: counted["rows"] for table, counted in figures.items()}
     _audit_in(params, name, "db_restore", name, reason="restore of backup {0}".format(backup["id"]),
-              after=dict(backup=backup["id"], sha256=identity["sha256"], rows={t: f["rows"] for t, f in
-                                                                                  figures.items()},
-                         analyzed_tables=analyzed, seconds=timings))
+              after=dict(backup=backup["id"], sha256=identity["sha256"], rows=rows, analyzed_tables=analyzed,
+                         seconds=timings))
     return dict(changed=True, database=name, backup=backup["id"], marker=final, tables=figures,
                 analyzed_tables=analyzed, timings=timings, plan=plan)
 
@@ -373,10 +373,10 @@ def rename_database(params, name, new_name, replace, keep_as, check_mode, mainte
             with postgres_errors(maint.params, maint.conn):
                 maint.conn.autocommit = False
                 with maint.conn.cursor() as cur:
+                    rename = pgsql.SQL("ALTER DATABASE {0} RENAME TO {1}")
                     if displaced:
-                        cur.execute(pgsql.SQL("ALTER DATABASE {0} RENAME TO {1}").format(_ident(new_name),
-                                                                                     _ident(keep_as)))
-                    cur.execute(pgsql.SQL("ALTER DATABASE {0} RENAME TO {1}").format(_ident(name), _ident(new_name)))
+                        cur.execute(rename.format(_ident(new_name), _ident(keep_as)))
+                    cur.execute(rename.format(_ident(name), _ident(new_name)))
                 maint.conn.commit()
                 maint.conn.autocommit = True
         except BaseException:

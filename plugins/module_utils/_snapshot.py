@@ -153,6 +153,6 @@ def compare_figures(expected, actual, compare_checksums=True):
             if field == "checksum" and (not compare_checksums or want.get(field) is None or have.get(field) is None):
                 continue
             if want.get(field) != have.get(field):
-                differences.append("{0}: {1} {2} expected, {3} found".format(table, field, want.get(field),
-                                                                               have.get(field)))
+                differences.append("{0}: {1} {2} expected, {3} found".format(
+                    table, field, want.get(field), have.get(field)))
     return differences

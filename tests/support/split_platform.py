@@ -172,8 +172,8 @@ class SplitPlatform:
             if any(predicate(e) for e in self.log_events()):
                 return
             time.sleep(0.1)
-        raise AssertionError("timed out after {0}s waiting for {1}; log: {2}".format(timeout, what,
-                                                                                    self.log_events()[-5:]))
+        raise AssertionError("timed out after {0}s waiting for {1}; log: {2}".format(
+            timeout, what, self.log_events()[-5:]))
 
     def completed_ids(self):
         return {e.get("id") for e in self.log_events() if e.get("event") == "completed"}
@@ -215,4 +215,3 @@ def split_platform(split_servers):
     split_servers.reset()
     yield split_servers
     split_servers.stop_worker()
-
