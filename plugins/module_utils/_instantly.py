@@ -424,13 +424,13 @@ def _guard_resume(params, conn, client, scope, ignore_cooldown, reason, check_mo
                                   cooldown_until, _human(until - now)))
     candidates = [cid for cid in held if not scope or cid in scope]
     campaigns = {c["id"]: c for c in list_campaigns(client)} if candidates else {}
-    to_resume, skipped = [], []
+    to_resume, left_alone = [], []
     for cid in candidates:
         campaign = campaigns.get(cid)
         if campaign is None:
-            skipped.append(dict(id=cid, why="no longer in the workspace"))
+            left_alone.append(dict(id=cid, why="no longer in the workspace"))
         elif campaign.get("status") != STATUS_PAUSED:
-            skipped.append(dict(id=cid, why="status is {0}, not paused".format(status_name(campaign.get("status")))))
+            left_alone.append(dict(id=cid, why="status is {0}, not paused".format(status_name(campaign.get("status")))))
         else:
             to_resume.append(describe(campaign))
     resumed = []
@@ -448,7 +448,7 @@ def _guard_resume(params, conn, client, scope, ignore_cooldown, reason, check_mo
                                                    {e["id"]: e["status_name"] for e in resumed},
                                                    dict(campaign_ids=[e["id"] for e in resumed])))
     ids = [e["id"] for e in to_resume]
-    result = dict(changed=bool(to_resume), resumed=ids, skipped=skipped, held_by_guard=held,
+    result = dict(changed=bool(to_resume), resumed=ids, left_alone=left_alone, held_by_guard=held,
                   cooldown_until=cooldown_until, api=client.figures())
     if want_diff:
         result["diff"] = dict(before=dict(campaigns={e["id"]: e["status_name"] for e in to_resume}),

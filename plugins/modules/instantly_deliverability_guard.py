@@ -187,8 +187,10 @@ resumed:
   returned: when O(resume)
   type: list
   elements: str
-skipped:
-  description: Campaigns the guard paused that it did not resume, with why (C(id), C(why)).
+left_alone:
+  description:
+    - Campaigns the guard paused that it did not resume, with why (C(id), C(why)).
+    - Not called C(skipped), which Ansible reads as "the task was skipped".
   returned: when O(resume)
   type: list
   elements: dict

@@ -308,7 +308,7 @@ def test_pause_all_holds_a_cooldown_and_resume_needs_the_flag(params, platform, 
     assert preview["resumed"] == [ids["hot"]] and campaign_status(instantly, ids["hot"]) == 2
     resumed = instantly_mod.deliverability_guard(params, resume=True, ignore_cooldown=True, reason="INC-1 closed")
     assert resumed["resumed"] == [ids["hot"]] and resumed["changed"] is True
-    assert resumed["skipped"] == [{"id": ids["healthy"], "why": "status is active, not paused"}]
+    assert resumed["left_alone"] == [{"id": ids["healthy"], "why": "status is active, not paused"}]
     assert [campaign_status(instantly, ids[k]) for k in ("hot", "healthy", "paused")] == [1, 1, 2]
     assert instantly_mod.deliverability_guard(params, resume=True)["changed"] is False
 
