@@ -550,4 +550,3 @@ def _mark_bounced(params, conn, bounced, cutoff, write, audit=None, reason=None)
                           addresses=len({e for e, _cid in bounced})))
         conn.commit()
     return figures
-

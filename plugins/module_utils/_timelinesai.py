@@ -169,8 +169,8 @@ def _sender(params, phone_id, sender_phone):
 
 
 def send_test_message(params, to, phone_id=None, sender_phone=None, text=None, label=None, wait_for="sent",
-              wait_timeout=60.0, poll_interval=2.0, reason=None, check_mode=False, sleep=time.sleep,
-              clock=time.monotonic):
+                      wait_timeout=60.0, poll_interval=2.0, reason=None, check_mode=False, sleep=time.sleep,
+                      clock=time.monotonic):
     """Send one WhatsApp message from one of our accounts and poll it until it is sent, delivered or failed.
 
     Never in check mode: everything is validated (the phone, its account at TimelinesAI, the numbers) and the

@@ -28,8 +28,11 @@ extends_documentation_fragment:
   - cerniq.outreach._attributes
 attributes:
   check_mode:
-    description: Validates the phone, its TimelinesAI account and the numbers; sends nothing and reports skipped.
+    description: Can run in check_mode and return changed status prediction without modifying the target.
     support: partial
+    details:
+      - Validates the phone, its TimelinesAI account and the numbers, sends nothing and reports the task skipped
+        with what it would send.
   diff_mode:
     description: Nothing to compare; a message is sent or not.
     support: none

@@ -11,7 +11,7 @@ import pytest
 from ansible_collections.cerniq.outreach.plugins.module_utils import _instantly as instantly_mod
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
 from tests.support.services import free_port
-from tests.support.vendors import (  # noqa: F401  (fixtures)
+from tests.support.vendors import (  # noqa: F401  # pylint: disable=unused-import
     INSTANTLY_KEY,
     INSTANTLY_SERVER,
     assert_traffic_matches_openapi,

@@ -12,7 +12,7 @@ import pytest
 from ansible_collections.cerniq.outreach.plugins.module_utils import _instantly as instantly_mod
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
 from tests.fakes import instantly as instantly_fake
-from tests.support.vendors import (  # noqa: F401  (fixtures)
+from tests.support.vendors import (  # noqa: F401  # pylint: disable=unused-import
     INSTANTLY_KEY,
     INSTANTLY_SERVER,
     assert_traffic_matches_openapi,

@@ -14,7 +14,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils import _timelinesa
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
 from ansible_collections.cerniq.outreach.plugins.module_utils._http import VendorClient
 from tests.fakes import timelinesai as timelinesai_fake
-from tests.support.vendors import (  # noqa: F401  (fixtures)
+from tests.support.vendors import (  # noqa: F401  # pylint: disable=unused-import
     TIMELINES_SERVER,
     TIMELINES_TOKEN,
     assert_traffic_matches_openapi,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.services import free_port
-from tests.support.vendors import (  # noqa: F401  (fixtures)
+from tests.support.vendors import (  # noqa: F401  # pylint: disable=unused-import
     TIMELINES_SERVER,
     TIMELINES_TOKEN,
     assert_traffic_matches_openapi,
