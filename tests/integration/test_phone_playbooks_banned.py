@@ -121,7 +121,8 @@ def test_ban_releases_only_the_right_leads_cancels_only_that_queue_and_audits_it
     phones_before = platform.sql("SELECT id, status, status_changed_at FROM wa_phone_numbers WHERE id <> %s "
                                  "ORDER BY id", (BANNED,))
 
-    run = platform.play("phone_banned.yml", extravars={"phone": BANNED, "confirm": "true", "reason": "INC-1234"})
+    run = platform.play("phone_banned.yml", extravars={"phone": BANNED, "confirm": "true", "reason": "INC-1234",
+                                                       "phone_banned_verify": "true"})
     assert run.rc == 0, run.stdout[-3000:]
 
     # The phone: BANNED in both places.
