@@ -346,23 +346,12 @@ def _guard_pause(params, conn, client, opts, check_mode, want_diff, now):
     marking = _mark_bounced(params, conn, bounced, cutoff, write=False) if opts["mark"] else None
 
     cooldown_until = (now + opts["cooldown"]) if opts["pause_all"] else None
-    paused = []
     if not check_mode:
         audit = AuditTrail(conn, GUARD_MODULE, params.get("audit_actor"))
-        try:
-            for entry in to_pause:
-                client.request("POST", "/api/v2/campaigns/{0}/pause".format(entry["id"]),
-                               hints={404: "campaign {0} disappeared".format(entry["id"])})
-                paused.append(entry)
-        finally:
-            if paused:
-                after = dict(campaign_ids=[e["id"] for e in paused], pause_all=opts["pause_all"],
-                             bounce_rates={e["id"]: e["bounce_rate_percent"] for e in paused},
-                             threshold_percent=opts["threshold"], min_emails_sent=opts["min_sent"],
-                             cooldown_until=cooldown_until.isoformat() if cooldown_until else None)
-                before = {e["id"]: e["status_name"] for e in paused}
-                _commit_audit(params, conn, "{0} Instantly campaign(s) were paused".format(len(paused)),
-                              lambda: audit.record(GUARD_PAUSE, "instantly:campaigns", opts["reason"], before, after))
+        _switch_campaigns(params, conn, client, audit, to_pause, "paused", GUARD_PAUSE, opts["reason"], dict(
+            pause_all=opts["pause_all"], threshold_percent=opts["threshold"], min_emails_sent=opts["min_sent"],
+            cooldown_until=cooldown_until.isoformat() if cooldown_until else None,
+            bounce_rates={e["id"]: e["bounce_rate_percent"] for e in to_pause}))
         if to_block:
             for start in range(0, len(to_block), BLOCK_LIST_BATCH):
                 client.request("POST", "/api/v2/block-lists-entries/bulk-create",
@@ -390,6 +379,32 @@ def _guard_pause(params, conn, client, opts, check_mode, want_diff, now):
             after=dict(campaigns={cid: status_name(STATUS_PAUSED) for cid in pause_ids}, block_list_added=to_block,
                        log_rows_bounced=result["log_rows_marked"], leads_dead=result["leads_dead"]))
     return result
+
+
+def _switch_campaigns(params, conn, client, audit, entries, state, action, reason, details=None):
+    """Pause or activate each campaign, then one audit row for those Instantly accepted, also when a later one
+    fails: a failure says which ones had already changed."""
+    done = []
+
+    def record():
+        audit.record(action, "instantly:campaigns", reason, {e["id"]: e["status_name"] for e in done},
+                     dict(details or {}, campaign_ids=[e["id"] for e in done]))
+
+    what = "{0} Instantly campaign(s) were set {1}".format(len(entries), state)
+    try:
+        for entry in entries:
+            client.request("POST", "/api/v2/campaigns/{0}/{1}".format(entry["id"], STATE_ENDPOINT[state]),
+                           hints={404: "campaign {0} disappeared".format(entry["id"])})
+            done.append(entry)
+    except CerniqError as exc:
+        if not done:
+            raise
+        _commit_audit(params, conn, what, record)
+        raise CerniqError("{0}. Before this failure, {1} campaign(s) were set {2} (audited): {3}".format(
+            exc.msg.rstrip("."), len(done), state, ", ".join(e["id"] for e in done)), changed=True) from exc
+    if done:
+        _commit_audit(params, conn, what, record)
+    return done
 
 
 def _guard_history(conn, params):
@@ -433,20 +448,9 @@ def _guard_resume(params, conn, client, scope, ignore_cooldown, reason, check_mo
             left_alone.append(dict(id=cid, why="status is {0}, not paused".format(status_name(campaign.get("status")))))
         else:
             to_resume.append(describe(campaign))
-    resumed = []
     if not check_mode and to_resume:
         audit = AuditTrail(conn, GUARD_MODULE, params.get("audit_actor"))
-        try:
-            for entry in to_resume:
-                client.request("POST", "/api/v2/campaigns/{0}/activate".format(entry["id"]),
-                               hints={404: "campaign {0} disappeared".format(entry["id"])})
-                resumed.append(entry)
-        finally:
-            if resumed:
-                _commit_audit(params, conn, "{0} Instantly campaign(s) were resumed".format(len(resumed)),
-                              lambda: audit.record(GUARD_RESUME, "instantly:campaigns", reason,
-                                                   {e["id"]: e["status_name"] for e in resumed},
-                                                   dict(campaign_ids=[e["id"] for e in resumed])))
+        _switch_campaigns(params, conn, client, audit, to_resume, "active", GUARD_RESUME, reason)
     ids = [e["id"] for e in to_resume]
     result = dict(changed=bool(to_resume), resumed=ids, left_alone=left_alone, held_by_guard=held,
                   cooldown_until=cooldown_until, api=client.figures())

@@ -341,3 +341,18 @@ def test_api_key_never_reaches_the_record_or_a_message(params, instantly):  # no
     instantly_mod.campaign_info(params)
     assert all(r["authorization"] and r["authorized"] for r in instantly.requests())
     assert INSTANTLY_KEY not in str(instantly.requests())
+
+
+def test_a_pause_failing_midway_reports_and_audits_what_already_changed(params, platform, instantly):  # noqa: F811
+    ids = campaign_ids(instantly)
+    instantly.add_fault(500, times=10, path="/{0}/pause$".format(ids["healthy"]))
+    with pytest.raises(CerniqError) as err:
+        instantly_mod.deliverability_guard(dict(params, vendor_retries=0), max_bounce_rate=0.5,
+                                           mark_bounced_leads=False)
+    assert err.value.msg.startswith("Instantly API: POST /api/v2/campaigns/{0}/pause answered 500".format(
+        ids["healthy"]))
+    assert err.value.msg.endswith("Before this failure, 1 campaign(s) were set paused (audited): " + ids["hot"])
+    assert err.value.details["changed"] is True
+    assert [campaign_status(instantly, ids[k]) for k in ("hot", "healthy")] == [2, 1]
+    (row,) = audit_rows(platform, "instantly_deliverability_guard")
+    assert row[0] == "pause_campaigns" and row[4]["campaign_ids"] == [ids["hot"]]
