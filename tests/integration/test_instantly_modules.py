@@ -273,7 +273,8 @@ def test_guard_threshold_and_minimum_sends(params, instantly):  # noqa: F811
     assert changes(instantly) == []
 
 
-def test_guard_blocks_bounced_addresses_in_batches_of_1000(params, platform, instantly):  # noqa: F811
+def test_guard_blocks_bounced_addresses_in_batches_of_1000(params, platform, instantly,  # noqa: F811
+                                                            instantly_spec):  # noqa: F811
     instantly.reset(instantly_fake.build_demo_state(bounced_leads=1100))
     result = instantly_mod.deliverability_guard(params, block_bounced=True, mark_bounced_leads=False)
     assert len(result["block_list_added"]) == 1100
@@ -287,9 +288,11 @@ def test_guard_blocks_bounced_addresses_in_batches_of_1000(params, platform, ins
     assert len(instantly.requests(method="POST", path="/bulk-create$")) == 2
     (block_audit,) = [r for r in audit_rows(platform, "instantly_deliverability_guard") if r[0] == "block_bounced"]
     assert block_audit[4]["added"] == 1100
+    assert_traffic_matches_openapi(instantly, instantly_spec, INSTANTLY_SERVER)
 
 
-def test_pause_all_holds_a_cooldown_and_resume_needs_the_flag(params, platform, instantly):  # noqa: F811
+def test_pause_all_holds_a_cooldown_and_resume_needs_the_flag(params, platform, instantly,  # noqa: F811
+                                                               instantly_spec):  # noqa: F811
     ids = campaign_ids(instantly)
     held = instantly_mod.deliverability_guard(params, pause_all=True, cooldown="24h", mark_bounced_leads=False,
                                               reason="INC-1 reputation")
@@ -311,6 +314,7 @@ def test_pause_all_holds_a_cooldown_and_resume_needs_the_flag(params, platform, 
     assert resumed["left_alone"] == [{"id": ids["healthy"], "why": "status is active, not paused"}]
     assert [campaign_status(instantly, ids[k]) for k in ("hot", "healthy", "paused")] == [1, 1, 2]
     assert instantly_mod.deliverability_guard(params, resume=True)["changed"] is False
+    assert_traffic_matches_openapi(instantly, instantly_spec, INSTANTLY_SERVER)
 
 
 def test_resume_after_the_cooldown_ends(params, platform, instantly):  # noqa: F811
