@@ -1,0 +1,56 @@
+"""maintenance_weekly.yml (runbook 8.1 steps 1-3) on real servers: archive, vacuum, DLQ trim; asks first."""
+
+from ansible_collections.cerniq.outreach.plugins.module_utils import _contract as contract
+from tests.support.snapshots import platform_state
+
+SEED = dict(phones=4, leads=200, old_log_rows=1500, reviews=10, jobs_per_phone=2, dlq_entries=1300, offline=(),
+            banned=(), drift_phone="phone_01", leak_phone="phone_02", no_ttl_phone="phone_03")
+
+
+def counts(platform):
+    live, archive = platform.sql("SELECT (SELECT count(*) FROM gold_communication_log), "
+                                 "(SELECT count(*) FROM gold_communication_log_archive)")[0]
+    old = platform.sql("SELECT count(*) FROM gold_communication_log WHERE created_at < now() - interval '90 days'")
+    return live, archive, old[0][0]
+
+
+def db_play(platform, **kwargs):
+    return platform.play("maintenance_weekly.yml", limit="db", **kwargs)
+
+
+def test_without_confirm_nothing_moves(platform):
+    platform.seed(**SEED)
+    before = platform_state(platform)
+    run = db_play(platform)
+    assert run.rc != 0 and "re-run with -e confirm=true" in run.stdout
+    assert "archive 1500 communication log rows" in " ".join(run.stdout.split())
+    assert platform_state(platform) == before
+
+
+def test_check_mode_changes_nothing(platform):
+    platform.seed(**SEED)
+    before = platform_state(platform)
+    run = db_play(platform, check=True, diff=True)
+    assert run.rc == 0, run.stdout[-3000:]
+    assert platform_state(platform) == before
+
+
+def test_confirmed_run_archives_every_old_row_once_trims_the_dlq_and_a_second_run_changes_nothing(platform):
+    platform.seed(**SEED)
+    live_before, archive_before, old_before = counts(platform)
+    run = db_play(platform, extravars={"confirm": "true", "maintenance_weekly_archive_batch_size": "400"})
+    assert run.rc == 0, run.stdout[-3000:]
+    live, archive, old = counts(platform)
+    assert (old, archive) == (0, archive_before + old_before)
+    assert live + archive == live_before + archive_before
+    assert platform.sql("SELECT count(*) FROM gold_communication_log l JOIN gold_communication_log_archive a "
+                        "USING (id)")[0][0] == 0
+    assert platform.r(2).llen(contract.DLQ_LIST_KEY) == 1000
+    assert platform.r(2).lindex(contract.DLQ_LIST_KEY, 0).startswith('{"jobId":"dead-1299"')
+    archive_result = run.result("Archive communication log rows")
+    assert archive_result["complete"] is True and archive_result["batches"] >= 4
+    assert run.result("VACUUM ANALYZE after the archive")["changed"] is True
+
+    again = db_play(platform, extravars={"confirm": "true"})
+    assert again.rc == 0
+    assert again.changed_tasks == []
