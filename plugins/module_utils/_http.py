@@ -181,6 +181,20 @@ def validate_token(token, settings):
     return value
 
 
+class _BearerAuth(object):
+    """requests auth callable: the Authorization header and nothing else (its repr never shows the token)."""
+
+    def __init__(self, token):
+        self._token = token
+
+    def __call__(self, request):
+        request.headers["Authorization"] = "Bearer " + self._token
+        return request
+
+    def __repr__(self):
+        return "<BearerAuth {0}>".format(MASK)
+
+
 class VendorClient(object):
     """JSON over HTTPS to one vendor. `request` returns the decoded body or raises one CerniqError.
 
@@ -206,10 +220,10 @@ class VendorClient(object):
         self.limiter = RateLimiter(rate_windows, clock=clock, sleep=sleep)
         self.stats = dict(requests=0, retries=0, waited_seconds=0.0)
         self.session = requests.Session()
-        self.session.headers.update({"Authorization": "Bearer " + self._token, "Accept": "application/json",
-                                     "User-Agent": USER_AGENT})
-        # Proxies and netrc from the environment would be surprising for an API token's destination.
-        self.session.trust_env = False
+        # As session auth, so a ~/.netrc entry for the vendor's host cannot replace the token; the environment's
+        # proxies and CA bundle (REQUESTS_CA_BUNDLE) still apply, as the execution environment may need them.
+        self.session.auth = _BearerAuth(self._token)
+        self.session.headers.update({"Accept": "application/json", "User-Agent": USER_AGENT})
 
     def figures(self):
         figures = dict(self.stats)
