@@ -96,17 +96,6 @@ def worker_inventory(redis_server, pg, work_dir, backup_dir):
         cerniq_workers_queues=["q:wa:phone_01"], cerniq_workers_queue_pattern="", cerniq_backup_dir=backup_dir))
 
 
-def drop_kept(pg):
-    conn = pg.superuser_connect()
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT datname FROM pg_database WHERE datname LIKE 'cerniq\\_pre\\_dr\\_%'")
-            for (name,) in cur.fetchall():
-                cur.execute("DROP DATABASE {0} WITH (FORCE)".format(name))
-    finally:
-        conn.close()
-
-
 def measure(rows, repeat):
     """Figures for one data size: dicts of seconds (medians) and the breakdown of our run."""
     work_dir = tempfile.mkdtemp(prefix="cerniq-bench-dr-")
@@ -132,7 +121,7 @@ def measure(rows, repeat):
                 if run.rc != 0:
                     raise RuntimeError("dr_database.yml failed:\n" + run.stdout[-3000:])
                 steps.append(run.result("Restore the backup into a fresh database")["timings"])
-                drop_kept(pg)
+                pg.drop_databases("cerniq\\_pre\\_dr\\_%")
             run_playbook("workers.yml", inventory, extravars={"workers_action": "stop"})
             checksums = checksum_timings(pg)
     finally:

@@ -199,6 +199,17 @@ class PostgresServer:
         finally:
             conn.close()
 
+    def drop_databases(self, like):
+        """Drop every database whose name matches the LIKE pattern (copies a restore or a swap left behind)."""
+        conn = self.superuser_connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (like,))
+                for (name,) in cur.fetchall():
+                    cur.execute("DROP DATABASE {0} WITH (FORCE)".format(name))
+        finally:
+            conn.close()
+
     def reset_data(self, dbname=DB_NAME):
         """Empty every contract table (between tests), keeping the schema."""
         conn = self.connect(dbname)

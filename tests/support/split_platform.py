@@ -55,14 +55,7 @@ class SplitPlatform:
         self.stop_worker()
         for db in (0, 2):
             self.redis.client(db).flushdb()
-        conn = self.pg.superuser_connect()
-        try:
-            with conn.cursor() as cur:
-                cur.execute("SELECT datname FROM pg_database WHERE datname LIKE 'cerniq\\_%'")
-                for (name,) in cur.fetchall():
-                    cur.execute("DROP DATABASE {0} WITH (FORCE)".format(name))
-        finally:
-            conn.close()
+        self.pg.drop_databases("cerniq\\_%")
         self.pg.reset_data()
         conn = self.pg.superuser_connect()
         try:
