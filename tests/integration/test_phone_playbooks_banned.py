@@ -182,3 +182,13 @@ def test_ban_refuses_an_unknown_phone_and_a_missing_one(platform, ban_scenario):
     missing = platform.play("phone_banned.yml", extravars={"confirm": True})
     assert missing.rc != 0 and "-e phone=phone_NN" in missing.stdout
     assert _state(platform) == before
+
+
+def test_tags_plan_runs_only_the_plan_even_when_confirmed(platform, ban_scenario):
+    before = _state(platform)
+    run = platform.play("phone_banned.yml", extravars={"phone": BANNED, "confirm": "true"}, tags="plan")
+    assert run.rc == 0, run.stdout[-3000:]
+    assert run.changed_tasks == [] and _state(platform) == before
+    done = run.result("Summary")["msg"]["done"]
+    assert done[0].startswith("Only the plan ran (--tags)") and "released" not in " ".join(done), done
+    assert "{0} lead(s) in COLD/CONTACTED_WA to release (COLD 15, CONTACTED_WA 12)".format(RELEASABLE) in " ".join(done)

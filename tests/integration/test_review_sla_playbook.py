@@ -115,3 +115,12 @@ def test_survey_strings_false_leave_the_queue_alone(platform, review_scenario):
                                                      "confirm": "false"})
     assert run.rc == 0, run.stdout[-3000:]
     assert run.changed_tasks == [] and _items(platform) == before
+
+
+def test_tags_depth_only_reads(platform, review_scenario):
+    before = _items(platform)
+    run = platform.play("review_sla.yml", extravars={"assign_to": "bob", "auto_approve": "true", "confirm": "true"},
+                        tags="depth")
+    assert run.rc == 0, run.stdout[-3000:]
+    assert run.changed_tasks == [] and _items(platform) == before and platform.audit() == []
+    assert run.result("Summary")["msg"]["done"][-1] == "no change to the queue"
