@@ -20,8 +20,8 @@ def fill(redis_server, entries):
     client = redis_server.client(2)
     client.delete(contract.DLQ_LIST_KEY)
     for start in range(0, entries, 10000):
-        client.lpush(contract.DLQ_LIST_KEY, *('{{"jobId":"dead-{0}"}}'.format(i)
-                                               for i in range(start, min(entries, start + 10000))))
+        batch = ['{{"jobId":"dead-{0}"}}'.format(i) for i in range(start, min(entries, start + 10000))]
+        client.lpush(contract.DLQ_LIST_KEY, *batch)
 
 
 def run(sizes, repeat):

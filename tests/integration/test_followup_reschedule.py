@@ -38,7 +38,9 @@ def test_every_pending_followup_gets_exactly_one_delayed_job(platform):
     bullmq = platform.r(2)
     assert bullmq.zcard(DELAYED_KEY) == 3
     job_ids = set(bullmq.zrange(DELAYED_KEY, 0, -1))
-    assert {job_id.split("-")[1] for job_id in job_ids} >= {str(ids[0]).split("-")[0]}
+    assert {contract.followup_job_id(lead_id, due) for lead_id, due in platform.sql(
+        "SELECT lead_id::text, floor(extract(epoch FROM next_action_at) * 1000)::bigint FROM gold_lead_journey "
+        "WHERE lead_id = ANY(%s::uuid[])", ([str(ids[i]) for i in (0, 1, 4)],))} == job_ids
     # The due time is the lead's next_action_at: score >> 12 is the due millisecond.
     due_ms = {int(score) >> 12 for _member, score in bullmq.zrange(DELAYED_KEY, 0, -1, withscores=True)}
     expected = {int(row[0].timestamp() * 1000) for row in platform.sql(
