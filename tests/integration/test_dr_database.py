@@ -102,9 +102,11 @@ def test_full_recovery_then_a_node_worker_processes_the_queue(split_platform):
 
     producer = threading.Thread(target=add_when_stopped)
     producer.start()
-    run = split_platform.play("dr_database.yml", {"confirm": True, "dr_database_reason": "INC-42"})
+    run = split_platform.play("dr_database.yml", {"confirm": True, "dr_database_reason": "INC-42"}, verbosity=3)
     producer.join()
     assert run.rc == 0, run.stdout[-4000:]
+    for secret in (split_platform.pg.password, split_platform.redis.password):
+        assert secret not in run.stdout
 
     # The live database is the backup again, table by table (plus the recovery's own audit rows).
     live = _snapshot.database_snapshot(split_platform.params)
