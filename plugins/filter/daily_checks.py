@@ -23,7 +23,9 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
     REVIEW_PRIORITIES,
     TABLE_COMM_LOG,
     business_day,
+    platform_zone,
 )
+from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
 
 # One name per line: ansible-doc's parser of this file stumbles on tuple assignments.
 STATUS_ACTIVE = PHONE_STATUSES[0]
@@ -40,7 +42,7 @@ QUEUES_IN_DETAILS = 10
 
 MORNING_DEFAULTS = dict(banned_fails=False, pending_reviews_warn=100, pending_reviews_fail=500,
                         sla_open_breaches_fail=1, queue_waiting_warn=1000, queue_waiting_fail=10000, dlq_warn=500,
-                        timezone=None)
+                        quota_leak_tolerance=0, timezone=None)
 EVENING_DEFAULTS = dict(dlq_warn=100, dlq_fail=1000, old_rows_warn=1, old_rows_fail=0, backup_required=True,
                         expect_contacts=True, timezone=None)
 
@@ -58,9 +60,14 @@ def _names(items, limit=NAMES_IN_FIGURE):
     return shown + (" and {0} more".format(len(items) - limit) if len(items) > limit else "")
 
 
-def _minute(stamp):
-    """An ISO timestamp cut to the minute, as people read it: 2026-03-02 09:14+02:00."""
+def _minute(stamp, tz_name=None):
+    """An ISO timestamp cut to the minute, as people read it: 2026-03-02 09:14+02:00 (in tz_name when given)."""
     text = str(stamp or "")
+    if tz_name and text:
+        try:
+            text = _instant(text).astimezone(platform_zone(tz_name)).isoformat()
+        except (ValueError, CerniqError):
+            pass
     if len(text) < 16 or text[10] != "T":
         return text or "?"
     offset = text[19:].lstrip("0123456789.")
@@ -197,87 +204,72 @@ def _reset_scheduler(queues_result):
     return None
 
 
-def quota_reset_check(counters_result, queues_result, settings):
-    """Today's counters exist for every ACTIVE phone (the midnight reset made them), with their TTL; yesterday was
-    rolled up into wa_quota_usage; the reset scheduler is there for tonight."""
+def quota_reset_check(phones_result, queues_result, settings):
+    """Today's counter exists for every ACTIVE phone (the midnight reset made them) with its TTL, and the reset
+    scheduler is there for tonight."""
     title = "Quota reset happened"
-    failed = _failed(counters_result, "counters") if counters_result else None
+    failed = _failed(phones_result, "phones")
     if failed:
         return _check("quota_reset", title, FAIL, "could not read the quota counters: " + failed)
     problems, warnings, details, steps = [], [], [], []
-    data = {}
-    if counters_result:
-        active = [c for c in counters_result["counters"] if c["status"] == STATUS_ACTIVE]
-        missing = [c["phone_id"] for c in active if not c["exists"]]
-        no_ttl = [c["phone_id"] for c in counters_result["counters"] if c["no_ttl"]]
-        unreadable = [c["problem"] for c in counters_result["counters"] if c.get("problem")]
-        usage = counters_result.get("usage") or {}
-        usage_missing = usage.get("missing") or []
-        data.update(date=counters_result["date"], active=len(active), present=len(active) - len(missing),
-                    missing=missing, without_ttl=no_ttl, usage_date=usage.get("date"), usage_missing=usage_missing)
-        if missing:
-            problems.append("{0} of {1} {2} phone(s) have no counter for {3}: {4}".format(
-                len(missing), len(active), STATUS_ACTIVE, counters_result["date"], _names(missing)))
-            steps.append("the midnight reset did not run: runbook 3.2 (playbooks/quota_reset.yml)")
-        if usage_missing:
-            problems.append("{0} phone(s) without a wa_quota_usage row for {1}: {2}".format(
-                len(usage_missing), usage.get("date"), _names(usage_missing)))
-            if not missing:
-                steps.append("yesterday was not rolled up: runbook 3.2 (playbooks/quota_reset.yml)")
-        if no_ttl:
-            warnings.append("{0} counter(s) without TTL: {1}".format(len(no_ttl), _names(no_ttl)))
-            steps.append("repair the TTL: cerniq.outreach.quota_counter repair_ttl=true (playbooks/quota_reset.yml "
-                         "does it)")
-        problems.extend(unreadable)
-        details.extend(["no counter today: {0}".format(p) for p in missing] +
-                       ["no TTL: {0}".format(p) for p in no_ttl] +
-                       ["no wa_quota_usage row for {0}: {1}".format(usage.get("date"), p) for p in usage_missing] +
-                       unreadable)
+    active = [p for p in _enabled(phones_result["phones"]) if p["status"] == STATUS_ACTIVE]
+    missing = [p["id"] for p in active if not p["quota"]["exists"]]
+    no_ttl = [p["id"] for p in phones_result["phones"] if p["quota"]["no_ttl"]]
+    unreadable = [p["quota"]["problem"] for p in phones_result["phones"] if p["quota"].get("problem")]
+    data = dict(date=phones_result.get("date"), active=len(active), present=len(active) - len(missing),
+                missing=missing, without_ttl=no_ttl)
+    if missing:
+        problems.append("no counter for {0}: {1}".format(phones_result.get("date"), _names(missing)))
+        steps.append("the midnight reset did not run: runbook 3.2 (playbooks/quota_reset.yml)")
+    if no_ttl:
+        warnings.append("{0} without TTL: {1}".format(len(no_ttl), _names(no_ttl)))
+        steps.append("give them their expiry: playbooks/quota_reset.yml (runbook 3.2)")
+    problems.extend(unreadable)
+    details.extend((["no counter today: " + ", ".join(missing)] if missing else []) +
+                   (["no TTL: " + ", ".join(no_ttl)] if no_ttl else []) + unreadable)
     if queues_result and not _failed(queues_result, "queues"):
         scheduler = _reset_scheduler(queues_result)
         data["scheduler"] = scheduler
         if scheduler is None:
-            problems.append("no {0} scheduler on {1}: tonight's reset will not run".format(
+            problems.append("no {0} scheduler on {1}".format(QUOTA_RESET_SCHEDULER_ID, QUEUE_QUOTA_RESET))
+            details.append("no {0} scheduler on {1}: tonight's reset will not run".format(
                 QUOTA_RESET_SCHEDULER_ID, QUEUE_QUOTA_RESET))
-            steps.append("re-create it: playbooks/quota_reset.yml (runbook 3.2 step 4)")
+            steps.append("re-create it: playbooks/quota_reset.yml --tags scheduler (runbook 3.2 step 4)")
         elif scheduler.get("pattern") != QUOTA_RESET_CRON or \
                 (settings["timezone"] and scheduler.get("tz") != settings["timezone"]):
-            warnings.append("scheduler {0} runs {1!r} in {2}, expected {3!r} in {4}".format(
+            warnings.append("scheduler {0} differs".format(QUOTA_RESET_SCHEDULER_ID))
+            details.append("scheduler {0} runs {1!r} in {2}, expected {3!r} in {4}".format(
                 QUOTA_RESET_SCHEDULER_ID, scheduler.get("pattern"), scheduler.get("tz"), QUOTA_RESET_CRON,
                 settings["timezone"]))
-            steps.append("re-create it: playbooks/quota_reset.yml (runbook 3.2 step 4)")
+            steps.append("re-create it: playbooks/quota_reset.yml --tags scheduler (runbook 3.2 step 4)")
         else:
-            details.append("scheduler {0}: {1} {2}, next {3}".format(QUOTA_RESET_SCHEDULER_ID,
-                                                                     scheduler.get("pattern"), scheduler.get("tz"),
-                                                                     scheduler.get("next")))
+            details.append("scheduler {0}: {1} {2}, next {3}".format(
+                QUOTA_RESET_SCHEDULER_ID, scheduler.get("pattern"), scheduler.get("tz"), scheduler.get("next")))
     status = FAIL if problems else WARN if warnings else PASS
-    if counters_result:
-        figure = "{0}/{1} {2} phones have today's counter".format(data["present"], data["active"], STATUS_ACTIVE)
-    else:
-        figure = "counters not read"
+    figure = "{0}/{1} {2} phones have today's counter".format(data["present"], data["active"], STATUS_ACTIVE)
     if problems or warnings:
         figure += "; " + "; ".join(problems + warnings)
     elif "scheduler" in data:
         figure += "; reset scheduler in place"
+    if status == PASS:
+        details = []
     return _check("quota_reset", title, status, figure, details, "; ".join(dict.fromkeys(steps)), data)
 
 
-def reviews_check(reviews_result, settings):
+def reviews_check(stats_result, settings):
     title = "Pending reviews"
-    failed = _failed(reviews_result, "pending")
+    failed = _failed(stats_result, "reviews_pending")
     if failed:
         return _check("reviews", title, FAIL, "could not read the review queue: " + failed)
-    pending = reviews_result["pending"]
-    by_priority = ", ".join("{0} {1}".format(p, reviews_result["open"][p]["pending"]) for p in REVIEW_PRIORITIES
-                            if reviews_result["open"].get(p, {}).get("pending"))
-    status = _level(pending, settings["pending_reviews_warn"], settings["pending_reviews_fail"])
+    reviews = stats_result["reviews_pending"]
+    by_priority = {p: reviews["by_priority"].get(p, {}).get("pending", 0) for p in REVIEW_PRIORITIES}
+    status = _level(reviews["pending"], settings["pending_reviews_warn"], settings["pending_reviews_fail"])
     figure = "{0} pending{1}, {2} assigned".format(
-        pending, " ({0})".format(by_priority) if by_priority else "", reviews_result["assigned"])
-    return _check("reviews", title, status, figure, reviews_result.get("bottlenecks"),
-                  "runbook 5.1: playbooks/review_sla.yml shows the bottleneck and can assign URGENT items",
-                  dict(pending=pending, assigned=reviews_result["assigned"],
-                       pending_by_priority={p: reviews_result["open"].get(p, {}).get("pending", 0)
-                                            for p in REVIEW_PRIORITIES}))
+        reviews["pending"], " ({0})".format(_by_priority(by_priority)) if reviews["pending"] else "",
+        reviews["assigned"])
+    return _check("reviews", title, status, figure, [],
+                  "runbook 5.1: playbooks/review_sla.yml names the bottleneck and can assign URGENT items",
+                  dict(pending=reviews["pending"], assigned=reviews["assigned"], pending_by_priority=by_priority))
 
 
 def _waiting(queue):
@@ -365,20 +357,21 @@ def _by_priority(counts):
     return ", ".join("{0} {1}".format(p, counts[p]) for p in REVIEW_PRIORITIES if counts.get(p))
 
 
-def sla_check(reviews_result, settings):
+def sla_check(stats_result, settings):
     title = "SLA breaches overnight"
-    failed = _failed(reviews_result, "pending")
+    failed = _failed(stats_result, "sla_breaches")
     if failed:
         return _check("sla", title, FAIL, "could not read the review queue: " + failed)
-    breaches = reviews_result["sla_breaches"]
+    breaches = stats_result["sla_breaches"]
     open_now, since = breaches["open"], breaches["since"]
     threshold = settings["sla_open_breaches_fail"]
     status = FAIL if threshold and open_now >= threshold else WARN if open_now or since else PASS
-    figure = "{0} open item(s) past SLA{1}; {2} breached since {3}{4}".format(
+    figure = "{0} open item(s) past SLA{1}; {2} breached since {3}".format(
         open_now, " ({0})".format(_by_priority(breaches["open_by_priority"])) if open_now else "", since,
-        _minute(reviews_result.get("breaches_since")),
-        " ({0})".format(_by_priority(breaches["since_by_priority"])) if since else "")
-    return _check("sla", title, status, figure, [],
+        _minute(breaches.get("breaches_since"), settings["timezone"]))
+    details = ["breached since {0}: {1}".format(_minute(breaches.get("breaches_since"), settings["timezone"]),
+                                                _by_priority(breaches["since_by_priority"]))] if since else []
+    return _check("sla", title, status, figure, details,
                   "runbook 5.1: playbooks/review_sla.yml -e assign_to=<reviewer> assigns the URGENT items",
                   dict(open=open_now, since=since, open_by_priority=breaches["open_by_priority"],
                        since_by_priority=breaches["since_by_priority"]))
@@ -431,69 +424,91 @@ def timelinesai_check(vendor_result, enabled=True):
                        account_id_mismatch=mismatch, unknown_accounts=len(vendor_result.get("unknown_accounts") or [])))
 
 
-def drift_check(phones_result, counters_result):
+def counter_leaks(phones_result, stats_result, tolerance=0):
+    """Phones whose counter (Redis) differs from the WhatsApp messages logged today (the DB) by more than
+    `tolerance`; a missing counter counts as 0."""
+    sent = {p["phone_id"]: p["sent"] for p in stats_result["whatsapp_per_phone"]["phones"]}
+    leaks = []
+    for phone in phones_result["phones"]:
+        if phone["id"] not in sent:
+            continue
+        counter = phone["quota"]["value"] or 0
+        if abs(counter - sent[phone["id"]]) > tolerance:
+            leaks.append(dict(phone_id=phone["id"], redis=counter, db=sent[phone["id"]],
+                              difference=counter - sent[phone["id"]]))
+    return leaks
+
+
+def drift_check(phones_result, stats_result, settings):
+    """Redis against the DB: each phone's status key, and (with today's log counts) each quota counter."""
     title = "Redis/DB drift"
-    for result, key in ((phones_result, "phones"), (counters_result, "counters")):
-        failed = result and _failed(result, key)
-        if failed:
-            return _check("drift", title, FAIL, "could not read: " + failed)
-    drifted = [p for p in phones_result["phones"] if p["drift"]] if phones_result else []
-    leaks = (counters_result or {}).get("leaks") or []
-    parts, details, steps = [], [], []
-    if phones_result:
-        parts.append("{0} status drift(s){1}".format(len(drifted), ": " + _names(
-            "{0} (DB {1}, Redis {2})".format(p["id"], p["status"], p["redis_status"] or "missing") for p in drifted)
-            if drifted else ""))
-        details.extend("{0}: {1} says {2}, the DB says {3}".format(p["id"], p["status_key"],
-                                                                   p["redis_status"] or "nothing", p["status"])
-                       for p in drifted)
-    if counters_result:
+    failed = _failed(phones_result, "phones")
+    if failed:
+        return _check("drift", title, FAIL, "could not read the phones: " + failed)
+    drifted = [p for p in phones_result["phones"] if p["drift"]]
+    parts = ["{0} status drift(s){1}".format(len(drifted), ": " + _names(
+        "{0} (DB {1}, Redis {2})".format(p["id"], p["status"], p["redis_status"] or "missing") for p in drifted)
+        if drifted else "")]
+    details = ["{0}: {1} says {2}, the DB says {3}".format(p["id"], p["status_key"], p["redis_status"] or "nothing",
+                                                           p["status"]) for p in drifted]
+    leaks = None
+    if stats_result and not _failed(stats_result, "whatsapp_per_phone"):
+        leaks = counter_leaks(phones_result, stats_result, settings["quota_leak_tolerance"])
         parts.append("{0} quota counter(s) off the log{1}".format(len(leaks), ": " + _names(
             "{0} (Redis {1}, DB {2})".format(leak["phone_id"], leak["redis"], leak["db"]) for leak in leaks)
             if leaks else ""))
         details.extend("{0}: counter {1}, {2} messages logged today ({3:+d})".format(
             leak["phone_id"], leak["redis"], leak["db"], leak["difference"]) for leak in leaks)
+    steps = []
     if drifted:
         steps.append("the workers act on Redis: set each phone's status again with cerniq.outreach.wa_phone (it "
                      "writes DB and Redis together; runbook 2.1/2.2)")
     if leaks:
-        steps.append("quota leak: playbooks/quota_exhausted.yml shows it, cerniq.outreach.quota_counter "
-                     "sync_from=db corrects it (runbook 3.1)")
+        steps.append("quota leak: playbooks/quota_exhausted.yml shows it and recounts with "
+                     "-e quota_exhausted_resync=true (runbook 3.1)")
     status = FAIL if drifted else WARN if leaks else PASS
-    return _check("drift", title, status, "; ".join(parts) or "nothing read", details, "; ".join(steps),
+    return _check("drift", title, status, "; ".join(parts), details, "; ".join(steps),
                   dict(status_drift=[p["id"] for p in drifted],
-                       counter_leaks=[leak["phone_id"] for leak in leaks]))
+                       counter_leaks=None if leaks is None else [leak["phone_id"] for leak in leaks]))
+
+
+# Which tag asks for which check: with --tags, only the checks asked for are judged (their reads ran anyway).
+MORNING_CHECK_TAGS = dict(phones="phones", quota_reset="quota", reviews="reviews", queues="queues", sla="sla",
+                          timelinesai="timelinesai", drift="drift")
+
+
+def _wanted(name, tag_map, run_tags, skip_tags):
+    tag = tag_map[name]
+    if tag in (skip_tags or ()):
+        return False
+    return not run_tags or "all" in run_tags or tag in run_tags or "always" in run_tags
 
 
 def morning_checks(readings, settings=None):
     """Every check of runbook 1.1 whose reads ran, in the runbook's order, judged; see summarize() for the report.
 
-    readings: phones (wa_phone_info), counters (quota_counter_info), queues (bullmq_queue_info), reviews
-    (review_queue_info), vendor (timelinesai_account_info) as registered; timelinesai (bool) whether it was asked.
+    readings: phones (wa_phone_info), stats (outreach_stats_info with reviews_pending, sla_breaches and
+    whatsapp_per_phone), queues (bullmq_queue_info), vendor (timelinesai_account_info) as registered; timelinesai
+    (bool) whether the vendor was asked; run_tags / skip_tags (ansible_run_tags, ansible_skip_tags).
     """
     settings = _settings(settings, MORNING_DEFAULTS)
     phones = _read(readings.get("phones"))
-    counters = _read(readings.get("counters"))
+    stats = _read(readings.get("stats"))
     queues = _read(readings.get("queues"))
-    reviews = _read(readings.get("reviews"))
     vendor_wanted = _boolean(readings.get("timelinesai", True))
     vendor = _read(readings.get("vendor"))
-    checks = []
-    if phones:
-        checks.append(phones_check(phones, settings))
-    if counters:
-        checks.append(quota_reset_check(counters, queues, settings))
-    if reviews:
-        checks.append(reviews_check(reviews, settings))
-    if queues:
-        checks.append(queues_check(queues, settings))
-    if reviews:
-        checks.append(sla_check(reviews, settings))
-    if vendor or not vendor_wanted:
-        checks.append(timelinesai_check(vendor, vendor_wanted))
-    if phones or counters:
-        checks.append(drift_check(phones, counters))
-    return checks
+    run_tags, skip_tags = readings.get("run_tags"), readings.get("skip_tags")
+    candidates = [
+        ("phones", phones and (lambda: phones_check(phones, settings))),
+        ("quota_reset", phones and (lambda: quota_reset_check(phones, queues, settings))),
+        ("reviews", stats and (lambda: reviews_check(stats, settings))),
+        ("queues", queues and (lambda: queues_check(queues, settings))),
+        ("sla", stats and (lambda: sla_check(stats, settings))),
+        ("timelinesai", (vendor or not vendor_wanted) and (lambda: timelinesai_check(vendor, vendor_wanted))),
+        ("drift", phones and (lambda: drift_check(phones, stats, settings))),
+    ]
+    return [judge() for name, judge in candidates
+            if judge and _wanted(name, MORNING_CHECK_TAGS, run_tags, skip_tags)]
 
 
 # --- Evening (runbook 1.2) ----------------------------------------------------------------------------------------
