@@ -126,6 +126,28 @@ class Maintenance(object):
             time.sleep(0.1)
         return len(sessions)
 
+    def access(self, name):
+        """What pg_dump without --create leaves out of a backup: the database's GRANTs and its settings.
+
+        {"acl": [{"grantee", "privilege", "grantable"}] or None (never changed from the defaults), "settings":
+        ["name=value"] set with ALTER DATABASE, "role_settings": ["role: name=value"] (ALTER ROLE ... IN DATABASE)}.
+        """
+        rows = self.execute(
+            "SELECT d.datacl IS NULL, coalesce((SELECT array_agg(CASE WHEN a.grantee = 0 THEN 'PUBLIC' "
+            "ELSE quote_ident(r.rolname) END || ' ' || a.privilege_type || ' ' || a.is_grantable::text "
+            "ORDER BY a.grantee, a.privilege_type) FROM aclexplode(d.datacl) a LEFT JOIN pg_roles r "
+            "ON r.oid = a.grantee), '{}'), "
+            "coalesce((SELECT s.setconfig FROM pg_db_role_setting s WHERE s.setdatabase = d.oid AND s.setrole = 0), "
+            "'{}'), coalesce((SELECT array_agg(r.rolname || ': ' || c ORDER BY r.rolname, c) FROM pg_db_role_setting s "
+            "JOIN pg_roles r ON r.oid = s.setrole, unnest(s.setconfig) c WHERE s.setdatabase = d.oid), '{}') "
+            "FROM pg_database d WHERE d.datname = %s", (name,))
+        default_acl, grants, settings, role_settings = rows[0]
+        acl = None
+        if not default_acl:
+            acl = [dict(grantee=grantee, privilege=privilege, grantable=grantable == "true")
+                   for grantee, privilege, grantable in (entry.rsplit(" ", 2) for entry in grants)]
+        return dict(acl=acl, settings=list(settings), role_settings=list(role_settings))
+
     def set_marker(self, name, marker):
         self.execute(pgsql.SQL("COMMENT ON DATABASE {0} IS %s").format(_ident(name)),
                      (json.dumps(marker, sort_keys=True, default=str),))
@@ -330,6 +352,26 @@ def restore_database(params, name, backup_path, check_mode, jobs=2, no_owner=Fal
 
 # --- renamed (swap) ---------------------------------------------------------------------------------------------
 
+_SETTING_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+
+
+def _carry_access(cur, target, access):
+    """Give `target` the GRANTs and ALTER DATABASE settings of the database it replaces (not in any dump)."""
+    ident = _ident(target)
+    if access["acl"] is not None:
+        cur.execute(pgsql.SQL("REVOKE ALL ON DATABASE {0} FROM PUBLIC").format(ident))
+        for entry in access["acl"]:
+            # grantee is 'PUBLIC' or quote_ident()'s output; privilege one of CREATE/CONNECT/TEMPORARY.
+            cur.execute(pgsql.SQL("GRANT {0} ON DATABASE {1} TO {2}{3}").format(
+                pgsql.SQL(entry["privilege"]), ident, pgsql.SQL(entry["grantee"]),
+                pgsql.SQL(" WITH GRANT OPTION" if entry["grantable"] else "")))
+    for setting in access["settings"]:
+        key, _, value = setting.partition("=")
+        if not _SETTING_NAME_RE.match(key):
+            raise CerniqError("setting {0!r} of the replaced database has an unexpected name; nothing was "
+                              "renamed".format(setting))
+        cur.execute(pgsql.SQL("ALTER DATABASE {0} SET {1} = {2}").format(ident, pgsql.SQL(key), pgsql.Literal(value)))
+
 def rename_database(params, name, new_name, replace, keep_as, check_mode, maintenance_db=DEFAULT_MAINTENANCE_DB):
     """Rename `name` to `new_name`; with `replace`, the existing `new_name` is first kept as `keep_as`.
 
@@ -362,10 +404,14 @@ def rename_database(params, name, new_name, replace, keep_as, check_mode, mainte
         displaced = new_name in found
         before = dict(databases={n: found[n]["marker"] for n in (name, new_name) if n in found})
         after = dict(database=new_name, was=name, kept_as=keep_as if displaced else None)
+        access = maint.access(new_name) if displaced else None
+        if access:
+            after["access_carried"] = dict(acl=access["acl"], settings=access["settings"])
+            after["role_settings_not_carried"] = access["role_settings"]
         if check_mode:
             sessions = len(maint.sessions([name, new_name]))
             return dict(changed=True, database=new_name, kept_as=after["kept_as"], sessions_to_end=sessions,
-                        diff=dict(before=before, after=after))
+                        access=access, diff=dict(before=before, after=after))
         if displaced:
             maint.execute(pgsql.SQL("ALTER DATABASE {0} WITH ALLOW_CONNECTIONS false").format(_ident(new_name)))
         try:
@@ -375,6 +421,7 @@ def rename_database(params, name, new_name, replace, keep_as, check_mode, mainte
                 with maint.conn.cursor() as cur:
                     rename = pgsql.SQL("ALTER DATABASE {0} RENAME TO {1}")
                     if displaced:
+                        _carry_access(cur, name, access)
                         cur.execute(rename.format(_ident(new_name), _ident(keep_as)))
                     cur.execute(rename.format(_ident(name), _ident(new_name)))
                 maint.conn.commit()
@@ -394,5 +441,5 @@ def rename_database(params, name, new_name, replace, keep_as, check_mode, mainte
             maint.execute(pgsql.SQL("ALTER DATABASE {0} WITH ALLOW_CONNECTIONS true").format(_ident(keep_as)))
     _audit_in(params, new_name, "db_swap" if displaced else "db_rename", new_name, before=before,
               after=dict(after, sessions_ended=ended))
-    return dict(changed=True, database=new_name, kept_as=after["kept_as"], sessions_ended=ended,
+    return dict(changed=True, database=new_name, kept_as=after["kept_as"], sessions_ended=ended, access=access,
                 diff=dict(before=before, after=after))

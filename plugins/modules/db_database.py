@@ -19,7 +19,8 @@ description:
     target.
   - O(state=renamed) renames O(name) to O(new_name). With O(replace=true) an existing O(new_name) is first kept as
     O(keep_as); both renames commit in one transaction (a swap), after new connections to the old database are
-    refused and its sessions ended.
+    refused and its sessions ended. The database's GRANTs and C(ALTER DATABASE ... SET) settings, which no dump
+    holds, are copied from the displaced database in that same transaction.
   - O(state=present) creates the database (from C(template0)) or, with O(marker), records keys in the
     cerniq.outreach marker kept as JSON in the database's comment. O(state=absent) drops it (never the live one).
   - pg_restore runs with the password in its environment only, never on a command line nor in the output.
@@ -150,6 +151,17 @@ plan:
   description: What a restore does (database, backup, rows per table from the manifest).
   returned: when state is restored and a restore runs (also in check mode)
   type: dict
+access:
+  description: With O(state=renamed) and O(replace=true), what the swap copied from the displaced database onto the
+    new one because no dump holds it - C(acl) (its GRANTs, C(grantee), C(privilege), C(grantable); null when never
+    changed from the defaults) and C(settings) (C(ALTER DATABASE ... SET)); C(role_settings) (C(ALTER ROLE ... IN
+    DATABASE), which need a superuser) are reported, not copied.
+  returned: when state is renamed and a database was displaced
+  type: dict
+  sample:
+    acl: [{grantee: app_reader, privilege: CONNECT, grantable: false}]
+    settings: ["work_mem=8MB"]
+    role_settings: []
 sessions_ended:
   description: Sessions terminated on the databases dropped or renamed.
   returned: when state is absent or renamed and something changed

@@ -192,10 +192,25 @@ def test_db_database_refuses_the_live_database_and_keeps_a_copy_that_does_not_ma
     assert split_platform.databases()["cerniq_restore_probe"]["cerniq_outreach"] == "verification_failed"
     assert _snapshot.database_snapshot(params)["tables"] == live_before
 
-    # Renaming is idempotent: done once, a second call finds it done.
     manifest_path.write_text(text)
     restored = _database.restore_database(params, "cerniq_restore_probe", backup["path"], False, jobs=1)
     assert restored["changed"] and restored["plan"]["replaces_unfinished"]
-    first = _database.rename_database(params, "cerniq_restore_probe", "cerniq_probe", False, None, False)
-    second = _database.rename_database(params, "cerniq_restore_probe", "cerniq_probe", False, None, False)
+
+    # What no dump holds - the live database's GRANTs and settings - follows the swap; a second call finds it done.
+    admin = split_platform.pg.superuser_connect()
+    with admin.cursor() as cur:
+        cur.execute("DO $$ BEGIN CREATE ROLE app_reader LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+        cur.execute("REVOKE CONNECT, TEMPORARY ON DATABASE cerniq FROM PUBLIC")
+        cur.execute("GRANT CONNECT ON DATABASE cerniq TO app_reader")
+        cur.execute("ALTER DATABASE cerniq SET work_mem = '8MB'")
+    first = _database.rename_database(params, "cerniq_restore_probe", "cerniq", True, "cerniq_pre_probe", False)
+    second = _database.rename_database(params, "cerniq_restore_probe", "cerniq", True, "cerniq_pre_probe", False)
     assert first["changed"] and not second["changed"]
+    with admin.cursor() as cur:
+        cur.execute("SELECT has_database_privilege('app_reader', 'cerniq', 'CONNECT'), "
+                    "EXISTS (SELECT 1 FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = 'cerniq' "
+                    "AND a.grantee = 0), (SELECT setconfig FROM pg_db_role_setting s JOIN pg_database d "
+                    "ON d.oid = s.setdatabase WHERE d.datname = 'cerniq' AND s.setrole = 0)")
+        assert cur.fetchone() == (True, False, ["work_mem=8MB"])
+    admin.close()
+    assert split_platform.databases()["cerniq"]["cerniq_outreach"] == "restored"

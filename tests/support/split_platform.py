@@ -61,6 +61,9 @@ class SplitPlatform:
         try:
             with conn.cursor() as cur:
                 cur.execute("COMMENT ON DATABASE cerniq IS NULL")
+                # A swap test may have changed the database's GRANTs and settings: back to the defaults.
+                cur.execute("ALTER DATABASE cerniq RESET ALL")
+                cur.execute("GRANT CONNECT, TEMPORARY ON DATABASE cerniq TO PUBLIC")
         finally:
             conn.close()
         shutil.rmtree(self.backup_dir, ignore_errors=True)
