@@ -147,7 +147,7 @@ def run(sizes, repeat):
                                                                    figures["backup_s"], figures["dump_bytes"]))]
 
 
-SCENARIOS = [Scenario("dr_database", run, repeat=1, sizes={"full": {"rows": 1000000}, "tiny": {"rows": 20000}})]
+SCENARIOS = [Scenario("dr_database", run, repeat=1, sizes={"full": {"rows": 1000000}, "tiny": {"rows": 10000}})]
 
 
 def main(argv=None):
