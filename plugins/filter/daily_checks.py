@@ -133,7 +133,7 @@ def summarize(checks, kind, date=None, timezone=None, generated_at=None):
     overall = _worst(*[c["status"] for c in checks]) if checks else SKIP
     width = max([len(c["name"]) for c in checks] + [5])
     table = ["{0} check {1} ({2}): {3} - {4} fail, {5} warn, {6} pass{7}".format(
-        kind, date or "", timezone or "", overall.upper(), counts[FAIL], counts[WARN], counts[PASS],
+        kind.capitalize(), date or "", timezone or "", overall.upper(), counts[FAIL], counts[WARN], counts[PASS],
         ", {0} skipped".format(counts[SKIP]) if counts[SKIP] else "")]
     table.append("{0}  {1}  {2}".format("check".ljust(width), "status", "figure"))
     for check in checks:

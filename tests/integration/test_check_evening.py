@@ -89,7 +89,7 @@ def test_check_mode_writes_nothing_and_a_second_run_changes_nothing(platform, ev
     checked = run_evening(platform, evening, check=True)
     assert checked.rc == 0, checked.stdout[-3000:]
     assert not evening["reports"].exists()
-    assert "No report written" in checked.result("Summary")["msg"]
+    assert "No report written" in checked.result("Show the evening check")["msg"]
     assert platform_state(platform) == before
     first = run_evening(platform, evening)
     assert first.rc == 0 and first.changed_tasks == []

@@ -145,7 +145,7 @@ def test_check_mode_and_a_second_run_change_nothing(platform, faulty, timelines,
                           check_morning_fail_on_failed_checks="false")
     assert checked.rc == 0, checked.stdout[-3000:]
     assert not (tmp_path / "reports").exists(), "check mode wrote the report"
-    assert "No report file written" in checked.result("Summary")["msg"]
+    assert "No report file written" in checked.result("Show the morning check")["msg"]
     assert platform_state(platform) == before
 
     first = run_morning(platform, timelines, tmp_path / "reports", check_morning_fail_on_failed_checks="false")
@@ -163,7 +163,7 @@ def test_a_clean_platform_passes_every_check(platform, timelines, tmp_path):
     assert run.rc == 0, run.stdout[-3000:]
     report = report_of(run)
     assert {c["name"]: c["status"] for c in report["checks"]} == dict.fromkeys(CHECKS, "pass")
-    assert report["next"] == [] and "Nothing to do." in run.result("Summary")["msg"]
+    assert report["next"] == [] and "Nothing to do." in run.result("Show the morning check")["msg"]
 
 
 def test_missing_reset_and_timelinesai_down_are_failed_checks_not_a_crash(platform, timelines, tmp_path):

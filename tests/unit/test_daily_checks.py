@@ -84,7 +84,7 @@ def test_summary_overall_is_the_worst_and_skip_is_not_a_failure():
     report = checks.summarize(made, "morning", "2026-11-24", TZ)
     assert report["overall"] == "warn" and report["warned"] == ["c"] and report["next"] == ["c: do this"]
     assert report["explained"] == ["c (WARN): C", "  - detail"]
-    assert report["table"][0] == "morning check 2026-11-24 (Europe/Bucharest): WARN - 0 fail, 1 warn, 1 pass, 1 skipped"
+    assert report["table"][0] == "Morning check 2026-11-24 (Europe/Bucharest): WARN - 0 fail, 1 warn, 1 pass, 1 skipped"
     assert checks.summarize([], "evening")["overall"] == "skip"
     assert checks.check_stats(report)["checks"]["c"] == {"status": "warn", "figure": "hm"}
 
