@@ -36,10 +36,12 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._errors import Cer
 from ansible_collections.cerniq.outreach.plugins.module_utils._snapshot import (
     MARKER_KEY,
     compare_figures,
+    database_snapshot,
     parse_marker,
     pgsql,
     snapshot_cursor,
     table_figures,
+    validate_tables,
 )
 
 MARK_RESTORING = "restoring"
@@ -194,6 +196,23 @@ def _refuse_live(params, name, what):
         raise CerniqError("{0} {1} refused: it is the database the platform uses (db_name). {2}".format(
             what, name, "Restore into a fresh database and swap it in (dr_database.yml)" if what == "restore into"
             else "Swap another database in first"))
+
+
+# --- the live database, whatever state it is in (dr_database's first look) -------------------------------------
+
+def snapshot_allowing_missing(params, tables=None, checksum=True, maintenance_db=DEFAULT_MAINTENANCE_DB):
+    """database_snapshot, or - when the database or some of its tables are gone - what is left of it.
+
+    A recovery must be able to look at a database that was dropped or damaged without failing on it.
+    """
+    with Maintenance(params, maintenance_db) as maint:
+        exists = params["db_name"] in maint.databases([params["db_name"]])
+    if not exists:
+        return dict(changed=False, database=dict(name=params["db_name"], exists=False, size_bytes=None, marker=None,
+                                                 server_version=None),
+                    tables={}, missing_tables=validate_tables(tables), where=postgres_where(params),
+                    checksum_method=None)
+    return database_snapshot(params, tables, checksum, allow_missing_tables=True)
 
 
 # --- present / absent -------------------------------------------------------------------------------------------

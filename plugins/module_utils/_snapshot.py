@@ -125,14 +125,21 @@ def snapshot_cursor(params, require=ALL_TABLES):
         conn.close()
 
 
-def database_snapshot(params, tables=None, checksum=True):
-    """The result of db_snapshot_info: the database's facts and each table's figures, from one snapshot."""
+def database_snapshot(params, tables=None, checksum=True, allow_missing_tables=False):
+    """The result of db_snapshot_info: the database's facts and each table's figures, from one snapshot.
+
+    With `allow_missing_tables`, a table that does not exist is listed in `missing_tables` instead of failing (a
+    damaged database that a recovery is about to replace).
+    """
     tables = validate_tables(tables)
-    with snapshot_cursor(params, require=tables) as cur:
+    with snapshot_cursor(params, require=() if allow_missing_tables else tables) as cur:
         database = database_facts(cur)
-        figures = table_figures(cur, tables, checksum)
-    return dict(changed=False, database=database, tables=figures, where=postgres_where(params),
-                checksum_method=CHECKSUM_METHOD if checksum else None)
+        database["exists"] = True
+        cur.execute("SELECT t FROM unnest(%s::text[]) AS t WHERE to_regclass(t) IS NULL", (tables,))
+        missing = [row[0] for row in cur.fetchall()]
+        figures = table_figures(cur, [t for t in tables if t not in missing], checksum)
+    return dict(changed=False, database=database, tables=figures, missing_tables=missing,
+                where=postgres_where(params), checksum_method=CHECKSUM_METHOD if checksum else None)
 
 
 def compare_figures(expected, actual, compare_checksums=True):

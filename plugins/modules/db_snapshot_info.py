@@ -39,6 +39,18 @@ options:
         newest C(created_at) (cheap with the contract's indexes).
     type: bool
     default: true
+  allow_missing:
+    description:
+      - Report a database that does not exist (C(database.exists=false)) or tables that are gone
+        (RV(missing_tables)) instead of failing; for a recovery that looks at a damaged database. Needs a connection
+        to O(maintenance_db).
+    type: bool
+    default: false
+  maintenance_db:
+    description:
+      - With O(allow_missing), the database to connect to for checking that O(db_name) exists.
+    type: str
+    default: postgres
 notes:
   - Redis options are accepted (the action group hands them to every module) and not used.
 author:
@@ -75,8 +87,8 @@ tables:
       max_created_at: null
       checksum: 9b0e44c1d2a3f567
 database:
-  description: The database read, C(name), C(size_bytes), C(server_version) and C(marker) (what cerniq.outreach did
-    to it, from its comment, or null).
+  description: The database read, C(name), C(exists), C(size_bytes), C(server_version) and C(marker) (what
+    cerniq.outreach did to it, from its comment, or null).
   returned: success
   type: dict
   sample:
@@ -86,6 +98,11 @@ database:
     marker:
       cerniq_outreach: restored
       backup: 2026-01-15T020000Z
+missing_tables:
+  description: Contract tables that do not exist (only with O(allow_missing); otherwise their absence fails).
+  returned: success
+  type: list
+  elements: str
 where:
   description: The server and database read.
   returned: success
@@ -99,8 +116,15 @@ checksum_method:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.cerniq.outreach.plugins.module_utils._connection import common_argument_spec, require_libraries
+from ansible_collections.cerniq.outreach.plugins.module_utils._database import snapshot_allowing_missing
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import run_module
 from ansible_collections.cerniq.outreach.plugins.module_utils._snapshot import database_snapshot
+
+
+def core(params):
+    if params["allow_missing"]:
+        return snapshot_allowing_missing(params, params["tables"], params["checksum"], params["maintenance_db"])
+    return database_snapshot(params, params["tables"], params["checksum"])
 
 
 def main():
@@ -108,10 +132,12 @@ def main():
     argument_spec.update(
         tables=dict(type="list", elements="str"),
         checksum=dict(type="bool", default=True),
+        allow_missing=dict(type="bool", default=False),
+        maintenance_db=dict(type="str", default="postgres"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     require_libraries(module, need_redis=False)
-    run_module(module, lambda: database_snapshot(module.params, module.params["tables"], module.params["checksum"]))
+    run_module(module, lambda: core(module.params))
 
 
 if __name__ == "__main__":

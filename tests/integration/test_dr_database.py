@@ -152,6 +152,22 @@ def test_full_recovery_then_a_node_worker_processes_the_queue(split_platform):
     assert list(split_platform.databases()) == ["cerniq"]
 
 
+def test_recovery_when_the_live_database_is_gone(split_platform):
+    split_platform.seed(leads=50, old_log_rows=10, reviews=5)
+    backup = _backup_now(split_platform)
+    split_platform.pg.drop_databases("cerniq")
+
+    run = split_platform.play("dr_database.yml", {"confirm": True})
+
+    assert run.rc == 0, run.stdout[-3000:]
+    assert any("does not exist" in line for line in run.result("What this run will change")["msg"])
+    assert run.result("Swap it in")["kept_as"] is None
+    live = _snapshot.database_snapshot(split_platform.params)
+    assert live["tables"]["gold_lead_journey"] == backup["manifest"]["tables"]["gold_lead_journey"]
+    assert list(split_platform.databases()) == ["cerniq"]
+    assert split_platform.worker_pid(), "the workers were not started"
+
+
 def test_inventory_pointing_at_the_wrong_host_fails_before_any_change(split_platform):
     split_platform.seed()
     _backup_now(split_platform)

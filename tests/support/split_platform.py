@@ -56,6 +56,10 @@ class SplitPlatform:
         for db in (0, 2):
             self.redis.client(db).flushdb()
         self.pg.drop_databases("cerniq\\_%")
+        if services.DB_NAME not in self.databases():
+            # A test dropped the live database and failed before a recovery brought it back.
+            self.pg._ensure_database()  # pylint: disable=protected-access
+            self.pg.load_schema()
         self.pg.reset_data()
         conn = self.pg.superuser_connect()
         try:
