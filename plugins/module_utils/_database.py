@@ -385,11 +385,12 @@ def _carry_access(cur, target, access):
                 pgsql.SQL(entry["privilege"]), ident, pgsql.SQL(entry["grantee"]),
                 pgsql.SQL(" WITH GRANT OPTION" if entry["grantable"] else "")))
     for setting in access["settings"]:
-        key, _, value = setting.partition("=")
+        key, value = setting.split("=", 1)
         if not _SETTING_NAME_RE.match(key):
             raise CerniqError("setting {0!r} of the replaced database has an unexpected name; nothing was "
                               "renamed".format(setting))
         cur.execute(pgsql.SQL("ALTER DATABASE {0} SET {1} = {2}").format(ident, pgsql.SQL(key), pgsql.Literal(value)))
+
 
 def rename_database(params, name, new_name, replace, keep_as, check_mode, maintenance_db=DEFAULT_MAINTENANCE_DB):
     """Rename `name` to `new_name`; with `replace`, the existing `new_name` is first kept as `keep_as`.
