@@ -404,12 +404,12 @@ def timelinesai_check(vendor_result, enabled=True):
         figure += "; {0} phone(s) without a TimelinesAI account: {1}".format(len(missing), _names(missing))
     if mismatch:
         figure += "; {0} phone(s) with another account id there: {1}".format(len(mismatch), _names(mismatch))
-    details = (["{0}: {1} here, {2} at TimelinesAI (since {3})".format(
-        p["phone_id"], STATUS_ACTIVE, p["vendor_status"], p.get("connected_on")) for p in down] +
-               ["{0}: {1} here, connected at TimelinesAI".format(p, STATUS_OFFLINE) for p in back] +
-               ["{0}: no TimelinesAI account".format(p) for p in missing] +
-               ["{0}: timelinesai_account_id differs from the account TimelinesAI has for its number".format(p)
-                for p in mismatch])
+    details = ["{0}: {1} here, {2} at TimelinesAI (since {3})".format(
+        p["phone_id"], STATUS_ACTIVE, p["vendor_status"], p.get("connected_on")) for p in down]
+    details += ["{0}: {1} here, connected at TimelinesAI".format(p, STATUS_OFFLINE) for p in back]
+    details += ["{0}: no TimelinesAI account".format(p) for p in missing]
+    details += ["{0}: timelinesai_account_id differs from the account TimelinesAI has for its number".format(p)
+                for p in mismatch]
     steps = []
     if down:
         steps.append("those phones cannot send: runbook 2.1 (playbooks/phone_offline.yml)")

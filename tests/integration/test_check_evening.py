@@ -105,14 +105,14 @@ def test_a_stale_or_corrupt_backup_fails_the_check(platform, evening):
     old = _backup.create_backup(platform.params, str(evening["backups"]), 7, False, now=yesterday)
     run = run_evening(platform, evening)
     assert run.rc != 0 and "Failed: backup" in run.stdout
-    _, checks = checks_of(run)
+    checks = checks_of(run)[1]
     assert checks["backup"]["status"] == "fail"
     assert checks["backup"]["figure"].startswith("newest backup {0} is from ".format(old["backup"]["id"]))
 
     today = _backup.create_backup(platform.params, str(evening["backups"]), 7, False)
     dump = next(Path(today["backup"]["path"]).glob("*.dump"))
     dump.write_bytes(dump.read_bytes()[:1000])
-    _, checks = checks_of(run_evening(platform, evening))
+    checks = checks_of(run_evening(platform, evening))[1]
     assert checks["backup"]["status"] == "fail" and "does not verify" in checks["backup"]["figure"]
 
     skipped = run_evening(platform, evening, check_evening_backup="false", tags="backup")

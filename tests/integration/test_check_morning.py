@@ -189,8 +189,7 @@ def test_missing_reset_and_timelinesai_down_are_failed_checks_not_a_crash(platfo
     assert checks["drift"]["status"] == "warn" and checks["drift"]["data"]["counter_leaks"] == ["phone_02"]
 
 
-def test_tags_run_part_of_the_check_and_timelinesai_can_be_switched_off(platform, faulty, timelines,
-                                                                         tmp_path):
+def test_tags_run_part_of_the_check_and_timelinesai_can_be_switched_off(platform, faulty, timelines, tmp_path):
     run = run_morning(platform, timelines, tmp_path, tags="sla", check_morning_write_report="false")
     assert [c["name"] for c in report_of(run)["checks"]] == ["sla"]
     assert run.rc != 0  # the SLA check failed
