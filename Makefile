@@ -86,8 +86,9 @@ lint:
 sanity:
 	tools/ansible-test-sanity
 
+# One worker per core; a file's tests stay together (they share seeded data and servers).
 pytest:
-	$(BIN)/pytest tests -q
+	$(BIN)/pytest tests -q -n auto --dist loadfile
 
 molecule:
 	tools/molecule-all
