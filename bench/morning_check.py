@@ -7,13 +7,11 @@ TimelinesAI answered by the local fake (the baseline does not ask TimelinesAI at
 data (tests/support/seed.py, with the seed's deliberate faults, which ours reports as failed checks; the playbook
 is told not to fail on them so the timing is of a normal run).
 
-    python -m bench.morning_check [--size full|tiny] [--repeat N]
-    python -m bench --only morning_check
+    python -m bench --only morning_check [--size full|tiny] [--repeat N]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
@@ -103,17 +101,3 @@ def run(sizes, repeat):
 
 SCENARIOS = [Scenario("morning_check", run, repeat=3, sizes=SIZES)]
 
-
-def main(argv=None):
-    from bench.__main__ import format_table
-
-    parser = argparse.ArgumentParser(prog="python -m bench.morning_check", description=__doc__.splitlines()[0])
-    parser.add_argument("--size", choices=tuple(SIZES), default="full")
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args(argv)
-    print(format_table(run(SIZES[args.size], args.repeat)))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
