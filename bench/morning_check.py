@@ -100,4 +100,3 @@ def run(sizes, repeat):
 
 
 SCENARIOS = [Scenario("morning_check", run, repeat=3, sizes=SIZES)]
-
