@@ -78,7 +78,3 @@ attributes:
 requirements:
   - requests
 """
-
-    # The names the first modules were documented with; both are the whole set above.
-    INSTANTLY = DOCUMENTATION
-    TIMELINESAI = DOCUMENTATION
