@@ -22,8 +22,9 @@ import traceback
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
-from ansible.module_utils.basic import env_fallback, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
+from ansible_collections.cerniq.outreach.plugins.module_utils._connection import common_argument_spec, require_libraries
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
 
 try:
@@ -70,6 +71,19 @@ def vendor_argument_spec():
 def require_requests(module):
     if requests is None:
         module.fail_json(msg=missing_required_lib("requests"), exception=REQUESTS_IMPORT_ERROR)
+
+
+def vendor_module(options, need_postgres=True, **module_kwargs):
+    """The AnsibleModule of a vendor module: the platform's and both vendors' options plus its own, check mode on,
+    and the libraries it needs checked (PostgreSQL for the audit log and the phone/lead tables)."""
+    argument_spec = common_argument_spec()
+    argument_spec.update(vendor_argument_spec())
+    argument_spec.update(options)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **module_kwargs)
+    require_requests(module)
+    if need_postgres:
+        require_libraries(module, need_redis=False)
+    return module
 
 
 class VendorSettings(object):

@@ -103,27 +103,18 @@ api:
   sample: {requests: 2, retries: 0, waited_seconds: 0.0}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.cerniq.outreach.plugins.module_utils._connection import common_argument_spec, require_libraries
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import run_module
-from ansible_collections.cerniq.outreach.plugins.module_utils._http import require_requests, vendor_argument_spec
+from ansible_collections.cerniq.outreach.plugins.module_utils._http import vendor_module
 from ansible_collections.cerniq.outreach.plugins.module_utils._instantly import set_campaign_state
 
 
 def main():
-    argument_spec = common_argument_spec()
-    argument_spec.update(vendor_argument_spec())
-    argument_spec.update(
+    module = vendor_module(dict(
         id=dict(type="str"),
         name=dict(type="str"),
         state=dict(type="str", required=True, choices=["active", "paused"]),
         reason=dict(type="str"),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           mutually_exclusive=[("id", "name")], required_one_of=[("id", "name")])
-    require_requests(module)
-    require_libraries(module, need_redis=False)
+    ), mutually_exclusive=[("id", "name")], required_one_of=[("id", "name")])
     params = module.params
     run_module(module, lambda: set_campaign_state(params, params["state"], params["id"], params["name"],
                                                   params["reason"], check_mode=module.check_mode,

@@ -124,26 +124,18 @@ api:
   sample: {requests: 2, retries: 0, waited_seconds: 0.0}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.cerniq.outreach.plugins.module_utils._connection import common_argument_spec
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import run_module
-from ansible_collections.cerniq.outreach.plugins.module_utils._http import require_requests, vendor_argument_spec
+from ansible_collections.cerniq.outreach.plugins.module_utils._http import vendor_module
 from ansible_collections.cerniq.outreach.plugins.module_utils._instantly import campaign_info
 
 
 def main():
-    argument_spec = common_argument_spec()
-    argument_spec.update(vendor_argument_spec())
-    argument_spec.update(
+    module = vendor_module(dict(
         id=dict(type="str"),
         name=dict(type="str"),
         include_bounced_leads=dict(type="bool", default=False),
         since=dict(type="str"),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           mutually_exclusive=[("id", "name")])
-    require_requests(module)
+    ), need_postgres=False, mutually_exclusive=[("id", "name")])
     params = module.params
     run_module(module, lambda: campaign_info(params, params["id"], params["name"], params["include_bounced_leads"],
                                              params["since"]))

@@ -206,18 +206,13 @@ api:
   sample: {requests: 7, retries: 0, waited_seconds: 0.0}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.cerniq.outreach.plugins.module_utils._connection import common_argument_spec, require_libraries
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import run_module
-from ansible_collections.cerniq.outreach.plugins.module_utils._http import require_requests, vendor_argument_spec
+from ansible_collections.cerniq.outreach.plugins.module_utils._http import vendor_module
 from ansible_collections.cerniq.outreach.plugins.module_utils._instantly import deliverability_guard
 
 
 def main():
-    argument_spec = common_argument_spec()
-    argument_spec.update(vendor_argument_spec())
-    argument_spec.update(
+    module = vendor_module(dict(
         max_bounce_rate=dict(type="float", default=3.0),
         min_emails_sent=dict(type="int", default=100),
         campaigns=dict(type="list", elements="str"),
@@ -230,10 +225,7 @@ def main():
         mark_bounced_leads=dict(type="bool", default=True),
         lookback=dict(type="str", default="30d"),
         reason=dict(type="str"),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    require_requests(module)
-    require_libraries(module, need_redis=False)
+    ))
     params = module.params
     run_module(module, lambda: deliverability_guard(
         params, max_bounce_rate=params["max_bounce_rate"], min_emails_sent=params["min_emails_sent"],

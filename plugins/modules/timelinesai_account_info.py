@@ -150,21 +150,13 @@ api:
   sample: {requests: 1, retries: 0, waited_seconds: 0.0}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.cerniq.outreach.plugins.module_utils._connection import common_argument_spec, require_libraries
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import run_module
-from ansible_collections.cerniq.outreach.plugins.module_utils._http import require_requests, vendor_argument_spec
+from ansible_collections.cerniq.outreach.plugins.module_utils._http import vendor_module
 from ansible_collections.cerniq.outreach.plugins.module_utils._timelinesai import account_info
 
 
 def main():
-    argument_spec = common_argument_spec()
-    argument_spec.update(vendor_argument_spec())
-    argument_spec.update(phone_ids=dict(type="list", elements="str"))
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    require_requests(module)
-    require_libraries(module, need_redis=False)
+    module = vendor_module(dict(phone_ids=dict(type="list", elements="str")))
     run_module(module, lambda: account_info(module.params, module.params["phone_ids"]))
 
 

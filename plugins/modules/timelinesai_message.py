@@ -149,18 +149,13 @@ api:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.cerniq.outreach.plugins.module_utils._connection import common_argument_spec, require_libraries
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import run_module
-from ansible_collections.cerniq.outreach.plugins.module_utils._http import require_requests, vendor_argument_spec
+from ansible_collections.cerniq.outreach.plugins.module_utils._http import vendor_module
 from ansible_collections.cerniq.outreach.plugins.module_utils._timelinesai import send_test_message
 
 
 def main():
-    argument_spec = common_argument_spec()
-    argument_spec.update(vendor_argument_spec())
-    argument_spec.update(
+    module = vendor_module(dict(
         phone_id=dict(type="str"),
         sender_phone=dict(type="str"),
         to=dict(type="str", required=True),
@@ -170,12 +165,7 @@ def main():
         wait_timeout=dict(type="float", default=60.0),
         poll_interval=dict(type="float", default=2.0),
         reason=dict(type="str"),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           mutually_exclusive=[("phone_id", "sender_phone")],
-                           required_one_of=[("phone_id", "sender_phone")])
-    require_requests(module)
-    require_libraries(module, need_redis=False)
+    ), mutually_exclusive=[("phone_id", "sender_phone")], required_one_of=[("phone_id", "sender_phone")])
     params = module.params
     run_module(module, lambda: send_test_message(
         params, params["to"], phone_id=params["phone_id"], sender_phone=params["sender_phone"], text=params["text"],

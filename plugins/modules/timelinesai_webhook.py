@@ -128,11 +128,8 @@ api:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.cerniq.outreach.plugins.module_utils._connection import common_argument_spec, require_libraries
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import run_module
-from ansible_collections.cerniq.outreach.plugins.module_utils._http import require_requests, vendor_argument_spec
+from ansible_collections.cerniq.outreach.plugins.module_utils._http import vendor_module
 from ansible_collections.cerniq.outreach.plugins.module_utils._timelinesai import (
     EVENT_ACCOUNT_DISCONNECTED,
     WEBHOOK_EVENT_TYPES,
@@ -141,18 +138,13 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._timelinesai impor
 
 
 def main():
-    argument_spec = common_argument_spec()
-    argument_spec.update(vendor_argument_spec())
-    argument_spec.update(
+    module = vendor_module(dict(
         url=dict(type="str", required=True),
         event_type=dict(type="str", default=EVENT_ACCOUNT_DISCONNECTED, choices=list(WEBHOOK_EVENT_TYPES)),
         state=dict(type="str", default="present", choices=["present", "absent"]),
         enabled=dict(type="bool", default=True),
         reason=dict(type="str"),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    require_requests(module)
-    require_libraries(module, need_redis=False)
+    ))
     params = module.params
     run_module(module, lambda: webhook(params, params["url"], params["event_type"], params["state"],
                                        params["enabled"], params["reason"], check_mode=module.check_mode,
