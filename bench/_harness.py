@@ -6,12 +6,12 @@ own procedure (the baseline) and ours alternately on the same data, several time
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import resource
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,37 +19,49 @@ from pathlib import Path
 import redis
 
 
+def _ping_loop(connection, interval, stop, worst_us, samples):
+    client = redis.Redis(socket_timeout=30, **connection)
+    client.ping()
+    samples.value = 0
+    while not stop.is_set():
+        started = time.perf_counter()
+        client.ping()
+        worst_us.value = max(worst_us.value, int((time.perf_counter() - started) * 1e6))
+        samples.value += 1
+        time.sleep(interval)
+
+
 class PingSampler:
-    """Another client's view of Redis during a run: PING every few ms; the worst wait is the stall we caused."""
+    """Another client's view of Redis during a run: PING every few ms; the worst wait is the stall we caused.
+
+    The sampler is its own process, as the platform's other clients are: a thread of the benchmark would also count
+    the time it waits for the benchmark's own GIL, which no Node worker ever does."""
 
     def __init__(self, redis_server, interval=0.005):
-        self.client = redis.Redis(host=redis_server.host, port=redis_server.port, password=redis_server.password,
-                                  socket_timeout=30)
+        self.connection = dict(host=redis_server.host, port=redis_server.port, password=redis_server.password)
         self.interval = interval
         self.worst_ms = 0.0
         self.samples = 0
-        self._stop = threading.Event()
-        self._thread = None
+        self._context = multiprocessing.get_context("spawn")
+        self._process = None
 
     def __enter__(self):
-        self._stop.clear()
-        self.worst_ms = 0.0
-        self.samples = 0
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        self._stop = self._context.Event()
+        self._worst_us = self._context.Value("q", 0)
+        self._samples = self._context.Value("q", -1)
+        self._process = self._context.Process(target=_ping_loop, daemon=True, args=(
+            self.connection, self.interval, self._stop, self._worst_us, self._samples))
+        self._process.start()
+        deadline = time.monotonic() + 30
+        while self._samples.value < 0 and self._process.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
         return self
-
-    def _run(self):
-        while not self._stop.is_set():
-            started = time.perf_counter()
-            self.client.ping()
-            self.worst_ms = max(self.worst_ms, (time.perf_counter() - started) * 1000)
-            self.samples += 1
-            time.sleep(self.interval)
 
     def __exit__(self, *exc):
         self._stop.set()
-        self._thread.join(5)
+        self._process.join(5)
+        self.worst_ms = self._worst_us.value / 1000.0
+        self.samples = max(0, self._samples.value)
 
 
 @dataclass

@@ -7,7 +7,7 @@ times one to two hours ahead):
 - baseline: the runbook's way, one `queue.add` per job (the bullmq package's own call, one round trip each);
 - addBulk: the package's `Queue.addBulk` per chunk (MULTI/EXEC: the chunk is one atomic block on the server);
 - pipeline: `add_job_chunks`, what bullmq_queue uses: the same addJob scripts and Job objects, one plain
-  (non-transactional) pipeline per chunk;
+  (non-transactional) pipeline per chunk, sent from a thread while the next chunk is built;
 - module: the bullmq_queue core end to end (validation, TYPE pre-check, pairing check, adds, audit row).
 Re-adding runs the module core again on the same jobs: it must add none (the delayed count stays).
 Figures only; nothing is asserted about speed.
@@ -73,7 +73,7 @@ async def _pipelined(redis_server, jobs, chunk):
 
     queue = Queue(QUEUE, {"connection": _connection(redis_server)})
     try:
-        await add_job_chunks(queue, jobs, chunk)
+        await add_job_chunks(queue, redis_server.client(2), "bench Redis", jobs, chunk)
     finally:
         await queue.close()
 

@@ -66,5 +66,5 @@ options:
     type: float
     default: 5.0
 requirements:
-  - redis (redis-py)
+  - redis (redis-py); hiredis (optional, its C speed-up) for fast bulk job adds
 """

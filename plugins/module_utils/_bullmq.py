@@ -9,17 +9,20 @@ Facts behind this file: ../shared/reference/bullmq.md. In short:
 - the Python package's major must pair with the Node workers' (Node v5 <-> Python 2.x, Node v6 <-> Python 3.x):
   mixing them loses jobs on pause/resume, so every write first reads `meta.version` and refuses on a mismatch;
 - the `bullmq` package is asyncio only: each write runs in `asyncio.run`, with the Queue built on
-  `async_redis_client()` (few retries, so a dead Redis fails in seconds).
+  `async_redis_client()` (few retries, so a dead Redis fails in seconds). Bulk adds are the exception in transport
+  only: the package still builds every addJob call, and JobWriter sends them on the synchronous client.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import contextlib
 import gc
 import json
 import re
+import sys
 import time
 import traceback
 from datetime import datetime
@@ -714,29 +717,140 @@ def scheduler_differs(wanted, stored):
 
 # --- Writes through the bullmq package ---------------------------------------------------------------------------
 
-async def add_job_chunks(queue, jobs, chunk_size=MAX_CHUNK, transactional=False):
-    """Add prepared jobs with the package's own addJob scripts and Job objects, one pipeline per chunk.
+class _RecordedScriptCalls(object):
+    """Stands in for a redis pipeline while the bullmq package adds jobs, keeping the EVALSHA commands it issues.
 
-    Non-transactional by default: Python's addBulk wraps a chunk in MULTI/EXEC, which holds Redis for the whole
-    chunk; a plain pipeline lets other clients in between the scripts (Node's addBulk does the same). Each chunk is
-    keyed by job ids, so a chunk cut short by a failure is completed by re-running. Delays are computed from the
-    absolute due times right before each chunk, with the job's timestamp pinned to that instant, so a job's due
-    time is exactly what was asked.
+    The package still picks the script (delayed, prioritized or standard), its keys and its packed arguments; only
+    the sending moves to JobWriter's synchronous pipeline."""
+
+    def __init__(self):
+        self.commands = []
+
+    async def evalsha(self, sha, numkeys, *keys_and_args):
+        self.commands.append(("EVALSHA", sha, numkeys) + keys_and_args)
+
+
+class JobWriter(object):
+    """Adds prepared jobs in chunks through the bullmq package's addJob scripts, one chunk in flight at a time.
+
+    Each chunk's commands come from the package (Job objects, `Scripts.addJob`) and go out as one plain
+    (non-transactional) pipeline on the synchronous redis-py client: Python's addBulk wraps a chunk in MULTI/EXEC,
+    which holds Redis for the whole chunk, while a plain pipeline lets other clients in between the scripts (Node's
+    addBulk does the same). The synchronous client packs commands with hiredis in C (redis.asyncio packs them in
+    Python, about 20 us a job), and a thread sends chunk N while chunk N+1 is being built, so client and server
+    work at the same time instead of taking turns. Chunks are keyed by job ids: one cut short by a failure is
+    completed by re-running. Delays are computed from absolute due times right before each chunk is built, with
+    the job's timestamp pinned to that instant, so a job's due time is exactly what was asked.
+
+    Use as a context manager; leaving it waits for the chunk in flight. `confirmed` counts the jobs Redis answered
+    for (added now or already there).
     """
-    chunk_size = max(1, min(int(chunk_size), MAX_CHUNK))
-    for start in range(0, len(jobs), chunk_size):
+
+    # Two chunks in flight keep Redis busy while the client packs one and reads the other's replies.
+    IN_FLIGHT = 2
+    SWITCH_INTERVAL = 0.001
+
+    def __init__(self, queue, client, where):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._queue = queue
+        self._client = client
+        self._where = where
+        self._scripts = dict((command.sha, command.script) for command in queue.redisConnection.commands.values())
+        self._loaded = set()
+        self._executor = ThreadPoolExecutor(max_workers=self.IN_FLIGHT)
+        self._in_flight = collections.deque()
+        self.confirmed = 0
+        self._switch_interval = None
+
+    def __enter__(self):
+        # A sending thread needs the GIL for every batch of replies that arrives; by default it waits up to 5 ms
+        # for the thread building the next chunk to let go, long enough for Redis to run out of work.
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._switch_interval, self.SWITCH_INTERVAL))
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is None:
+                self.wait()
+            for future in self._in_flight:
+                # The first failure is the one to report; the chunks in flight only have to end.
+                future.exception()
+        finally:
+            self._executor.shutdown(wait=True)
+            sys.setswitchinterval(self._switch_interval)
+
+    async def add(self, jobs):
+        """Build the chunk's addJob calls, wait for the previous chunk's replies, then send this chunk."""
         now_ms = _now_ms()
-        async with queue.client.pipeline(transaction=transactional) as pipe:
-            for spec in jobs[start:start + chunk_size]:
-                opts = dict(spec["opts"], jobId=spec["id"])
-                delay = spec["delay_ms"] if spec["due_ms"] is None else max(0, spec["due_ms"] - now_ms)
-                if delay:
-                    opts["delay"] = delay
-                job = Job(queue, spec["name"], spec["data"], opts)
-                job.timestamp = now_ms
-                await queue.scripts.addJob(job, pipe)
-            await pipe.execute()
-    return len(jobs)
+        calls = _RecordedScriptCalls()
+        for spec in jobs:
+            opts = dict(spec["opts"], jobId=spec["id"])
+            delay = spec["delay_ms"] if spec["due_ms"] is None else max(0, spec["due_ms"] - now_ms)
+            if delay:
+                opts["delay"] = delay
+            job = Job(self._queue, spec["name"], spec["data"], opts)
+            job.timestamp = now_ms
+            await self._queue.scripts.addJob(job, calls)
+        self.wait(self.IN_FLIGHT - 1)
+        self._in_flight.append(self._executor.submit(self._send, calls.commands))
+
+    def wait(self, leave=0):
+        """Block until no more than `leave` chunks are in flight (raising the first failure, if any)."""
+        while len(self._in_flight) > leave:
+            self.confirmed += self._in_flight[0].result()
+            self._in_flight.popleft()
+
+    def _load_scripts(self, commands, force=False):
+        shas = sorted(set(command[1] for command in commands) - (set() if force else self._loaded))
+        if not shas:
+            return
+        for sha, known in zip(shas, self._client.script_exists(*shas)):
+            if force or not known:
+                self._client.script_load(self._scripts[sha])
+        self._loaded.update(shas)
+
+    def _execute(self, commands):
+        pipe = self._client.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        return pipe.execute(raise_on_error=False)
+
+    def _send(self, commands):
+        with redis_errors(self._where):
+            self._load_scripts(commands)
+            replies = self._execute(commands)
+            if any(isinstance(reply, redis_exceptions.NoScriptError) for reply in replies):
+                # A SCRIPT FLUSH or a restart in between: load again and resend; re-adding an id is a no-op.
+                self._load_scripts(commands, force=True)
+                replies = self._execute(commands)
+        for command, reply in zip(commands, replies):
+            if isinstance(reply, Exception) or (isinstance(reply, int) and reply < 0):
+                problem = reply if isinstance(reply, Exception) else self._queue.scripts.finishedErrors(
+                    dict(code=reply, command="addJob"))
+                raise CerniqError("{0}: adding job {1!r} failed: {2}".format(
+                    self._where, _job_id_of(command), problem))
+        return len(replies)
+
+
+def _job_id_of(command):
+    """The job id inside a recorded addJob call (the first argument after the keys is the packed job fields)."""
+    import msgpack
+
+    try:
+        return msgpack.unpackb(command[3 + command[2]])[1]
+    except Exception:  # pylint: disable=broad-except
+        return "?"
+
+
+async def add_job_chunks(queue, client, where, jobs, chunk_size=MAX_CHUNK):
+    """Add prepared jobs through a JobWriter, chunk by chunk; returns how many Redis confirmed."""
+    chunk_size = max(1, min(int(chunk_size), MAX_CHUNK))
+    with JobWriter(queue, client, where) as writer:
+        for start in range(0, len(jobs), chunk_size):
+            await writer.add(jobs[start:start + chunk_size])
+    return writer.confirmed
 
 
 async def remove_jobs(queue, job_ids, chunk_size=MAX_CHUNK):
@@ -966,7 +1080,8 @@ def _op_add_jobs(ctx):
             len(new_jobs), name, params.get("chunk_size") or MAX_CHUNK))
     if new_jobs and not ctx["check_mode"]:
         chunk_size = params.get("chunk_size") or MAX_CHUNK
-        run_with_queue(params, name, prefix, lambda queue: add_job_chunks(queue, new_jobs, chunk_size))
+        run_with_queue(params, name, prefix, lambda queue: add_job_chunks(
+            queue, client, _client_where(client), new_jobs, chunk_size))
         ids = [job["id"] for job in new_jobs]
         ctx["audit"].record("bullmq_add_jobs", _target(ctx), before=_state_counts(ctx["depths"]),
                             after=dict(summary, ids=ids[:1000], ids_truncated=len(ids) > 1000))

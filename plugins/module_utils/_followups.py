@@ -12,13 +12,14 @@ pipeline of BullMQ's own addJob scripts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq import (
     MAX_CHUNK,
+    JobWriter,
     RedisChangeAudit,
     _key_types,
-    add_job_chunks,
     check_pairing,
     job_key,
     queue_depths,
@@ -88,26 +89,27 @@ def reschedule_followups(params, check_mode=False):
             cursor.execute(PENDING_FOLLOWUPS_SQL)
 
             async def add_all(bull_queue):
-                for rows in _chunks(cursor, chunk_size):
-                    specs = _job_specs(rows, params.get("job_name") or "followup",
-                                       params.get("remove_on_complete", True))
-                    with redis_errors(where):
-                        kinds = _key_types(client, [job_key(prefix, queue, spec["id"]) for spec in specs])
-                    wrong = [spec["id"] for spec, kind in zip(specs, kinds) if kind not in ("none", "hash")]
-                    if wrong:
-                        raise CerniqError("{0}: job key {1} is not a hash; nothing more was added ({2} added "
-                                          "before)".format(where, job_key(prefix, queue, wrong[0]), counts["added"]))
-                    new = [spec for spec, kind in zip(specs, kinds) if kind == "none"]
-                    counts["pending"] += len(specs)
-                    counts["existing"] += len(specs) - len(new)
-                    present = len(specs) - len(new)
-                    if new and not check_mode:
-                        await add_job_chunks(bull_queue, new, chunk_size)
+                writer = None if check_mode else JobWriter(bull_queue, client, where)
+                with writer or contextlib.nullcontext():
+                    for rows in _chunks(cursor, chunk_size):
+                        specs = _job_specs(rows, params.get("job_name") or "followup",
+                                           params.get("remove_on_complete", True))
+                        # Runs while Redis works through the previous chunk's adds.
                         with redis_errors(where):
-                            # One multi-key EXISTS counts the chunk's jobs now present.
-                            present = client.exists(*[job_key(prefix, queue, spec["id"]) for spec in specs])
-                    counts["added"] += len(new)
-                    counts["present"] += present
+                            kinds = _key_types(client, [job_key(prefix, queue, spec["id"]) for spec in specs])
+                        wrong = [spec["id"] for spec, kind in zip(specs, kinds) if kind not in ("none", "hash")]
+                        if wrong:
+                            raise CerniqError("{0}: job key {1} is not a hash; nothing more was added ({2} added "
+                                              "before)".format(where, job_key(prefix, queue, wrong[0]),
+                                                               counts["added"]))
+                        new = [spec for spec, kind in zip(specs, kinds) if kind == "none"]
+                        counts["pending"] += len(specs)
+                        counts["existing"] += len(specs) - len(new)
+                        if new and writer:
+                            await writer.add(new)
+                        counts["added"] += len(new)
+                # Present: already there, plus every add Redis answered with its job id.
+                counts["present"] = counts["existing"] + (writer.confirmed if writer else 0)
 
             if check_mode:
                 # Same walk, no writes: the bullmq package is not even opened.

@@ -14,7 +14,8 @@ description:
     through a server-side cursor (memory stays flat at a million leads) and makes sure each has one delayed job on the
     follow-up queue, due at C(next_action_at).
   - Job ids are deterministic (C(fu-<lead_id>-<due epoch ms>)), so a second run adds nothing; jobs go in with
-    BullMQ's own C(addJob) scripts (the C(bullmq) package), in pipelined chunks of at most 1,000 so Redis never stalls.
+    BullMQ's own C(addJob) scripts (the C(bullmq) package), in pipelined chunks of at most 1,000 so Redis never stalls;
+    the next chunk is read and checked while Redis runs the previous ones.
   - Refuses to write when the queue's C(meta.version) says its Node workers run a BullMQ major that the installed
     Python C(bullmq) does not pair with.
   - The runbook's own step only echoes what it would reschedule.

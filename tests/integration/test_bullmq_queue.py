@@ -126,6 +126,41 @@ def test_re_adding_1000_jobs_is_a_no_op_and_check_mode_writes_nothing(platform):
     assert len(audit) == 1 and audit[0][4] == "reschedule" and audit[0][6]["added"] == 1000
 
 
+def write_chunks(platform, chunks, between=None, queue=QUEUE_FOLLOWUP):
+    """JobWriter on its own: each chunk of prepared jobs added in turn, `between(n)` called after chunk n."""
+    client = bq.redis_client(platform.params, 2)
+
+    async def work(bull_queue):
+        with bq.JobWriter(bull_queue, client, "test Redis") as writer:
+            for number, chunk in enumerate(chunks):
+                await writer.add(bq.prepare_jobs(chunk, "followup", None, "Europe/Bucharest"))
+                if between:
+                    writer.wait()
+                    between(number)
+        return writer.confirmed
+
+    return bq.run_with_queue(platform.params, queue, "bull", work)
+
+
+def test_the_job_writer_reloads_bullmqs_scripts_when_redis_forgets_them_between_chunks(platform):
+    r = platform.r(2)
+    base = now_ms() + 3600_000
+    chunks = [[dict(id="fu-{0}-{1}".format(n, i), due_at=base + i) for i in range(50)] for n in range(3)]
+    # SCRIPT FLUSH is what a Redis restart does to the script cache; the writer believed them loaded.
+    confirmed = write_chunks(platform, chunks, between=lambda number: r.script_flush())
+    assert confirmed == 150 and r.zcard("bull:{0}:delayed".format(QUEUE_FOLLOWUP)) == 150
+
+
+def test_the_job_writer_names_the_job_redis_refused_and_keeps_what_it_confirmed(platform):
+    r = platform.r(2)
+    r.set("bull:{0}:fu-bad".format(QUEUE_FOLLOWUP), "not a hash")
+    good = [dict(id="fu-good-{0}".format(i), delay_ms=60000) for i in range(10)]
+    with pytest.raises(CerniqError, match="adding job 'fu-bad' failed.*WRONGTYPE"):
+        write_chunks(platform, [good, [dict(id="fu-bad", delay_ms=60000)]])
+    # The first chunk stays: re-running the module completes the rest (ids make it idempotent).
+    assert r.zcard("bull:{0}:delayed".format(QUEUE_FOLLOWUP)) == 10
+
+
 def test_scheduler_upsert_is_idempotent_and_keeps_the_platform_time_zone(platform):
     r = platform.r(2)
     scheduler = dict(id=QUOTA_RESET_SCHEDULER_ID, pattern=QUOTA_RESET_CRON, job_name="reset")
