@@ -1,0 +1,144 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 CERNIQ
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: daily_readings_info
+short_description: What the daily checks read (phones, figures, queues, TimelinesAI) in one module run
+version_added: 0.1.0
+description:
+  - Returns, in one run, the views of M(cerniq.outreach.wa_phone_info), M(cerniq.outreach.outreach_stats_info),
+    M(cerniq.outreach.bullmq_queue_info) and M(cerniq.outreach.timelinesai_account_info) that were asked for, each
+    exactly as its own module returns it. The views are read at the same time, each on its own connections.
+  - Why it exists - every module run costs a Python start-up and the import of Ansible's module code (a quarter of
+    a second on a 2-core host); the morning check (runbook 1.1) reads four views, and an operator after an alert
+    wants the table now.
+  - A TimelinesAI read that fails is a finding, not an error (the morning check reports TimelinesAI as down), so
+    that view comes back as C(failed=true) with C(msg). Any other view that cannot be read fails the module with
+    one line naming the server.
+  - Reads only.
+extends_documentation_fragment:
+  - cerniq.outreach._vendors
+  - cerniq.outreach._redis
+  - cerniq.outreach._postgres
+  - cerniq.outreach._platform
+  - cerniq.outreach._attributes
+  - cerniq.outreach._attributes.INFO_MODULE
+options:
+  phones:
+    description:
+      - Read every phone as M(cerniq.outreach.wa_phone_info) does (DB and Redis status, drift, today's quota).
+    type: bool
+    default: true
+  quota_warn_percent:
+    description:
+      - For O(phones), the share of the daily quota from which a phone counts as nearly exhausted.
+    type: int
+    default: 90
+  stats:
+    description:
+      - The figures of M(cerniq.outreach.outreach_stats_info) to compute for today (none when empty).
+    type: list
+    elements: str
+    default: []
+    choices: [contacted, replied, converted, reviews_resolved, reviews_pending, sla_breaches, archive_backlog,
+              bounces, whatsapp_per_phone]
+  breaches_since:
+    description:
+      - For the V(sla_breaches) figure, how far back missed deadlines count (C(24h), C(90m), or an ISO 8601 time).
+    type: str
+    default: 24h
+  queue_pattern:
+    description:
+      - Read every BullMQ queue whose name matches this pattern (C(*) for all), its dead-letter list and its
+        schedulers, as M(cerniq.outreach.bullmq_queue_info) does. Not read when unset.
+    type: str
+  timelinesai:
+    description:
+      - Read TimelinesAI's status of every WhatsApp account, as M(cerniq.outreach.timelinesai_account_info) does.
+    type: bool
+    default: false
+notes:
+  - Takes every option of both action groups, C(group/cerniq.outreach.all) and C(group/cerniq.outreach.vendors), so
+    the playbook's module_defaults reach it.
+seealso:
+  - module: cerniq.outreach.wa_phone_info
+  - module: cerniq.outreach.outreach_stats_info
+  - module: cerniq.outreach.bullmq_queue_info
+  - module: cerniq.outreach.timelinesai_account_info
+author:
+  - CERNIQ SRE (@cerniq-sre)
+"""
+
+EXAMPLES = r"""
+- name: Everything the morning check reads, in one run
+  cerniq.outreach.daily_readings_info:
+    stats: [reviews_pending, sla_breaches, whatsapp_per_phone]
+    breaches_since: 12h
+    queue_pattern: "*"
+    timelinesai: true
+  register: readings
+
+- name: Phones whose Redis status disagrees with the database
+  ansible.builtin.debug:
+    msg: "{{ readings.phones.phones | selectattr('drift') | map(attribute='id') | list }}"
+
+- name: TimelinesAI could not be read
+  ansible.builtin.debug:
+    msg: "{{ readings.vendor.msg }}"
+  when: readings.vendor.failed | default(false)
+"""
+
+RETURN = r"""
+readings:
+  description: The views read, in the order C(phones), C(stats), C(queues), C(vendor).
+  returned: always
+  type: list
+  elements: str
+  sample: [phones, stats, queues, vendor]
+phones:
+  description: What M(cerniq.outreach.wa_phone_info) returns for every phone (C(phones), C(summary), C(date), ...).
+  returned: when O(phones=true)
+  type: dict
+stats:
+  description: What M(cerniq.outreach.outreach_stats_info) returns for O(stats).
+  returned: when O(stats) is not empty
+  type: dict
+queues:
+  description: What M(cerniq.outreach.bullmq_queue_info) returns for O(queue_pattern).
+  returned: when O(queue_pattern) is set
+  type: dict
+vendor:
+  description:
+    - What M(cerniq.outreach.timelinesai_account_info) returns, or C(failed=true) and C(msg) when TimelinesAI could
+      not be read.
+  returned: when O(timelinesai=true)
+  type: dict
+"""
+
+from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq import with_warnings
+from ansible_collections.cerniq.outreach.plugins.module_utils._connection import require_libraries
+from ansible_collections.cerniq.outreach.plugins.module_utils._errors import run_module
+from ansible_collections.cerniq.outreach.plugins.module_utils._http import vendor_module
+from ansible_collections.cerniq.outreach.plugins.module_utils._readings import daily_readings
+from ansible_collections.cerniq.outreach.plugins.module_utils._stats import FIGURES
+
+
+def main():
+    module = vendor_module(dict(
+        phones=dict(type="bool", default=True),
+        quota_warn_percent=dict(type="int", default=90),
+        stats=dict(type="list", elements="str", default=[], choices=list(FIGURES)),
+        breaches_since=dict(type="str", default="24h"),
+        queue_pattern=dict(type="str"),
+        timelinesai=dict(type="bool", default=False),
+    ))
+    require_libraries(module)
+    run_module(module, lambda: with_warnings(module, daily_readings(module.params)))
+
+
+if __name__ == "__main__":
+    main()
