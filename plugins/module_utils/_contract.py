@@ -112,6 +112,10 @@ def phone_queue(phone_id):
     return _PHONE_QUEUE.format(phone_id=phone_id)
 
 
+# A lead whose follow-up is pending: due in the future and its sequence not paused (runbook 6.2 step 4).
+PENDING_FOLLOWUP_CONDITION = "next_action_at IS NOT NULL AND next_action_at > now() AND sequence_paused = false"
+
+
 def followup_job_id(lead_id, due_ms):
     """Deterministic BullMQ job id of a lead's follow-up: re-adding it is a no-op (no ':', not all digits)."""
     return "fu-{0}-{1}".format(lead_id, due_ms)

@@ -38,6 +38,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._connection import
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
     BULLMQ_PREFIX,
     QUEUE_FOLLOWUP,
+    PENDING_FOLLOWUP_CONDITION,
     TABLE_LEADS,
     followup_job_id,
 )
@@ -45,7 +46,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._errors import Cer
 
 PENDING_FOLLOWUPS_SQL = (
     "SELECT lead_id::text, floor(extract(epoch FROM next_action_at) * 1000)::bigint FROM " + TABLE_LEADS
-    + " WHERE next_action_at IS NOT NULL AND next_action_at > now() AND sequence_paused = false ORDER BY lead_id")
+    + " WHERE " + PENDING_FOLLOWUP_CONDITION + " ORDER BY lead_id")
 
 
 def _chunks(cursor, size):

@@ -21,6 +21,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
     DIRECTION_OUTBOUND,
     LOG_BOUNCED,
     LOG_SENT_STATUSES,
+    PENDING_FOLLOWUP_CONDITION,
     REVIEW_AUTO_APPROVED,
     REVIEW_RESOLVED,
     STAGE_CONVERTED,
@@ -77,6 +78,10 @@ STATS_FIGURES = {
     "sla_breaches": REVIEW_FIGURES["sla_breaches"],
     # Rows the archive should have moved (runbook 1.2 step 3: "verify it ran").
     "archive_backlog": BACKLOG_FIGURE,
+    # Runbook 6.2 step 4: what followup_reschedule would (re)schedule, counted without walking Redis.
+    "pending_followups": (
+        "SELECT jsonb_build_object('leads', count(*), 'next_due', min(next_action_at), 'last_due', "
+        "max(next_action_at)) FROM " + TABLE_LEADS + " WHERE " + PENDING_FOLLOWUP_CONDITION),
     # Runbook 4.1 step 2: bounced addresses of the window, the most frequent first.
     "bounces": (
         "SELECT jsonb_build_object('bounced', (SELECT count(*) FROM " + TABLE_COMM_LOG + " WHERE channel = %(email)s "
@@ -95,6 +100,7 @@ FIGURES = tuple(STATS_FIGURES) + (PER_PHONE,)
 _TABLES = {"contacted": (TABLE_COMM_LOG,), "replied": (TABLE_COMM_LOG, TABLE_LEADS), "converted": (TABLE_LEADS,),
            "reviews_resolved": (TABLE_REVIEWS,), "reviews_pending": (TABLE_REVIEWS,),
            "sla_breaches": (TABLE_REVIEWS,), "archive_backlog": (TABLE_COMM_LOG,), "bounces": (TABLE_COMM_LOG,),
+           "pending_followups": (TABLE_LEADS,),
            PER_PHONE: (TABLE_PHONES, TABLE_COMM_LOG)}
 
 DEFAULT_BOUNCE_TOP = 20
@@ -181,6 +187,9 @@ def _summary(result, day):
             result["sla_breaches"]["open"], result["sla_breaches"]["since"], result["sla_breaches"]["breaches_since"]))
     if "archive_backlog" in result:
         lines.append("live log rows older than the archive cutoff: {0}".format(result["archive_backlog"]["rows"]))
+    if "pending_followups" in result:
+        lines.append("follow-ups pending (due later, sequence not paused): {0}".format(
+            result["pending_followups"]["leads"]))
     if "bounces" in result:
         lines.append("bounced e-mails since {0}: {1} of {2} sent ({3} %)".format(
             result["bounces"]["since"], result["bounces"]["bounced"], result["bounces"]["sent"],

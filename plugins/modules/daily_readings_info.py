@@ -45,7 +45,7 @@ options:
     elements: str
     default: []
     choices: [contacted, replied, converted, reviews_resolved, reviews_pending, sla_breaches, archive_backlog,
-              bounces, whatsapp_per_phone]
+              pending_followups, bounces, whatsapp_per_phone]
   breaches_since:
     description:
       - For the V(sla_breaches) figure, how far back missed deadlines count (C(24h), C(90m), or an ISO 8601 time).

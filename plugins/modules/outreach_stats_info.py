@@ -20,6 +20,8 @@ description:
   - V(reviews_pending) - open review items now, pending and assigned, by priority.
   - V(sla_breaches) - open review items past their SLA now, and deadlines missed since O(breaches_since).
   - V(archive_backlog) - live communication log rows older than O(archive_after_days) (did the archive run?).
+  - V(pending_followups) - leads whose follow-up is pending (C(next_action_at) in the future, sequence not
+    paused), what M(cerniq.outreach.followup_reschedule) schedules, counted without reading Redis.
   - V(bounces) - bounced e-mails of the last O(bounce_window), the O(bounce_top) most frequent address and reason
     pairs, and the bounce rate against the e-mails sent in that window.
   - V(whatsapp_per_phone) - WhatsApp messages that count against the quota, per phone, on O(day).
@@ -38,7 +40,7 @@ options:
     type: list
     elements: str
     choices: [contacted, replied, converted, reviews_resolved, reviews_pending, sla_breaches, archive_backlog,
-              bounces, whatsapp_per_phone]
+              pending_followups, bounces, whatsapp_per_phone]
   day:
     description:
       - The business day - V(today), V(yesterday) or V(YYYY-MM-DD); not in the future.
@@ -144,6 +146,11 @@ bounces:
   returned: when asked for
   type: dict
   sample: {bounced: 7, sent: 20, rate_percent: 35.0, top: [{email: a@example.ro, bounce_reason: 550 5.1.1, count: 3}]}
+pending_followups:
+  description: C(leads) with a pending follow-up, C(next_due) and C(last_due) (the earliest and latest due time).
+  returned: when asked for
+  type: dict
+  sample: {leads: 100000, next_due: "2026-11-25T09:00:00+00:00", last_due: "2026-12-02T17:30:00+00:00"}
 whatsapp_per_phone:
   description: C(total) and C(phones) (C(phone_id), C(sent), C(limit), C(status)), every phone, in phone order.
   returned: when asked for

@@ -1,8 +1,13 @@
 """dr_redis.yml (runbook 6.2) against real Redis, PostgreSQL and a Node BullMQ worker: nothing lost, nothing doubled."""
 
+import shutil
+import threading
+import time
+
 from ansible_collections.cerniq.outreach.plugins.module_utils import _contract as contract
 from tests.support.nodeworker import NodeWorker
 from tests.support.playbooks import inventory_for, run_playbook
+from tests.support.services import RedisServer
 from tests.support.snapshots import platform_state
 
 FOLLOWUP_DELAYED = "bull:{0}:delayed".format(contract.QUEUE_FOLLOWUP)
@@ -27,7 +32,7 @@ def test_without_confirm_it_shows_the_plan_and_changes_nothing(platform):
     run = platform.play("dr_redis.yml")
     assert run.rc != 0
     assert "re-run with -e confirm=true" in run.stdout
-    assert "add {0} delayed follow-up jobs".format(pending_followups(platform)) in run.stdout
+    assert "each of the {0} pending follow-ups has its delayed job".format(pending_followups(platform)) in run.stdout
     assert platform_state(platform) == before
 
 
@@ -38,6 +43,8 @@ def test_check_mode_changes_nothing(platform):
     run = platform.play("dr_redis.yml", check=True, diff=True)
     assert run.rc == 0, run.stdout[-3000:]
     assert platform_state(platform) == before
+    # The reschedule ran (in the background, in check mode) and said what it would add.
+    assert "Follow-ups: {0} added".format(pending_followups(platform)) in run.stdout
 
 
 def test_recovery_regenerates_everything_and_a_second_run_changes_nothing(platform):
@@ -84,3 +91,45 @@ def test_a_node_worker_processes_rescheduled_followups_after_the_run(platform):
     with NodeWorker(platform.redis, [contract.QUEUE_FOLLOWUP], db=2, timeout=70) as worker:
         done = worker.wait_completed(2, timeout=60)
     assert len({job["id"] for job in done}) == 2
+
+
+def test_redis_killed_midway_through_the_reschedule_fails_clearly_and_a_rerun_leaves_one_job_per_followup(platform):
+    platform.seed(**SEED)
+    platform.sql("INSERT INTO gold_lead_journey (lead_id, tenant_id, engagement_stage, next_action_at) "
+                 "SELECT gen_random_uuid(), tenant_id, 'COLD', now() + interval '1 hour' + (i || ' seconds')::interval "
+                 "FROM (SELECT tenant_id FROM gold_lead_journey LIMIT 1) AS t, generate_series(1, 40000) AS i")
+    pending = pending_followups(platform)
+    # Production Redis keeps an append-only file: a crash keeps what was written before it.
+    redis_server = RedisServer(password=platform.redis.password, persistent=True).start()
+    try:
+        inventory = inventory_for(redis_server, platform.pg)
+        outcome = {}
+        play = threading.Thread(target=lambda: outcome.update(run=run_playbook(
+            "dr_redis.yml", inventory, extravars={"confirm": "true"})))
+        play.start()
+        delayed = redis_server.client(2)
+        deadline = time.monotonic() + 120
+        while delayed.zcard(FOLLOWUP_DELAYED) < 5000 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        added_before_the_crash = delayed.zcard(FOLLOWUP_DELAYED)
+        redis_server.kill()
+        play.join(300)
+        run = outcome["run"]
+        assert 5000 <= added_before_the_crash < pending
+        assert run.rc != 0
+        assert "cannot reach Redis at 127.0.0.1:{0}".format(redis_server.port) in run.stdout
+
+        redis_server.start()
+        assert 0 < delayed.zcard(FOLLOWUP_DELAYED) < pending  # what the append-only file kept
+        rerun = run_playbook("dr_redis.yml", inventory, extravars={"confirm": "true"})
+        assert rerun.rc == 0, rerun.stdout[-3000:]
+        expected = {contract.followup_job_id(lead_id, due_ms) for lead_id, due_ms in platform.sql(
+            "SELECT lead_id::text, floor(extract(epoch FROM next_action_at) * 1000)::bigint FROM gold_lead_journey "
+            "WHERE next_action_at > now() AND NOT sequence_paused")}
+        assert set(delayed.zrange(FOLLOWUP_DELAYED, 0, -1)) == expected and len(expected) == pending
+        job_hashes = sum(1 for _ in delayed.scan_iter(match="bull:{0}:fu-*".format(contract.QUEUE_FOLLOWUP),
+                                                       count=10000))
+        assert job_hashes == pending
+    finally:
+        redis_server.kill()
+        shutil.rmtree(redis_server.data_dir, ignore_errors=True)

@@ -8,6 +8,7 @@ import pytest
 from ansible_collections.cerniq.outreach.plugins.module_utils import _contract as contract
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
 from ansible_collections.cerniq.outreach.plugins.module_utils._followups import reschedule_followups
+from ansible_collections.cerniq.outreach.plugins.module_utils._stats import outreach_stats
 from tests.support.nodeworker import NodeWorker
 from tests.support.services import module_params
 
@@ -94,3 +95,11 @@ def test_redis_killed_midway_fails_clearly_and_a_rerun_completes(platform, priva
     second = reschedule_followups(params)
     assert first["followups"]["present"] == 3000 and second["followups"]["added"] == 0
     assert private_redis.client(2).zcard(DELAYED_KEY) == 3000
+
+
+def test_the_pending_followups_figure_counts_what_the_reschedule_schedules(platform):
+    add_leads(platform, [-60, 900, 1800, 2700, 3600], paused=(3,))
+    figure = outreach_stats(platform.params, ["pending_followups"])["pending_followups"]
+    result = reschedule_followups(platform.params, check_mode=True)
+    assert figure["leads"] == result["followups"]["pending"] == 3  # not the past one, not the paused one
+    assert figure["next_due"] < figure["last_due"]
