@@ -37,8 +37,8 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._connection import
 )
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
     BULLMQ_PREFIX,
-    QUEUE_FOLLOWUP,
     PENDING_FOLLOWUP_CONDITION,
+    QUEUE_FOLLOWUP,
     TABLE_LEADS,
     followup_job_id,
 )
