@@ -127,9 +127,8 @@ def test_redis_killed_midway_through_the_reschedule_fails_clearly_and_a_rerun_le
             "SELECT lead_id::text, floor(extract(epoch FROM next_action_at) * 1000)::bigint FROM gold_lead_journey "
             "WHERE next_action_at > now() AND NOT sequence_paused")}
         assert set(delayed.zrange(FOLLOWUP_DELAYED, 0, -1)) == expected and len(expected) == pending
-        job_hashes = sum(1 for _ in delayed.scan_iter(match="bull:{0}:fu-*".format(contract.QUEUE_FOLLOWUP),
-                                                       count=10000))
-        assert job_hashes == pending
+        job_hashes = delayed.scan_iter(match="bull:{0}:fu-*".format(contract.QUEUE_FOLLOWUP), count=10000)
+        assert len(list(job_hashes)) == pending
     finally:
         redis_server.kill()
         shutil.rmtree(redis_server.data_dir, ignore_errors=True)
