@@ -27,11 +27,9 @@ import time
 import traceback
 from datetime import datetime
 
-from ansible_collections.cerniq.outreach.plugins.module_utils._audit import AuditTrail
+from ansible_collections.cerniq.outreach.plugins.module_utils._audit import RedisChangeAudit
 from ansible_collections.cerniq.outreach.plugins.module_utils._connection import (
     async_redis_client,
-    postgres_connect,
-    postgres_errors,
     redis_client,
     redis_errors,
     redis_where,
@@ -39,7 +37,6 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._connection import
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
     BULLMQ_PREFIX,
     DLQ_LIST_KEY,
-    TABLE_AUDIT,
     platform_zone,
 )
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
@@ -886,41 +883,6 @@ def _key_types(client, keys, chunk_size=10 * MAX_CHUNK):
     for start in range(0, len(keys), chunk_size):
         types.extend(script(keys=keys[start:start + chunk_size]))
     return types
-
-
-class RedisChangeAudit(object):
-    """Audit rows for Redis-only changes. `prepare()` reaches PostgreSQL right before the Redis change (so an
-    unreachable audit log stops the run before anything changed); each row commits right after Redis accepted it.
-    In check mode it never connects."""
-
-    def __init__(self, params, module_name, check_mode):
-        self.params = params
-        self.module_name = module_name
-        self.check_mode = check_mode
-        self.conn = None
-        self.trail = None
-
-    def prepare(self):
-        if self.check_mode or self.trail is not None:
-            return
-        self.conn = postgres_connect(self.params, require=(TABLE_AUDIT,))
-        self.trail = AuditTrail(self.conn, self.module_name, self.params.get("audit_actor"))
-
-    def record(self, action, target, before=None, after=None):
-        if self.check_mode:
-            return
-        self.prepare()
-        try:
-            with postgres_errors(self.params, self.conn):
-                self.trail.record(action, target, reason=self.params.get("reason"), before=before, after=after)
-                self.conn.commit()
-        except CerniqError as exc:
-            raise CerniqError("Redis accepted {0} on {1}, but its audit row could not be written: {2}".format(
-                action, target, exc.msg)) from exc
-
-    def close(self):
-        if self.conn is not None:
-            self.conn.close()
 
 
 def _missing_queue(queue_name, prefix, params, action):

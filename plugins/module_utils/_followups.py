@@ -15,10 +15,10 @@ import asyncio
 import contextlib
 import time
 
+from ansible_collections.cerniq.outreach.plugins.module_utils._audit import RedisChangeAudit
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq import (
     MAX_CHUNK,
     JobWriter,
-    RedisChangeAudit,
     _key_types,
     check_pairing,
     job_key,

@@ -9,7 +9,7 @@ writes only the keys that are missing or differ.
 
 from __future__ import annotations
 
-from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq import RedisChangeAudit
+from ansible_collections.cerniq.outreach.plugins.module_utils._audit import RedisChangeAudit
 from ansible_collections.cerniq.outreach.plugins.module_utils._connection import (
     postgres_reading,
     redis_client,
