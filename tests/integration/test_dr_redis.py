@@ -33,6 +33,8 @@ def test_without_confirm_it_shows_the_plan_and_changes_nothing(platform):
     assert run.rc != 0
     assert "re-run with -e confirm=true" in run.stdout
     assert "each of the {0} pending follow-ups has its delayed job".format(pending_followups(platform)) in run.stdout
+    # Only looking: the exact split (Redis was emptied, so every counter and status key differs).
+    assert "set 6 of 6 quota counters" in run.stdout and "write 6 of 6 phone status keys" in run.stdout
     assert platform_state(platform) == before
 
 
@@ -52,6 +54,8 @@ def test_recovery_regenerates_everything_and_a_second_run_changes_nothing(platfo
     lose_redis(platform)
     run = platform.play("dr_redis.yml", extravars={"confirm": "true"})
     assert run.rc == 0, run.stdout[-3000:]
+    # Confirmed: the plan is read from the database alone (no check-mode runs before the change).
+    assert "recount the quota counters of 6 phones" in run.stdout
     redis0, redis2 = platform.r(0), platform.r(2)
     today = facts["today"]
     for phone_id, count in facts["wa_counts"].items():
