@@ -19,9 +19,12 @@ def run_module(module, operation):
     """Run a module's core operation and turn every expected failure into one clear fail_json line.
 
     `operation` returns the result dict (with `changed`); it raises CerniqError for anything the user can fix.
+    A `diff` in the result is returned only when the task runs with --diff (or diff: true).
     """
     try:
         result = operation()
     except CerniqError as exc:
         module.fail_json(msg=exc.msg, **exc.details)
+    if not module._diff:
+        result.pop("diff", None)
     module.exit_json(**result)

@@ -163,14 +163,9 @@ def main():
     require_libraries(module, need_redis=False)
     params = module.params
 
-    def operation():
-        result = archive_comm_log(params, params["older_than_days"], params["batch_size"], params["max_runtime"],
-                                  params["lock_timeout"], params["batch_timeout"], check_mode=module.check_mode)
-        if not module._diff:
-            result.pop("diff")
-        return result
-
-    run_module(module, operation)
+    run_module(module, lambda: archive_comm_log(
+        params, params["older_than_days"], params["batch_size"], params["max_runtime"], params["lock_timeout"],
+        params["batch_timeout"], check_mode=module.check_mode))
 
 
 if __name__ == "__main__":

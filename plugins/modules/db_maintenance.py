@@ -120,14 +120,9 @@ def main():
     require_libraries(module, need_redis=False)
     params = module.params
 
-    def operation():
-        result = vacuum_tables(params, params["tables"], params["analyze"], params["force"], params["lock_timeout"],
-                               check_mode=module.check_mode)
-        if not module._diff:
-            result.pop("diff")
-        return result
-
-    run_module(module, operation)
+    run_module(module, lambda: vacuum_tables(
+        params, params["tables"], params["analyze"], params["force"], params["lock_timeout"],
+        check_mode=module.check_mode))
 
 
 if __name__ == "__main__":

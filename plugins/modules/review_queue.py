@@ -151,15 +151,9 @@ def main():
     require_libraries(module, need_redis=False)
     params = module.params
 
-    def operation():
-        result = change_review_queue(params, params["assign_to"], params["ensure_assigned"], params["priority"],
-                                     params["auto_approve"], params["older_than"], params["reason"],
-                                     check_mode=module.check_mode)
-        if not module._diff:
-            result.pop("diff")
-        return result
-
-    run_module(module, operation)
+    run_module(module, lambda: change_review_queue(
+        params, params["assign_to"], params["ensure_assigned"], params["priority"], params["auto_approve"],
+        params["older_than"], params["reason"], check_mode=module.check_mode))
 
 
 if __name__ == "__main__":
