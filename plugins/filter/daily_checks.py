@@ -484,6 +484,23 @@ def _wanted(name, tag_map, run_tags, skip_tags):
     return not run_tags or "all" in run_tags or tag in run_tags or "always" in run_tags
 
 
+# What each morning check reads: the views of daily_readings_info and the outreach_stats_info figures.
+MORNING_CHECK_READS = dict(phones=dict(phones=True), quota_reset=dict(phones=True, queues=True),
+                           reviews=dict(stats=["reviews_pending"]), queues=dict(queues=True),
+                           sla=dict(stats=["sla_breaches"]), timelinesai=dict(timelinesai=True),
+                           drift=dict(phones=True, stats=["whatsapp_per_phone"]))
+
+
+def morning_reads(run_tags=None, skip_tags=None, timelinesai=True):
+    """The daily_readings_info options that read what the checks chosen by the tags need, no more."""
+    wanted = [name for name in MORNING_CHECK_TAGS if _wanted(name, MORNING_CHECK_TAGS, run_tags, skip_tags)]
+    reads = [MORNING_CHECK_READS[name] for name in wanted if name != "timelinesai" or _boolean(timelinesai)]
+    stats = [figure for read in reads for figure in read.get("stats", ())]
+    return dict(phones=any(read.get("phones") for read in reads), stats=list(dict.fromkeys(stats)),
+                queue_pattern="*" if any(read.get("queues") for read in reads) else None,
+                timelinesai=any(read.get("timelinesai") for read in reads))
+
+
 def morning_checks(readings, settings=None):
     """Every check of runbook 1.1 whose reads ran, in the runbook's order, judged; see summarize() for the report.
 
@@ -701,6 +718,6 @@ def quota_usage(counters_result, warn_percent=90, top=20):
 
 class FilterModule(object):
     def filters(self):
-        return dict(morning_checks=morning_checks, check_summary=summarize, check_stats=check_stats,
+        return dict(morning_checks=morning_checks, morning_reads=morning_reads, check_summary=summarize, check_stats=check_stats,
                     queue_rows=queue_rows, quota_usage=quota_usage, evening_checks=evening_checks,
                     phone_quota_rows=phone_quota_rows)
