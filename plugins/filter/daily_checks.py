@@ -719,5 +719,5 @@ def quota_usage(counters_result, warn_percent=90, top=20):
 class FilterModule(object):
     def filters(self):
         return dict(morning_checks=morning_checks, morning_reads=morning_reads, check_summary=summarize,
-                    check_stats=check_stats, queue_rows=queue_rows, quota_usage=quota_usage, evening_checks=evening_checks,
-                    phone_quota_rows=phone_quota_rows)
+                    check_stats=check_stats, queue_rows=queue_rows, quota_usage=quota_usage,
+                    evening_checks=evening_checks, phone_quota_rows=phone_quota_rows)
