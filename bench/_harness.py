@@ -7,6 +7,7 @@ own procedure (the baseline) and ours alternately on the same data, several time
 from __future__ import annotations
 
 import contextlib
+import json
 import multiprocessing
 import os
 import resource
@@ -18,6 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+import yaml
+
+from tests.support.playbooks import COLLECTIONS_PATH, inventory_for
+from tests.support.services import REPO_ROOT
 
 
 def _ping_loop(connection, interval, stop, worst_us, samples):
@@ -136,3 +141,24 @@ def baseline_env(redis_server, pg, **extra):
 def run_baseline(script, env):
     """Run one of the runbook's procedures; returns (seconds, peak RSS MB, stdout)."""
     return run_child(["bash", str(BASELINE_DIR / script)], env=env)
+
+
+class PlaybookCommand:
+    """`ansible-playbook playbooks/<name>` as an operator runs it, against the benchmark's servers: the inventory is
+    written into `directory`, the environment points at this checkout's collection and ansible.cfg."""
+
+    def __init__(self, redis_server, pg, directory):
+        self.inventory_path = Path(directory) / "inventory.yml"
+        self.inventory_path.write_text(yaml.safe_dump(inventory_for(redis_server, pg,
+                                                                    {"cerniq_audit_actor": "bench"})))
+        self.env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS_PATH),
+                        ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+
+    def command(self, playbook, extra_vars):
+        return [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(self.inventory_path),
+                str(REPO_ROOT / "playbooks" / playbook), "-e", json.dumps(extra_vars)]
+
+    def run(self, playbook, extra_vars):
+        """(seconds, peak RSS MB, stdout) of one run; a failed run raises."""
+        return run_child(self.command(playbook, extra_vars), env=self.env)
+

@@ -13,19 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import os
 import statistics
-import sys
 import tempfile
-from pathlib import Path
 
-import yaml
-
-from bench._harness import PingSampler, baseline_env, run_baseline, run_child
+from bench._harness import PingSampler, PlaybookCommand, baseline_env, run_baseline
 from bench._scenario import Scenario, private_servers
-from tests.support.playbooks import COLLECTIONS_PATH, inventory_for
 from tests.support.seed import SeedPlan, seed_all
-from tests.support.services import REPO_ROOT
 
 # Imported after tests.support has put the collection on sys.path.
 contract = importlib.import_module("ansible_collections.cerniq.outreach.plugins.module_utils._contract")
@@ -138,19 +131,11 @@ def released_leads(pg):
         conn.close()
 
 
-def playbook_cmd(inventory_path):
-    return [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory_path),
-            str(REPO_ROOT / "playbooks" / "phone_banned.yml"), "-e", "phone=" + PHONE, "-e", "confirm=true"]
-
-
 def run(sizes, repeat):
     leads, jobs = sizes["leads"], sizes["jobs"]
     with private_servers() as (redis_server, pg), tempfile.TemporaryDirectory(prefix="bench-ban-") as tmp:
         seed(redis_server, pg, leads)
-        inventory_path = Path(tmp) / "inventory.yml"
-        inventory_path.write_text(yaml.safe_dump(inventory_for(redis_server, pg, {"cerniq_audit_actor": "bench"})))
-        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS_PATH),
-                   ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+        playbook = PlaybookCommand(redis_server, pg, tmp)
         expected_released = sum(1 for g in range(1, leads + 1)
                                 if _stage_wheel()[(g * 97) % 100] in contract.RELEASABLE_STAGES)
         figures = {"baseline": [], "ours": [], "orphans_base": 0, "orphans_ours": 0, "ping": 0.0, "rss": 0.0}
@@ -163,7 +148,7 @@ def run(sizes, repeat):
 
             reset(redis_server, pg, jobs)
             with PingSampler(redis_server) as sampler:
-                seconds, rss, _out = run_child(playbook_cmd(inventory_path), env=env)
+                seconds, rss, _out = playbook.run("phone_banned.yml", {"phone": PHONE, "confirm": "true"})
             figures["ours"].append(seconds)
             figures["ping"] = max(figures["ping"], sampler.worst_ms)
             figures["rss"] = max(figures["rss"], rss)

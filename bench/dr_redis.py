@@ -20,15 +20,11 @@ import tempfile
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
-import yaml
-
-from bench._harness import PingSampler, alternate, baseline_env, run_baseline, run_child
+from bench._harness import PingSampler, PlaybookCommand, alternate, baseline_env, run_baseline, run_child
 from bench._scenario import Scenario, private_servers
-from tests.support.playbooks import COLLECTIONS_PATH, inventory_for
 from tests.support.seed import SeedPlan, seed_all
-from tests.support.services import REPO_ROOT, module_params
+from tests.support.services import module_params
 
 FOLLOWUP_QUEUE = "outreach:followup"
 _OURS = """
@@ -143,26 +139,21 @@ def run_playbook(sizes, repeat):
     phones, count = sizes["phones"], sizes["followups"]
     with private_servers() as (redis_server, pg), tempfile.TemporaryDirectory(prefix="bench-dr-redis-") as tmp:
         seed_platform(redis_server, pg, phones, count)
-        inventory_path = Path(tmp) / "inventory.yml"
-        inventory_path.write_text(yaml.safe_dump(inventory_for(redis_server, pg, {"cerniq_audit_actor": "bench"})))
-        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS_PATH),
-                   ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-        cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory_path),
-               str(REPO_ROOT / "playbooks" / "dr_redis.yml"), "-e", json.dumps({"confirm": "true"})]
+        playbook = PlaybookCommand(redis_server, pg, tmp)
 
         def base():
             run_baseline("dr_redis.sh", baseline_env(redis_server, pg))
-            return {"baseline_followups": baseline(redis_server, pg)}
+            baseline(redis_server, pg)
 
         def ours():
-            _seconds, rss, out = run_child(cmd, env=env)
-            return {"rss": rss, "added": "added" in out}
+            _seconds, rss, _out = playbook.run("dr_redis.yml", {"confirm": "true"})
+            return {"rss": rss}
 
         base_m, ours_m = alternate(base, ours, repeat, redis_server=redis_server,
                                    reset=lambda: _lose_redis(redis_server))
         followup_keys = redis_server.client(2).zcard("bull:{0}:delayed".format(FOLLOWUP_QUEUE))
         # Run again on what it left: adds nothing.
-        again_seconds, _rss, again = run_child(cmd, env=env)
+        again_seconds, _rss, again = playbook.run("dr_redis.yml", {"confirm": "true"})
     return [dict(scenario="dr_redis.yml, {0:,} phones + {1:,} follow-ups".format(phones, count),
                  baseline_s=base_m.median, ours_s=ours_m.median,
                  figure="{0:.2f} s wall; {1:,} delayed jobs after".format(ours_m.median, followup_keys),
