@@ -161,4 +161,3 @@ class PlaybookCommand:
     def run(self, playbook, extra_vars):
         """(seconds, peak RSS MB, stdout) of one run; a failed run raises."""
         return run_child(self.command(playbook, extra_vars), env=self.env)
-

@@ -133,8 +133,8 @@ def test_morning_reads_read_only_what_the_chosen_checks_judge():
     everything = checks.morning_reads(["all"], [])
     assert everything == dict(phones=True, stats=["reviews_pending", "sla_breaches", "whatsapp_per_phone"],
                               queue_pattern="*", timelinesai=True)
-    assert checks.morning_reads(["sla"], []) == dict(phones=False, stats=["sla_breaches"], queue_pattern=None,
-                                                    timelinesai=False)
+    assert checks.morning_reads(["sla"], []) == dict(
+        phones=False, stats=["sla_breaches"], queue_pattern=None, timelinesai=False)
     # The quota check needs the phones and the scheduler (a queue read); TimelinesAI switched off as a survey does.
     assert checks.morning_reads(["quota", "timelinesai"], [], "false") == dict(
         phones=True, stats=[], queue_pattern="*", timelinesai=False)
