@@ -128,6 +128,8 @@ def explain_redis_error(exc, where):
     if "DB index is out of range" in text:
         return ("{0} does not exist: the server has fewer logical databases; check cerniq_redis_db / "
                 "cerniq_bullmq_db".format(where))
+    if "READONLY" in text or isinstance(exc, redis.exceptions.ReadOnlyError):
+        return ("{0} is a read-only replica and refused a write: point cerniq_redis_host at the master".format(where))
     if "WRONGTYPE" in text:
         return "{0}: a key has the wrong Redis type ({1})".format(where, text)
     if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
@@ -145,8 +147,8 @@ def redis_errors(where):
         raise CerniqError(explain_redis_error(exc, where)) from exc
 
 
-def redis_client(params, db=None):
-    """A connected, pinged redis-py client on `db` (default: the platform db)."""
+def redis_client(params, db=None, allow_replica=False):
+    """A connected redis-py client on `db` (default: the platform db), on a master unless `allow_replica`."""
     db = params["redis_db"] if db is None else db
     from redis.backoff import ExponentialBackoff
     from redis.retry import Retry
@@ -155,8 +157,32 @@ def redis_client(params, db=None):
     # redis-py's default retries for ~10 s; an operator after an alert wants the answer now.
     client = redis.Redis(retry=Retry(ExponentialBackoff(cap=0.5, base=0.1), 1), **_redis_kwargs(params, db))
     with redis_errors(where):
-        client.ping()
+        role = redis_role(client)
+    if role[0] == "slave" and not allow_replica:
+        raise CerniqError(replica_refusal(where, role))
     return client
+
+
+def redis_role(client):
+    """ROLE's reply (['master', ...] or ['slave', host, port, ...]); it answers in the round trip PING would take.
+
+    A user whose ACL denies ROLE gets ['unknown']: a replica then refuses writes itself (READONLY), which
+    explain_redis_error names.
+    """
+    try:
+        reply = client.execute_command("ROLE")
+    except redis.exceptions.NoPermissionError:
+        client.ping()
+        return ["unknown"]
+    return list(reply)
+
+
+def replica_refusal(where, role):
+    master = "{0}:{1}".format(role[1], role[2]) if len(role) >= 3 else "its master"
+    return ("{0} is a replica of {1}: this collection works against the master only (a replica refuses writes "
+            "and may lag). Point cerniq_redis_host at the master (or list every Redis host in the redis group and "
+            "leave cerniq_redis_host unset: the master is found at run time). Nothing was changed."
+            .format(where, master))
 
 
 def async_redis_client(params, db):
@@ -211,8 +237,11 @@ def postgres_errors(params, conn=None):
         raise CerniqError(explain_postgres_error(exc, params)) from exc
 
 
-def postgres_connect(params, require=ALL_TABLES):
-    """A psycopg2 connection (not autocommit) after checking that the contract's tables exist."""
+def postgres_connect(params, require=ALL_TABLES, writable=True):
+    """A psycopg2 connection (not autocommit) after checking that the contract's tables exist.
+
+    A standby is refused unless the caller only reads (`writable=False`).
+    """
     if not params.get("db_host"):
         raise CerniqError("db_host is not set: set cerniq_db_host in the inventory (or db_host in module_defaults "
                           "for group/cerniq.outreach.all, or CERNIQ_DB_HOST)")
@@ -225,21 +254,31 @@ def postgres_connect(params, require=ALL_TABLES):
         kwargs["sslrootcert"] = params["db_ssl_rootcert"]
     with postgres_errors(params):
         conn = psycopg2.connect(**kwargs)
-    if require:
-        missing = missing_tables(conn, params, require)
-        if missing:
-            conn.close()
-            raise CerniqError("{0}: table(s) {1} missing; load schema/platform.sql (see docs/platform-contract.md)"
-                              .format(postgres_where(params), ", ".join(missing)))
+    missing, standby = missing_tables(conn, params, require or ())
+    if standby and writable:
+        conn.close()
+        raise CerniqError(standby_refusal(postgres_where(params)))
+    if missing:
+        conn.close()
+        raise CerniqError("{0}: table(s) {1} missing; load schema/platform.sql (see docs/platform-contract.md)"
+                          .format(postgres_where(params), ", ".join(missing)))
     return conn
 
 
+def standby_refusal(where):
+    return ("{0} is a standby (pg_is_in_recovery() is true): this collection never changes one. Point cerniq_db_host "
+            "at the primary (or list every PostgreSQL host in the db group and leave cerniq_db_host unset: the "
+            "primary is found at run time). Nothing was changed.".format(where))
+
+
 def missing_tables(conn, params, tables):
+    """The contract tables that do not exist, and whether the server is a standby: one round trip."""
     with postgres_errors(params, conn), conn.cursor() as cur:
-        cur.execute("SELECT t, to_regclass(t) IS NULL FROM unnest(%s::text[]) AS t", (list(tables),))
-        missing = [name for name, absent in cur.fetchall() if absent]
+        cur.execute("SELECT ARRAY(SELECT t FROM unnest(%s::text[]) AS t WHERE to_regclass(t) IS NULL), "
+                    "pg_is_in_recovery()", (list(tables),))
+        missing, standby = cur.fetchone()
     conn.rollback()
-    return missing
+    return list(missing), standby
 
 
 @contextlib.contextmanager
@@ -248,7 +287,7 @@ def postgres_reading(params, require=ALL_TABLES):
 
     For info modules and check mode: PostgreSQL itself refuses any write made through it.
     """
-    conn = postgres_connect(params, require)
+    conn = postgres_connect(params, require, writable=False)
     try:
         with postgres_errors(params, conn):
             conn.set_session(readonly=True)

@@ -20,7 +20,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._errors import Cer
 def redis_health(params, db, role):
     where = redis_where(params, db)
     try:
-        client = redis_client(params, db)
+        client = redis_client(params, db, allow_replica=True)
         with redis_errors(where):
             pipe = client.pipeline(transaction=False)
             pipe.info("server")
@@ -28,7 +28,8 @@ def redis_health(params, db, role):
             pipe.config_get("maxmemory-policy")
             pipe.config_get("save")
             pipe.dbsize()
-            server, persistence, policy, save, keys = pipe.execute()
+            pipe.info("replication")
+            server, persistence, policy, save, keys, replication = pipe.execute()
     except CerniqError as exc:
         return dict(service="redis", role=role, healthy=False, where=where, message=exc.msg)
     warnings = []
@@ -38,7 +39,11 @@ def redis_health(params, db, role):
     # `save ""` switches RDB snapshots off; rdb_last_save_time is set at start-up even then.
     if not persistence.get("aof_enabled") and not save.get("save"):
         warnings.append("persistence is off (no AOF, no RDB save points): a restart loses every queue")
+    if replication.get("role") != "master":
+        warnings.append("this is a replica of {0}:{1}; the procedures refuse it".format(
+            replication.get("master_host"), replication.get("master_port")))
     return dict(service="redis", role=role, healthy=True, where=where, version=server.get("redis_version"),
+                replication_role=replication.get("role"),
                 keys=keys, maxmemory_policy=eviction, aof_enabled=bool(persistence.get("aof_enabled")),
                 warnings=warnings, message="ok")
 

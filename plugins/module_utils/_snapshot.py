@@ -114,7 +114,7 @@ def database_facts(cur):
 @contextlib.contextmanager
 def snapshot_cursor(params, require=ALL_TABLES):
     """A cursor in a REPEATABLE READ, READ ONLY transaction: every figure it reads comes from one snapshot."""
-    conn = postgres_connect(params, require)
+    conn = postgres_connect(params, require, writable=False)
     try:
         with postgres_errors(params, conn):
             conn.set_session(isolation_level=ISOLATION_LEVEL_REPEATABLE_READ, readonly=True)
