@@ -7,7 +7,9 @@ and re-run: every row is in exactly one of the two tables all the time.
 
 The runbook's INSERT-then-DELETE is two transactions over the whole backlog: rows that age past the cutoff between
 them are deleted without having been copied, a failure between them leaves every row in both tables, and the DELETE
-holds its row locks for as long as it takes.
+holds its row locks for as long as it takes. And its fixed column list would drop the values of any column the
+production table has beyond it: whole rows move here, the columns read from the catalog at run time, and a run whose
+archive table lacks a live column (or has it with another type) is refused before its first batch.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._connection import
 )
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
     ARCHIVE_AFTER_DAYS,
-    COMM_LOG_COLUMNS,
     TABLE_AUDIT,
     TABLE_COMM_LOG,
     TABLE_COMM_LOG_ARCHIVE,
@@ -36,8 +37,9 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._errors import Cer
 
 try:
     from psycopg2 import errors as pg_errors
+    from psycopg2 import sql
 except ImportError:  # the module reports the missing library before any of this runs
-    pg_errors = None
+    pg_errors = sql = None
 
 MODULE = "comm_log_archive"
 # Ids per batch, chosen with `python -m bench.archive --sweep`: least PostgreSQL CPU per row of the sizes tried, and
@@ -51,12 +53,6 @@ RUN_LOCK_NAME = "cerniq.outreach.comm_log_archive"
 # How many conflicting ids an error message lists.
 _SHOWN_IDS = 10
 
-_COLUMNS = ", ".join(COMM_LOG_COLUMNS)
-
-
-def _row(alias):
-    return "ROW(" + ", ".join("{0}.{1}".format(alias, c) for c in COMM_LOG_COLUMNS) + ")"
-
 
 # Rows older than the cutoff still in the live log; a figure fragment (outreach_stats_info uses it too).
 BACKLOG_FIGURE = (
@@ -64,33 +60,128 @@ BACKLOG_FIGURE = (
     "'oldest', min(created_at), 'newest', max(created_at)) "
     "FROM " + TABLE_COMM_LOG + " WHERE created_at < %(archive_cutoff)s")
 
+# The columns of both tables as the catalog has them now (a production table may have more than our DDL): name, type
+# with its modifier, NOT NULL, has a default, generated, identity ALWAYS; one row per column of either table.
+COLUMNS_SQL = (
+    "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.atthasdef, "
+    "a.attgenerated <> '', a.attidentity = 'a' "
+    "FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid "
+    "WHERE a.attrelid IN (to_regclass(%(live)s), to_regclass(%(archive)s)) AND a.attnum > 0 AND NOT a.attisdropped "
+    "ORDER BY c.relname, a.attnum")
+
 # Every batch takes a window of ids [lo, hi): the old rows in it leave the live log and enter the archive in one
 # statement, which also finds where the next window starts (the next old row's id), so sparse ids cost nothing.
 _NEXT_ID = ("(SELECT min(id) FROM " + TABLE_COMM_LOG + " WHERE id >= %(hi)s AND created_at < %(archive_cutoff)s)")
 _WINDOW = "id >= %(lo)s AND id < %(hi)s AND created_at < %(archive_cutoff)s"
 
+# The batch statements, with {columns} (every column of the live table, quoted identifiers), {insert_into} (the
+# archive table and that column list), {arch_row} and {moved_row} filled in by ArchiveColumns.statements().
 # The usual case: a plain INSERT, as cheap as the runbook's (ON CONFLICT's speculative insertion costs about as much
-# again). A row already archived makes it fail; the window is then retried with CAREFUL_BATCH_SQL.
-FAST_BATCH_SQL = (
+# again). A row already archived makes it fail; the window is then retried with the careful statement.
+_FAST_BATCH = (
     "WITH moved AS (DELETE FROM " + TABLE_COMM_LOG + " WHERE " + _WINDOW + " RETURNING *), "
-    "archived AS (INSERT INTO " + TABLE_COMM_LOG_ARCHIVE + " (" + _COLUMNS + ") SELECT " + _COLUMNS + " FROM moved) "
-    "SELECT count(*), count(*), min(id), max(id), '{}'::bigint[], " + _NEXT_ID + " FROM moved")
+    "archived AS ({insert_into} SELECT {columns} FROM moved) "
+    "SELECT count(*), count(*), min(id), max(id), '{{}}'::bigint[], " + _NEXT_ID + " FROM moved")
 
 # After a conflict or a row lock the fast statement could not get: rows another session holds are left for the next
 # run (SKIP LOCKED) instead of waited for; a row whose id is already archived is kept there only when its content is
 # identical (a runbook run that died between its INSERT and its DELETE); anything else is returned as a clash and
 # the batch rolled back.
-CAREFUL_BATCH_SQL = (
+_CAREFUL_BATCH = (
     "WITH batch AS (SELECT id FROM " + TABLE_COMM_LOG + " WHERE " + _WINDOW + " FOR UPDATE SKIP LOCKED), "
     "moved AS (DELETE FROM " + TABLE_COMM_LOG + " AS live USING batch WHERE live.id = batch.id "
     "RETURNING live.*), "
-    "kept AS (INSERT INTO " + TABLE_COMM_LOG_ARCHIVE + " (" + _COLUMNS + ") SELECT " + _COLUMNS + " FROM moved "
+    "kept AS ({insert_into} SELECT {columns} FROM moved "
     "ON CONFLICT (id) DO NOTHING RETURNING id), "
     "counts AS (SELECT (SELECT count(*) FROM moved) AS moved, (SELECT count(*) FROM kept) AS kept), "
     "clash AS (SELECT moved.id FROM moved JOIN " + TABLE_COMM_LOG_ARCHIVE + " AS arch ON arch.id = moved.id "
-    "WHERE (SELECT moved > kept FROM counts) AND " + _row("arch") + " IS DISTINCT FROM " + _row("moved") + ") "
+    "WHERE (SELECT moved > kept FROM counts) AND {arch_row} IS DISTINCT FROM {moved_row}) "
     "SELECT counts.moved, counts.kept, (SELECT min(id) FROM moved), (SELECT max(id) FROM moved), "
-    "(SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM clash), " + _NEXT_ID + " FROM counts")
+    "(SELECT coalesce(array_agg(id ORDER BY id), '{{}}') FROM clash), " + _NEXT_ID + " FROM counts")
+
+# Held by each batch before its statement, until its commit: no ALTER TABLE can change either table between the
+# batch's column check and its statement (ROW EXCLUSIVE is what the DELETE and INSERT take anyway).
+_LOCK_TABLES_SQL = "LOCK TABLE " + TABLE_COMM_LOG + ", " + TABLE_COMM_LOG_ARCHIVE + " IN ROW EXCLUSIVE MODE"
+
+
+class ArchiveColumns(object):
+    """Both tables' columns read from the catalog; whole rows move, or the run is refused before its first batch."""
+
+    def __init__(self, rows):
+        self.live = [r[1:] for r in rows if r[0] == TABLE_COMM_LOG]
+        self.archive = dict((r[1], r[2:]) for r in rows if r[0] == TABLE_COMM_LOG_ARCHIVE)
+        self.signature = tuple(tuple(r) for r in rows)
+
+    @classmethod
+    def read(cls, cur):
+        cur.execute(COLUMNS_SQL, dict(live=TABLE_COMM_LOG, archive=TABLE_COMM_LOG_ARCHIVE))
+        return cls(cur.fetchall())
+
+    @property
+    def names(self):
+        return [c[0] for c in self.live]
+
+    @property
+    def archive_only(self):
+        live = set(self.names)
+        return [name for name in self.archive if name not in live]
+
+    def problems(self):
+        """Why whole rows cannot move, in words; empty when they can."""
+        problems = []
+        missing = ["{0} ({1})".format(name, kind) for name, kind in ((c[0], c[1]) for c in self.live)
+                   if name not in self.archive]
+        if missing:
+            problems.append("{0} lacks column(s) {1} of {2}".format(TABLE_COMM_LOG_ARCHIVE, ", ".join(missing),
+                                                                   TABLE_COMM_LOG))
+        differ = ["{0} ({1} live, {2} archive)".format(name, kind, self.archive[name][0])
+                  for name, kind in ((c[0], c[1]) for c in self.live)
+                  if name in self.archive and self.archive[name][0] != kind]
+        if differ:
+            problems.append("column(s) with another type in {0}: {1}".format(TABLE_COMM_LOG_ARCHIVE, ", ".join(differ)))
+        generated = [name for name in self.names if name in self.archive and self.archive[name][3]]
+        if generated:
+            problems.append("column(s) {0} of {1} are generated, so cannot take the live values".format(
+                ", ".join(generated), TABLE_COMM_LOG_ARCHIVE))
+        required = [name for name in self.archive_only if self.archive[name][1] and not self.archive[name][2]]
+        if required:
+            problems.append("column(s) {0} of {1} are NOT NULL without a default and not in {2}".format(
+                ", ".join(required), TABLE_COMM_LOG_ARCHIVE, TABLE_COMM_LOG))
+        for name in ("id", "created_at"):
+            if name not in self.names:
+                problems.append("{0} has no {1} column (the batches are windows of id, the cutoff is on "
+                                "created_at)".format(TABLE_COMM_LOG, name))
+        return problems
+
+    def check(self, before_batch=None):
+        problems = self.problems()
+        if problems:
+            when = ("before batch {0}: the tables changed during the run; that batch was rolled back".format(
+                before_batch) if before_batch else "before the first batch")
+            raise CerniqError("refusing to archive, {0}: {1}. Nothing of it moved: every column of {2} must exist in "
+                              "{3} with the same type, or its values would be lost; ALTER the archive table to match "
+                              "and re-run".format(when, "; ".join(problems), TABLE_COMM_LOG, TABLE_COMM_LOG_ARCHIVE),
+                              columns=self.names, archive_only_columns=self.archive_only)
+        return self
+
+    def statements(self):
+        """(fast, careful) batch statements over every live column, identifiers quoted by psycopg2."""
+        columns = sql.SQL(", ").join(sql.Identifier(name) for name in self.names)
+        overriding = any(self.archive[name][4] for name in self.names)
+        insert_into = sql.SQL("INSERT INTO {0} ({1}){2}").format(
+            sql.Identifier(TABLE_COMM_LOG_ARCHIVE), columns,
+            sql.SQL(" OVERRIDING SYSTEM VALUE" if overriding else ""))
+
+        def row(alias):
+            return sql.SQL("ROW({0})").format(sql.SQL(", ").join(sql.Identifier(alias, name) for name in self.names))
+
+        parts = dict(columns=columns, insert_into=insert_into, arch_row=row("arch"), moved_row=row("moved"))
+        return sql.SQL(_FAST_BATCH).format(**parts), sql.SQL(_CAREFUL_BATCH).format(**parts)
+
+    def plan(self):
+        return dict(columns=self.names, column_types=dict((c[0], c[1]) for c in self.live),
+                    archive_only_columns=self.archive_only)
+
 
 FIRST_ID_SQL = "SELECT min(id) FROM " + TABLE_COMM_LOG + " WHERE created_at < %(archive_cutoff)s"
 
@@ -124,14 +215,16 @@ def archive_comm_log(params, older_than_days=ARCHIVE_AFTER_DAYS, batch_size=DEFA
     cutoff = archive_cutoff(params["timezone"], older_than_days, now)
     if check_mode:
         with postgres_reading(params, require=(TABLE_COMM_LOG, TABLE_COMM_LOG_ARCHIVE)) as cur:
+            columns = ArchiveColumns.read(cur).check()
             cur.execute(BACKLOG_FIGURE, dict(archive_cutoff=cutoff))
             backlog = cur.fetchone()[0]
         rows = backlog["rows"]
         planned = -(-rows // batch_size)
-        return dict(changed=rows > 0, cutoff=cutoff.isoformat(), would_move=backlog, rows_moved=0, batches=0,
-                    batches_planned=planned, rows_remaining=rows, complete=rows == 0,
-                    msg="would move {0} row(s) older than {1} in {2} batch(es) of up to {3}".format(
-                        rows, cutoff.isoformat(timespec="seconds"), planned, batch_size),
+        return dict(columns.plan(), changed=rows > 0, cutoff=cutoff.isoformat(), would_move=backlog, rows_moved=0,
+                    batches=0, batches_planned=planned, rows_remaining=rows, complete=rows == 0,
+                    msg="would move {0} row(s) older than {1} in {2} batch(es) of up to {3}, whole rows: {4} "
+                    "column(s) ({5})".format(rows, cutoff.isoformat(timespec="seconds"), planned, batch_size,
+                                             len(columns.names), ", ".join(columns.names)),
                     diff=dict(before=dict(rows_older_than_cutoff=rows), after=dict(rows_older_than_cutoff=0)))
     run = _ArchiveRun(params, older_than_days, cutoff, batch_size, max_runtime, lock_timeout, batch_timeout)
     return run.execute()
@@ -149,6 +242,8 @@ class _ArchiveRun(object):
         self.run_id = str(uuid.uuid4())
         self.batches = []
         self.duplicates = 0
+        self.columns = None
+        self.statements = None
 
     @property
     def rows_moved(self):
@@ -162,6 +257,7 @@ class _ArchiveRun(object):
                 with postgres_errors(self.params, conn):
                     self._take_run_lock(conn)
                     self._set_timeouts(conn)
+                    self._read_columns(conn)
                     stopped_early = self._move_batches(conn, started)
                     remaining = self._remaining(conn)
                     summary = self._summary(remaining, stopped_early, time.monotonic() - started)
@@ -199,6 +295,26 @@ class _ArchiveRun(object):
             cur.execute("SELECT set_config('lock_timeout', %s, false), set_config('statement_timeout', %s, false)",
                         ("{0}ms".format(int(self.lock_timeout * 1000)), "{0}ms".format(int(self.batch_timeout * 1000))))
         conn.commit()
+
+    def _read_columns(self, conn):
+        """Refuse before the first batch unless every live column has its twin, same type, in the archive."""
+        with conn.cursor() as cur:
+            self.columns = ArchiveColumns.read(cur).check()
+        conn.commit()
+        self.statements = self.columns.statements()
+
+    def _recheck_columns(self, conn, cur):
+        """In the batch's transaction, with both tables locked against DDL until its commit: still the same columns?"""
+        cur.execute(_LOCK_TABLES_SQL)
+        now = ArchiveColumns.read(cur)
+        if now.signature != self.columns.signature:
+            try:
+                now.check(before_batch=len(self.batches) + 1)
+            except CerniqError:
+                conn.rollback()
+                raise
+            self.columns = now
+            self.statements = now.statements()
 
     def _move_batches(self, conn, started):
         trail = AuditTrail(conn, MODULE, self.params.get("audit_actor"))
@@ -257,7 +373,7 @@ class _ArchiveRun(object):
             batches=len(self.batches), batch_size=self.batch_size,
             first_id=self.batches[0]["first_id"] if self.batches else None,
             last_id=self.batches[-1]["last_id"] if self.batches else None,
-            already_archived=self.duplicates, rows_remaining=remaining, complete=complete,
+            already_archived=self.duplicates, rows_remaining=remaining, complete=complete, columns=self.columns.names,
             longest_batch_ms=round(longest * 1000), seconds=round(seconds, 3),
             msg="moved {0} row(s) older than {1} in {2} batch(es), {3} left{4}".format(
                 moved, self.cutoff.isoformat(timespec="seconds"), len(self.batches), remaining, why),
@@ -267,11 +383,13 @@ class _ArchiveRun(object):
     def _execute_batch(self, conn, cur, window):
         """One window, the fast statement first; (moved, kept, first id, last id, clashing ids, next window start)."""
         with self._batch_errors():
+            self._recheck_columns(conn, cur)
             try:
-                cur.execute(FAST_BATCH_SQL, window)
+                cur.execute(self.statements[0], window)
             except (pg_errors.UniqueViolation, pg_errors.LockNotAvailable):
                 conn.rollback()
-                cur.execute(CAREFUL_BATCH_SQL, window)
+                self._recheck_columns(conn, cur)
+                cur.execute(self.statements[1], window)
         return cur.fetchone()
 
     @contextlib.contextmanager

@@ -32,6 +32,8 @@ TABLE_AUDIT = "ops_audit_log"
 ALL_TABLES = (TABLE_PHONES, TABLE_LEADS, TABLE_COMM_LOG, TABLE_COMM_LOG_ARCHIVE, TABLE_REVIEWS,
               TABLE_QUOTA_USAGE, TABLE_AUDIT)
 
+# The columns schema/platform.sql creates. A production table may have more: comm_log_archive reads both tables'
+# columns from the catalog at run time and moves whole rows, never this list.
 COMM_LOG_COLUMNS = ("id", "tenant_id", "lead_id", "phone_id", "channel", "direction", "status", "email",
                     "bounce_reason", "campaign_id", "quota_cost", "created_at")
 

@@ -21,6 +21,12 @@ description:
     holds are left for the next run and reported in RV(rows_remaining); a row already archived with identical content
     (a runbook run that died between its C(INSERT) and its C(DELETE)) is kept once; one with different content stops
     the run with its id, that batch rolled back.
+  - Whole rows move. The columns of both tables are read from the catalog at run time (a production table may have
+    more than C(schema/platform.sql)), every column of the live table is copied, identifiers quoted. The run is
+    refused before its first batch, naming the columns, when the archive table lacks a live column, has it with
+    another type or as a generated column, or has a C(NOT NULL) column without default that the live table lacks.
+    Each batch re-reads the columns with both tables locked against C(ALTER TABLE) until its commit, so a migration
+    during the run stops it at the next batch (rolled back) instead of losing the new column's values.
   - Two runs never overlap - a session advisory lock; a second run fails at once naming the session that holds it.
   - Every batch writes an audit row in its own transaction; the run writes a summary row at the end.
 extends_documentation_fragment:
@@ -58,7 +64,8 @@ options:
     default: 10.0
 notes:
   - The Redis options are accepted (the action group hands them to every module) and not used.
-  - Check mode counts the rows it would move and their id and date range, and writes nothing.
+  - Check mode counts the rows it would move and their id and date range, lists the columns that would move, refuses
+    as a run would on a column mismatch, and writes nothing.
   - Run C(cerniq.outreach.db_maintenance) afterwards; the moved rows leave dead tuples behind.
 author:
   - CERNIQ SRE (@cerniq-sre)
@@ -90,6 +97,22 @@ batches_planned:
   description: In check mode, how many batches the run would take.
   returned: check mode
   type: int
+columns:
+  description: Every column of the live table, in table order - the columns each archived row carries.
+  returned: success
+  type: list
+  elements: str
+  sample: [id, tenant_id, lead_id, phone_id, channel, direction, status, email, bounce_reason, campaign_id, quota_cost,
+           created_at]
+column_types:
+  description: In check mode, each live column's type as the catalog spells it (the archive's are the same).
+  returned: check mode
+  type: dict
+archive_only_columns:
+  description: In check mode, columns only the archive table has; archived rows get their default (or NULL) there.
+  returned: check mode
+  type: list
+  elements: str
 rows_moved:
   description: Rows moved to the archive by this run.
   returned: always
