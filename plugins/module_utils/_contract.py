@@ -86,6 +86,8 @@ PHONE_QUEUE_PATTERN = "q:wa:*"
 
 PHONE_ID_RE = re.compile(r"^phone_[0-9]{2,}$")
 E164_RE = re.compile(r"^\+[1-9][0-9]{7,14}$")
+# An Instantly campaign id (a UUID); the `campaign` label of a bounce:high alert.
+CAMPAIGN_ID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 DEFAULT_TIMEZONE = "Europe/Bucharest"
 
 

@@ -11,7 +11,6 @@ document (tests/fakes/openapi/instantly-api-v2.subset.json); the runbook's /camp
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timezone
 
 from ansible_collections.cerniq.outreach.plugins.module_utils import _contract as contract
@@ -56,7 +55,7 @@ PAGE_LIMIT = 100
 MAX_PAGES = 10000
 BOUNCED_FILTER = "FILTER_VAL_BOUNCED"
 BLOCK_LIST_BATCH = 1000
-CAMPAIGN_ID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+CAMPAIGN_ID_RE = contract.CAMPAIGN_ID_RE
 
 GUARD_MODULE = "instantly_deliverability_guard"
 GUARD_PAUSE = "pause_campaigns"
