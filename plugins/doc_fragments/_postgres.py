@@ -42,14 +42,16 @@ options:
     type: str
   db_sslmode:
     description:
-      - libpq C(sslmode) for the connection.
+      - libpq C(sslmode) for the connection. The collection's roles default to V(verify-full)
+        (C(cerniq_db_sslmode)); only a local lab opts out.
       - If not set, the E(CERNIQ_DB_SSLMODE) environment variable is used.
     type: str
     default: prefer
     choices: [disable, allow, prefer, require, verify-ca, verify-full]
   db_ssl_rootcert:
     description:
-      - CA certificate file for O(db_sslmode=verify-ca) or O(db_sslmode=verify-full).
+      - CA certificate file for O(db_sslmode=verify-ca) or O(db_sslmode=verify-full). From
+        C(cerniq_db_ssl_rootcert) in the roles.
     type: path
   db_connect_timeout:
     description:

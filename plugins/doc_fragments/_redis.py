@@ -34,13 +34,15 @@ options:
     type: str
   redis_tls:
     description:
-      - Connect with TLS.
+      - Connect with TLS. The collection's roles default to V(true) (C(cerniq_redis_tls)); a server that does not
+        answer the TLS handshake within O(redis_timeout) seconds fails with one message.
       - If not set, the E(CERNIQ_REDIS_TLS) environment variable is used.
     type: bool
     default: false
   redis_tls_ca_cert:
     description:
-      - CA certificate file that signed the server's certificate, when O(redis_tls=true).
+      - CA certificate file that signed the server's certificate, when O(redis_tls=true). From
+        C(cerniq_redis_tls_ca_cert) in the roles.
       - If not set, the E(CERNIQ_REDIS_TLS_CA_CERT) environment variable is used.
     type: path
   redis_tls_verify:

@@ -10,6 +10,8 @@ options; `module_defaults: {group/cerniq.outreach.all: ...}` sets them once for 
 from __future__ import annotations
 
 import contextlib
+import socket
+import ssl
 import traceback
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
@@ -147,6 +149,33 @@ def redis_errors(where):
         raise CerniqError(explain_redis_error(exc, where)) from exc
 
 
+def tls_handshake_check(params, where):
+    """With redis_tls, fail in redis_timeout seconds with one message when the server does not answer TLS.
+
+    A plaintext Redis reads a TLS ClientHello as the start of an inline command and waits for more: redis-py would
+    hang for its socket timeout, retry, and end with a bare timeout. The certificate itself is verified by redis-py.
+    """
+    if not params.get("redis_tls"):
+        return
+    timeout = params.get("redis_timeout") or 5.0
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with socket.create_connection((params["redis_host"], params["redis_port"]), timeout=timeout) as raw:
+            raw.settimeout(timeout)
+            with context.wrap_socket(raw, server_hostname=params["redis_host"]):
+                pass
+    except (OSError, ssl.SSLError) as exc:
+        if isinstance(exc, (ConnectionRefusedError, socket.gaierror)):
+            return  # not a TLS question: redis-py reports the unreachable server
+        raise CerniqError(
+            "{0} did not complete a TLS handshake within {1:g}s ({2}): the server does not serve TLS on that port. "
+            "Connections use TLS by default (cerniq_redis_tls: true, CA file cerniq_redis_tls_ca_cert); only a "
+            "plaintext local lab sets cerniq_redis_tls: false".format(where, timeout, str(exc) or type(exc).__name__)
+        ) from exc
+
+
 def redis_client(params, db=None, allow_replica=False):
     """A connected redis-py client on `db` (default: the platform db), on a master unless `allow_replica`."""
     db = params["redis_db"] if db is None else db
@@ -154,6 +183,7 @@ def redis_client(params, db=None, allow_replica=False):
     from redis.retry import Retry
 
     where = redis_where(params, db)
+    tls_handshake_check(params, where)
     # redis-py's default retries for ~10 s; an operator after an alert wants the answer now.
     client = redis.Redis(retry=Retry(ExponentialBackoff(cap=0.5, base=0.1), 1), **_redis_kwargs(params, db))
     with redis_errors(where):
@@ -193,6 +223,7 @@ def async_redis_client(params, db):
 
     kwargs = _redis_kwargs(params, db)
     kwargs.pop("client_name")
+    tls_handshake_check(params, redis_where(params, db))
     return redis.asyncio.Redis(retry=Retry(ExponentialBackoff(cap=1, base=0.1), 2),
                                single_connection_client=True, **kwargs)
 

@@ -44,7 +44,11 @@ def inventory_for(redis_server, pg_server, extra_vars=None, hosts=None):
         "cerniq_db_user": "cerniq",
         "cerniq_db_password": pg_server.password,
         "cerniq_db_sslmode": "disable",
+        "cerniq_redis_tls": False,
         "cerniq_audit_actor": "pytest",
+        # One machine: the collection's Python is the test's, its directories the test's own (the lab tests become).
+        "cerniq_host_python": "{{ ansible_playbook_python }}",
+        "ansible_become": False,
     }
     variables.update(extra_vars or {})
     return {"all": {"vars": variables, "children": groups}}

@@ -69,7 +69,9 @@ def start(args):
         "cerniq_redis_host": redis_server.host, "cerniq_redis_port": redis_server.port,
         "cerniq_redis_password": redis_server.password, "cerniq_db_host": pg.host, "cerniq_db_port": pg.port,
         "cerniq_db_name": services.DB_NAME, "cerniq_db_user": services.DB_USER, "cerniq_db_password": pg.password,
-        "cerniq_db_sslmode": "disable", "cerniq_audit_actor": "molecule",
+        "cerniq_db_sslmode": "disable", "cerniq_redis_tls": False, "cerniq_audit_actor": "molecule",
+        # One machine: the collection's Python on the "hosts" is the controller's.
+        "cerniq_host_python": "{{ ansible_playbook_python }}",
     }
     for name in args.fake:
         settings.update(_start_fake(root, state, name))
