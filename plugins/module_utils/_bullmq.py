@@ -1256,6 +1256,8 @@ def manage_dlq(params, check_mode=False, want_diff=False):
     if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 0):
         raise CerniqError("dlq_keep {0!r} must be a non-negative integer (how many of the newest entries to "
                           "keep)".format(keep))
+    if params.get("dlq_pattern") is not None and dlq_type != "list":
+        raise CerniqError("dlq_pattern goes with dlq_type=list (application lists), not dlq_type={0}".format(dlq_type))
     if dlq_type == "list":
         return _dlq_list(params, keep, check_mode, want_diff)
     prefix = params.get("prefix") or BULLMQ_PREFIX
@@ -1321,6 +1323,8 @@ async def _remove_oldest(queue, state, count):
 
 
 def _dlq_list(params, keep, check_mode, want_diff):
+    if params.get("dlq_pattern") is not None:
+        return _dlq_lists(params, keep, check_mode, want_diff)
     key = params.get("dlq_key") or DLQ_LIST_KEY
     push_side = params.get("dlq_push_side") or "left"
     client = redis_client(params, params["bullmq_db"])
@@ -1360,4 +1364,120 @@ def _dlq_list(params, keep, check_mode, want_diff):
                      after=dict(kept=keep, removed=result["dlq"]["removed"], push_side=push_side, type="list"))
     finally:
         audit.close()
+    return result
+
+
+# --- Dead-letter lists by pattern (runbook 8.1 step 3: every bull:dlq:* list) ----------------------------------
+
+# More matching keys than this and the pattern is refused before anything changes: it is not a set of DLQ lists.
+DLQ_PATTERN_MAX_KEYS = 1000
+_GLOB_CHARS_RE = re.compile(r"[*?\[\\]")
+# The lists a BullMQ queue keeps under its own prefix; a pattern that catches them must leave them alone.
+_BULLMQ_LIST_SUFFIXES = LIST_STATES
+
+# Typed and atomic per key: a key that is no longer a list when its turn comes is reported, never touched.
+_TRIM_LIST_LUA = """
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind ~= 'list' then return {kind, -1} end
+local length = redis.call('LLEN', KEYS[1])
+local keep = tonumber(ARGV[1])
+if length <= keep then return {kind, length} end
+if keep == 0 then redis.call('DEL', KEYS[1])
+elseif ARGV[2] == 'left' then redis.call('LTRIM', KEYS[1], 0, keep - 1)
+else redis.call('LTRIM', KEYS[1], -keep, -1) end
+return {kind, length}
+"""
+
+
+def validate_dlq_pattern(pattern):
+    """A SCAN MATCH pattern with a literal prefix up to a ':' (bull:dlq:*), so it cannot reach the whole keyspace."""
+    first_glob = _GLOB_CHARS_RE.search(pattern or "")
+    literal = pattern[:first_glob.start()] if first_glob else (pattern or "")
+    if not pattern or ":" not in literal:
+        raise CerniqError("dlq_pattern {0!r} must start with a literal key prefix ending in ':' before any wildcard, "
+                          "e.g. bull:dlq:* (it trims every list it matches)".format(pattern))
+    return pattern
+
+
+def _bullmq_list_key(client, key):
+    """Whether `key` is one of a BullMQ queue's own lists (<prefix>:<queue>:wait|paused|active with a meta or id)."""
+    base, _sep, suffix = key.rpartition(":")
+    if suffix not in _BULLMQ_LIST_SUFFIXES or not base:
+        return False
+    return bool(client.exists(base + ":meta", base + ":id"))
+
+
+def scan_dlq_lists(client, pattern, keep):
+    """(lists, skipped) for every key matching `pattern` (SCAN, never KEYS), each TYPE-checked.
+
+    lists: [{key, length, removed}] of plain lists; skipped: [{key, type, why}] of keys left alone (not a list, or a
+    BullMQ queue's own list).
+    """
+    keys = set()
+    for key in client.scan_iter(match=pattern, count=MAX_CHUNK):
+        keys.add(key)
+        if len(keys) > DLQ_PATTERN_MAX_KEYS:
+            raise CerniqError("dlq_pattern {0!r} matches more than {1} keys: these are not a set of dead-letter lists; "
+                              "give a narrower pattern. Nothing was changed".format(pattern, DLQ_PATTERN_MAX_KEYS))
+    keys = sorted(keys)
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.type(key)
+    kinds = pipe.execute()
+    lists, skipped = [], []
+    for key, kind in zip(keys, kinds):
+        if kind == "none":
+            continue  # expired or deleted since SCAN returned it
+        if kind != "list":
+            skipped.append(dict(key=key, type=kind, why="not a list: never touched"))
+        elif _bullmq_list_key(client, key):
+            skipped.append(dict(key=key, type=kind, why="a BullMQ queue's own list: never touched"))
+        else:
+            length = client.llen(key)
+            lists.append(dict(key=key, length=length, removed=0 if keep is None else max(0, length - keep)))
+    return lists, skipped
+
+
+def _dlq_lists(params, keep, check_mode, want_diff):
+    """dlq_type=list with dlq_pattern: count every matching list and trim each to its newest `keep` entries."""
+    pattern = validate_dlq_pattern(params.get("dlq_pattern"))
+    push_side = params.get("dlq_push_side") or "left"
+    client = redis_client(params, params["bullmq_db"])
+    where = _client_where(client)
+    with redis_errors(where):
+        lists, skipped = scan_dlq_lists(client, pattern, keep)
+    dlq = dict(type="list", pattern=pattern, keep=keep, push_side=push_side, lists=lists, skipped=skipped,
+               length=sum(entry["length"] for entry in lists), removed=sum(entry["removed"] for entry in lists))
+    result = dict(changed=dlq["removed"] > 0, dlq_type="list", warnings=[], dlq=dlq)
+    result["warnings"].extend("{0}: {1} is a {2}, {3}".format(where, s["key"], s["type"], s["why"]) for s in skipped)
+    if want_diff:
+        result["diff"] = dict(before=dict((e["key"], e["length"]) for e in lists),
+                              after=dict((e["key"], e["length"] - e["removed"]) for e in lists))
+    if not dlq["removed"] or check_mode:
+        return result
+    audit = RedisChangeAudit(params, "bullmq_queue", False)
+    try:
+        audit.prepare()
+        trim = client.register_script(_TRIM_LIST_LUA)
+        for entry in lists:
+            if not entry["removed"]:
+                continue
+            with redis_errors(where):
+                kind, length_now = trim(keys=[entry["key"]], args=[keep, push_side])
+            if length_now < 0:
+                entry["removed"] = 0
+                skipped.append(dict(key=entry["key"], type=kind, why="no longer a list when its turn came: never "
+                                    "touched"))
+                continue
+            entry["removed"] = max(0, length_now - keep)
+            entry["length"] = length_now
+            audit.record("bullmq_dlq_trim", entry["key"], before=dict(length=length_now),
+                         after=dict(kept=keep, removed=entry["removed"], push_side=push_side, type="list",
+                                    pattern=pattern))
+    finally:
+        audit.close()
+    dlq["lists"] = [e for e in lists if e["key"] not in set(s["key"] for s in skipped)]
+    dlq["length"] = sum(e["length"] for e in dlq["lists"])
+    dlq["removed"] = sum(e["removed"] for e in dlq["lists"])
+    result["changed"] = dlq["removed"] > 0
     return result

@@ -82,6 +82,8 @@ QUOTA_RESET_SCHEDULER_ID = "quota-reset-daily"
 QUOTA_RESET_CRON = "0 0 * * *"
 QUEUE_FOLLOWUP = "outreach:followup"
 DLQ_LIST_KEY = "bull:dlq:outreach"
+# Every application dead-letter list (runbook 8.1 step 3 trims them all).
+DLQ_LIST_PATTERN = "bull:dlq:*"
 PHONE_QUEUE_PATTERN = "q:wa:*"
 
 PHONE_ID_RE = re.compile(r"^phone_[0-9]{2,}$")

@@ -219,6 +219,16 @@ options:
       - With O(dlq_type=list), the list's Redis key (in the O(bullmq_db) database).
     type: str
     default: bull:dlq:outreach
+  dlq_pattern:
+    description:
+      - With O(dlq_type=list), every key matching this pattern instead of the one O(dlq_key) (runbook 8.1 step 3
+        trims every C(bull:dlq:*) list). Keys are found with C(SCAN MATCH), never C(KEYS), and each is C(TYPE)-checked
+        - a key that is not a list, or is one of a BullMQ queue's own lists (C(wait), C(paused), C(active) beside its
+        C(meta) or C(id)), is reported in RV(dlq.skipped) and a warning, never touched.
+      - Each list is trimmed on its own, atomically (type, length and C(LTRIM) in one Lua call), and audited.
+      - The pattern must start with a literal prefix ending in C(:) (for example C(bull:dlq:*)); more than 1,000
+        matching keys is refused before anything changes.
+    type: str
   dlq_keep:
     description:
       - How many of the newest DLQ entries to keep; older ones are removed. Not negative.
@@ -283,6 +293,12 @@ EXAMPLES = r"""
     dlq_type: list
     dlq_key: bull:dlq:outreach
     dlq_keep: 1000
+
+- name: Keep the newest 1000 entries of every dead-letter list (runbook 8.1 step 3)
+  cerniq.outreach.bullmq_queue:
+    dlq_type: list
+    dlq_pattern: "bull:dlq:*"
+    dlq_keep: 1000
 """
 
 RETURN = r"""
@@ -317,7 +333,9 @@ removed:
   type: dict
 dlq:
   description: The dead-letter queue's type, key or queue, length before, C(keep) and how many entries were (or
-    would be) removed.
+    would be) removed. With O(dlq_pattern) - C(pattern), C(lists) (each matching list's C(key), C(length) and
+    C(removed)), C(skipped) (C(key), C(type), C(why) of each matching key left alone) and the totals C(length) and
+    C(removed).
   returned: when O(dlq_type) was given
   type: dict
   sample: {type: list, key: bull:dlq:outreach, exists: true, length: 1500, keep: 1000, removed: 500, push_side: left}
@@ -378,6 +396,7 @@ def argument_spec():
         expect_node_major=dict(type="int", default=5, choices=[5, 6]),
         dlq_type=dict(type="str", choices=["list", "failed", "queue"]),
         dlq_key=dict(type="str", default=DLQ_LIST_KEY, no_log=False),
+        dlq_pattern=dict(type="str"),
         dlq_keep=dict(type="int"),
         dlq_push_side=dict(type="str", default="left", choices=["left", "right"]),
         reason=dict(type="str"),
@@ -390,7 +409,7 @@ def main():
         argument_spec=argument_spec(),
         supports_check_mode=True,
         required_if=[("dlq_type", "failed", ("queue",)), ("dlq_type", "queue", ("queue",))],
-        mutually_exclusive=[("dlq_type", "jobs"), ("dlq_type", "scheduler")],
+        mutually_exclusive=[("dlq_type", "jobs"), ("dlq_type", "scheduler"), ("dlq_key", "dlq_pattern")],
     )
     if not module.params["dlq_type"] and not module.params["queue"]:
         module.fail_json(msg="queue is required (e.g. q:wa:phone_07), unless dlq_type=list")

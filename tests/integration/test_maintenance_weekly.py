@@ -54,3 +54,28 @@ def test_confirmed_run_archives_every_old_row_once_trims_the_dlq_and_a_second_ru
     again = db_play(platform, extravars={"confirm": "true"})
     assert again.rc == 0
     assert again.changed_tasks == []
+
+
+def test_every_dead_letter_list_is_trimmed_and_a_non_list_key_is_reported_untouched(platform):
+    """Runbook 8.1 step 3 trims every bull:dlq:* list: the platform has several, and other keys under that prefix."""
+    platform.seed(**SEED)
+    r = platform.r(2)
+    r.lpush("bull:dlq:followup", *["f-{0}".format(i) for i in range(1100)])
+    r.rpush("bull:dlq:email", *["e-{0}".format(i) for i in range(10)])
+    r.hset("bull:dlq:stats", mapping={"seen": "2400"})
+    stats = r.dump("bull:dlq:stats")
+    run = db_play(platform)
+    plan = " ".join(run.stdout.split())
+    assert run.rc != 0 and "trim 3 list(s) matching bull:dlq:* (bull:dlq:email, bull:dlq:followup, " \
+        "bull:dlq:outreach; 2410 entries)" in plan and "(400 dropped); left alone, not plain lists - bull:dlq:stats" \
+        in plan
+    assert "whole rows (12 columns: id, tenant_id," in plan
+    assert r.llen("bull:dlq:followup") == 1100
+
+    run = db_play(platform, extravars={"confirm": "true"})
+    assert run.rc == 0, run.stdout[-3000:]
+    assert (r.llen(contract.DLQ_LIST_KEY), r.llen("bull:dlq:followup"), r.llen("bull:dlq:email")) == (1000, 1000, 10)
+    assert r.lindex("bull:dlq:followup", 0) == "f-1099" and r.dump("bull:dlq:stats") == stats
+    trimmed = run.result("Trim every dead-letter list")
+    assert trimmed["dlq"]["removed"] == 400 and [s["key"] for s in trimmed["dlq"]["skipped"]] == ["bull:dlq:stats"]
+    assert sorted(row[3] for row in platform.audit("bullmq_dlq_trim")) == ["bull:dlq:followup", "bull:dlq:outreach"]
