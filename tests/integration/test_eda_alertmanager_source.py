@@ -173,8 +173,8 @@ def test_requests_without_the_right_bearer_token_get_401_and_queue_nothing(runni
 def test_the_token_is_read_from_the_environment_variable_by_default(monkeypatch):
     monkeypatch.setenv("CERNIQ_ALERTMANAGER_TOKEN", TOKEN)
     assert source.settings_from_args({"port": "5099"})["token"] == TOKEN
-    monkeypatch.setenv("OTHER_TOKEN_VAR", "x" * 20)
-    assert source.settings_from_args({"token_env": "OTHER_TOKEN_VAR"})["token"] == "x" * 20
+    monkeypatch.setenv("OTHER_TOKEN_VAR", TOKEN[::-1])
+    assert source.settings_from_args({"token_env": "OTHER_TOKEN_VAR"})["token"] == TOKEN[::-1]
 
 
 @pytest.mark.parametrize("args,environ,message", [
@@ -323,3 +323,183 @@ def test_it_serves_https_when_given_a_certificate(running_source, tmp_path):
     assert [event["alertname"] for event in server.queue.drain()] == ["DlqOverflow"]
     with pytest.raises(requests.exceptions.ConnectionError):
         requests.post(server.url.replace("https:", "http:"), json={}, timeout=2)
+
+
+# ---- security (issue 11, docs/security.md "The event source") -----------------------------------------------------
+
+@pytest.mark.parametrize("token", [
+    "a" * 16,                        # one repeated letter: 0 bits
+    "x" * 64,                        # long is not enough
+    "abababababababab",
+    "abcdefghijklmnop",              # a sequence
+    "0123456789abcdef0123456789abcdef",
+    "Password123!Password123!",      # a repeated unit
+])
+def test_a_guessable_token_is_refused_at_start(token):
+    port = free_port()
+    with pytest.raises(ValueError, match="too easy to guess") as refused:
+        RunningSource({"port": port, "token": token}).start()
+    assert token not in str(refused.value)
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), 0.2)
+
+
+def test_random_tokens_pass_the_entropy_rule():
+    import secrets
+
+    for _ in range(200):
+        for token in (secrets.token_hex(16), secrets.token_hex(32), secrets.token_urlsafe(24)):
+            assert source.token_bits(token) >= source.MIN_TOKEN_BITS, token
+    assert source.token_bits("a" * 16) == 0.0
+    assert source.settings_from_args({"token": TOKEN})["token"] == TOKEN
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10", "eda.cerniq.internal", "localhost"])
+def test_a_non_loopback_bind_without_tls_is_refused_before_anything_listens(host):
+    port = free_port()
+    with pytest.raises(ValueError, match="not a loopback address; serving there needs TLS"):
+        RunningSource({"port": port, "token": TOKEN, "host": host}).start()
+    assert _listening_addresses(port) == []
+
+
+def test_a_non_loopback_host_is_accepted_with_tls():
+    settings = source.settings_from_args({"token": TOKEN, "host": "0.0.0.0", "certfile": "/etc/c.pem",
+                                          "keyfile": "/etc/k.pem"})
+    assert settings["host"] == "0.0.0.0" and settings["certfile"] == "/etc/c.pem"
+    for loopback in ("127.0.0.1", "127.0.0.53", "::1"):
+        assert source.settings_from_args({"token": TOKEN, "host": loopback})["certfile"] is None
+
+
+def _raw_post(server, head, body=b""):
+    """One HTTP/1.1 request written byte for byte (requests will not send a non-ASCII header), its status code."""
+    with socket.create_connection(("127.0.0.1", server.args["port"]), 5) as conn:
+        conn.sendall(b"POST /alerts HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: "
+                     b"application/json\r\nContent-Length: " + str(len(body)).encode() + b"\r\n" + head + b"\r\n\r\n"
+                     + body)
+        reply = b""
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+    status_line, _, rest = reply.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.split(b"\r\n\r\n", 1)[-1].decode()
+
+
+@pytest.mark.parametrize("header", [b"Authorization: Bearer \xff\xfe\xfd", b"Authorization: \xc3\x28" + b"a" * 30,
+                                    b"Authorization: Bearer " + TOKEN.encode() + b"\xe9"])
+def test_a_non_utf8_authorization_header_gets_400_not_500(running_source, header):
+    server = running_source()
+    body = json.dumps(alertmanager_payload(am_alert("PhoneOffline", phone="phone_07"))).encode()
+    status, text = _raw_post(server, header, body)
+    assert status == 400
+    assert "the Authorization header must be ASCII" in text
+    assert server.queue.drain() == []
+    # The source is still up and serves a proper request.
+    assert post(server, alertmanager_payload(am_alert("PhoneOffline", phone="phone_07"))).status_code == 200
+
+
+@pytest.mark.parametrize("depth", [33, 500, 200_000])
+def test_deeply_nested_json_gets_400_not_500(running_source, depth):
+    server = running_source()
+    nested = "[" * depth + "]" * depth
+    body = '{"version": "4", "alerts": [], "groupLabels": {"x": ' + nested + "}}"
+    response = post(server, body)
+    assert response.status_code == 400, response.text
+    assert "nested deeper than 32 levels" in response.text
+    assert server.queue.drain() == []
+    # Without the token the body is never parsed: 401, whatever it holds.
+    assert post(server, body, token="0" * len(TOKEN)).status_code == 401
+
+
+def test_alerts_per_request_are_capped(running_source):
+    server = running_source(max_alerts=5)
+    alerts = [am_alert("PhoneOffline", phone="phone_{0:02d}".format(n), fingerprint=str(n)) for n in range(6)]
+    response = post(server, alertmanager_payload(*alerts))
+    assert response.status_code == 413
+    assert "6 alerts in one request, more than max_alerts (5); none was queued" in response.text
+    assert server.queue.drain() == []
+    assert post(server, alertmanager_payload(*alerts[:5])).json() == {"accepted": 5}
+    assert len(server.queue.drain()) == 5
+
+
+def test_the_default_cap_is_100_alerts(running_source):
+    server = running_source()
+    alerts = [am_alert("DlqOverflow", fingerprint=str(n)) for n in range(101)]
+    assert post(server, alertmanager_payload(*alerts)).status_code == 413
+    assert server.queue.drain() == []
+    assert post(server, alertmanager_payload(*alerts[:100])).json() == {"accepted": 100}
+
+
+PIPE = "{{ lookup('ansible.builtin.pipe', 'id -un > pwned.txt') }}"
+
+
+def _poisoned(where):
+    alert = am_alert("PhoneOffline", phone="phone_07")
+    payload = alertmanager_payload(alert)
+    if where == "label value":
+        alert["labels"]["instance"] = PIPE
+    elif where == "label name":
+        alert["labels"][PIPE] = "x"
+    elif where == "annotation":
+        alert["annotations"]["description"] = "phone down {% for x in range(9) %}x{% endfor %}"
+    elif where == "alert name":
+        alert["labels"]["alertname"] = "PhoneOffline{# #}"
+    elif where == "common label":
+        payload["commonLabels"]["team"] = PIPE
+    elif where == "generatorURL":
+        alert["generatorURL"] = "http://prometheus/graph?{{ 7 * 7 }}"
+    elif where == "override header":
+        alert["annotations"]["summary"] = "#jinja2:variable_start_string:'[[', variable_end_string:']]'\n[[ 7 ]]"
+    elif where == "closing marker":
+        alert["labels"]["instance"] = "wa-worker-1 }}"
+    return payload
+
+
+@pytest.mark.parametrize("where,path", [
+    ("label value", "alerts[0].labels.instance carries '{{'"),
+    ("label name", "alerts[0].labels (a key) carries '{{'"),
+    ("annotation", "alerts[0].annotations.description carries '{%'"),
+    ("alert name", "alerts[0].labels.alertname carries '{#'"),
+    ("common label", "body.commonLabels.team carries '{{'"),
+    ("generatorURL", "alerts[0].generatorURL carries '{{'"),
+    ("override header", "alerts[0].annotations.summary carries '#jinja2:'"),
+    ("closing marker", "alerts[0].labels.instance carries '}}'"),
+])
+def test_template_markers_anywhere_in_an_alert_get_400_and_no_event(running_source, where, path):
+    server = running_source()
+    good = am_alert("SlaBreach", fingerprint="ffff000000000001")
+    payload = _poisoned(where)
+    payload["alerts"].append(good)  # a good alert in the same group is not queued either
+    response = post(server, payload)
+    assert response.status_code == 400, response.text
+    assert "template markers are refused, values from an alert are data" in response.text
+    assert path in response.text
+    assert "lookup" not in response.text and "range(9)" not in response.text  # the value itself is not echoed
+    assert server.queue.drain() == []
+
+
+@pytest.mark.parametrize("labels,message", [
+    ({"phone": "phone_07\n"}, "the phone label must be a phone id of the form phone_NN"),   # fullmatch, not $
+    ({"phone": "07"}, "the phone label must be a phone id"),
+    ({"phone": "phone_07;id"}, "the phone label must be a phone id"),
+    ({"campaign": "c-1"}, "the campaign label must be an Instantly campaign id"),
+    ({"campaign": "019cad8f-ac00-7000-8000-019cad8fac00\n"}, "the campaign label must be an Instantly campaign id"),
+])
+def test_phone_and_campaign_labels_must_match_the_contract(running_source, labels, message):
+    server = running_source()
+    response = post(server, alertmanager_payload(am_alert("PhoneOffline", **labels)))
+    assert response.status_code == 400
+    assert "alerts[0]: " + message in response.text
+    assert server.queue.drain() == []
+
+
+def test_contract_shaped_phone_and_campaign_labels_are_accepted(running_source):
+    server = running_source()
+    response = post(server, alertmanager_payload(
+        am_alert("PhoneOffline", phone="phone_07", fingerprint="1"),
+        am_alert("BounceHigh", campaign="019CAD8F-ac00-7000-8000-019cad8fac00", fingerprint="2")))
+    assert response.json() == {"accepted": 2}
+    assert [event["labels"].get("phone") or event["labels"]["campaign"] for event in server.queue.drain()] == [
+        "phone_07", "019CAD8F-ac00-7000-8000-019cad8fac00"]
