@@ -87,10 +87,12 @@ def plain_pg_restore(pg, dump_path):
 
 
 def worker_inventory(redis_server, pg, work_dir, backup_dir):
-    start = "node {0} --host {1} --port {2} --db 2 --password {3} --queue q:wa:phone_01".format(
-        WORKER_JS, redis_server.host, redis_server.port, redis_server.password)
+    start = "node {0} --host {1} --port {2} --db 2 --queue q:wa:phone_01".format(
+        WORKER_JS, redis_server.host, redis_server.port)
     return inventory_for(redis_server, pg, dict(
         cerniq_workers_manager="process", cerniq_workers_process_start=start,
+        cerniq_workers_environment={"CERNIQ_REDIS_PASSWORD": redis_server.password},
+        cerniq_workers_env_file=os.path.join(work_dir, "workers.env"),
         cerniq_workers_process_pid_file=os.path.join(work_dir, "workers.pid"),
         cerniq_workers_process_log=os.path.join(work_dir, "workers.log"), cerniq_workers_process_chdir=str(REPO_ROOT),
         cerniq_workers_queues=["q:wa:phone_01"], cerniq_workers_queue_pattern="", cerniq_backup_dir=backup_dir))

@@ -4,9 +4,20 @@ TimelinesAI webhook URL, the backup root. Each test tries the leak or the unsafe
 
 from __future__ import annotations
 
+import os
+import secrets
+import shutil
+import stat
+import tempfile
+import threading
 import time
+from pathlib import Path
 
+import pytest
+
+from tests.support import services
 from tests.support.playbooks import run_playbook
+from tests.support.split_platform import SplitPlatform
 
 TRANSPORT_PLAY = """
 - name: What the platform role hands to the modules
@@ -67,3 +78,107 @@ def test_ca_file_variables_reach_the_modules_and_the_lab_opts_out_explicitly(pla
     shown = run.result("Transport settings")["msg"]
     assert shown["redis_tls"] in (False, "False") and shown["db_sslmode"] == "disable"
     assert shown["redis_tls_ca_cert"] == str(ca_file) and shown["db_ssl_rootcert"] == str(ca_file)
+
+
+# --- worker credentials -------------------------------------------------------------------------------------------
+
+class CmdlineWatch:
+    """Reads every process's /proc/<pid>/cmdline every 20 ms (bounded: at most `limit` seconds) for a secret."""
+
+    def __init__(self, secret, limit=180):
+        self.secret = secret.encode()
+        self.limit = limit
+        self.hits = {}
+        self.scans = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        deadline = time.monotonic() + self.limit
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            for entry in os.listdir("/proc"):
+                if not entry.isdigit():
+                    continue
+                try:
+                    with open("/proc/{0}/cmdline".format(entry), "rb") as handle:
+                        argv = handle.read()
+                except OSError:
+                    continue
+                if self.secret in argv:
+                    self.hits[int(entry)] = argv.replace(b"\0", b" ").decode(errors="replace")
+            self.scans += 1
+            self._stop.wait(0.02)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def secret_workers(pg_server):
+    """A Redis whose password exists nowhere else on the machine, and the Node worker the workers role manages."""
+    redis_server = services.RedisServer(host="127.0.0.11", password="worker-pw-" + secrets.token_hex(12)).start()
+    work_dir = tempfile.mkdtemp(prefix="cerniq-secrets-")
+    platform = SplitPlatform(redis_server, pg_server, work_dir)
+    yield platform
+    platform.stop_worker()
+    redis_server.kill()
+    shutil.rmtree(redis_server.data_dir, ignore_errors=True)
+    shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def test_worker_password_is_in_no_process_command_line(secret_workers):
+    platform = secret_workers
+    password = platform.redis.password
+    inventory = platform.inventory()
+    with CmdlineWatch(password) as watch:
+        run = platform.play("workers.yml", {"workers_action": "start"}, inventory=inventory)
+        assert run.rc == 0, run.stdout[-3000:]
+        pid = platform.worker_pid()
+        assert pid, "no live worker after the start"
+        time.sleep(0.5)  # the worker's whole start-up under watch
+        stopped = platform.play("workers.yml", {"workers_action": "stop"}, inventory=inventory, verbosity=3)
+    assert stopped.rc == 0, stopped.stdout[-3000:]
+    assert watch.scans > 10, "the watch did not run"
+    assert watch.hits == {}, "a command line carried the password: {0}".format(watch.hits)
+    # It authenticated all the same: the worker connected, with the password from its environment.
+    assert run.result("Count the connections")["ansible_facts"]["workers_connections_after"] == 1
+    assert password not in run.stdout and password not in stopped.stdout
+    # The environment file: the worker's secret in shell syntax, readable by its owner only.
+    mode = stat.S_IMODE(platform.env_file.stat().st_mode)
+    assert mode == 0o600, oct(mode)
+    assert platform.env_file.stat().st_uid == os.getuid()
+    assert "CERNIQ_REDIS_PASSWORD={0}\n".format(password) in platform.env_file.read_text()
+
+
+def test_worker_environment_reaches_the_worker_and_a_secret_in_the_start_command_is_refused(secret_workers):
+    platform = secret_workers
+    password = platform.redis.password
+    marker = platform.work_dir / "expanded"
+    odd = "it's $HOME `touch {0}` $(touch {0})".format(marker)  # data: never expanded by the env file's shell
+    environment = dict(platform.worker_environment(), CERNIQ_NOTE=odd)
+    run = platform.play("workers.yml", {"workers_action": "start"},
+                        inventory=platform.inventory(cerniq_workers_environment=environment))
+    assert run.rc == 0, run.stdout[-3000:]
+    pid = platform.worker_pid()
+    environ = Path("/proc/{0}/environ".format(pid)).read_bytes().split(b"\0")
+    assert "CERNIQ_REDIS_PASSWORD={0}".format(password).encode() in environ
+    assert "CERNIQ_NOTE={0}".format(odd).encode() in environ and not marker.exists()
+    assert password.encode() not in Path("/proc/{0}/cmdline".format(pid)).read_bytes()
+    platform.stop_worker()
+    platform.pid_file.unlink()
+
+    # The old way - the password as an argument - is refused before anything starts, without printing it.
+    leaky = platform.inventory(
+        cerniq_workers_process_start=platform.worker_command() + " --password " + password)
+    with CmdlineWatch(password) as watch:
+        refused = platform.play("workers.yml", {"workers_action": "start"}, inventory=leaky, verbosity=3)
+    assert refused.rc != 0
+    message = refused.result("Check that no secret is on a command line")["msg"]
+    assert "contains a secret" in message and "/proc/<pid>/cmdline" in message and "Nothing was changed" in message
+    assert password not in refused.stdout
+    assert watch.hits == {} and platform.worker_pid() is None and not platform.pid_file.exists()

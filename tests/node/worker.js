@@ -7,7 +7,10 @@
 const { Queue, Worker } = require('bullmq');
 
 function parseArgs(argv) {
-  const opts = { host: '127.0.0.1', port: 6379, db: 2, password: undefined, queues: [], exitAfter: 0,
+  // The password comes from the environment (CERNIQ_REDIS_PASSWORD), never from argv: a command line is readable
+  // by every user in /proc/<pid>/cmdline. --password stays for tests that show what it exposes.
+  const opts = { host: '127.0.0.1', port: 6379, db: 2, password: process.env.CERNIQ_REDIS_PASSWORD || undefined,
+    queues: [], exitAfter: 0,
     timeout: 0, workMs: 0, concurrency: 1, prefix: 'bull', stampVersion: true };
   for (let i = 0; i < argv.length; i += 1) {
     const arg = argv[i];

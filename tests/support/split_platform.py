@@ -47,6 +47,7 @@ class SplitPlatform:
         self.backup_dir = self.work_dir / "backups"
         self.pid_file = self.work_dir / "workers.pid"
         self.worker_log = self.work_dir / "workers.log"
+        self.env_file = self.work_dir / "workers.env"
         self.params = module_params(redis_server, pg_server)
 
     # --- state ----------------------------------------------------------------------------------------------
@@ -71,7 +72,7 @@ class SplitPlatform:
         finally:
             conn.close()
         shutil.rmtree(self.backup_dir, ignore_errors=True)
-        for path in (self.pid_file, self.worker_log):
+        for path in (self.pid_file, self.worker_log, self.env_file):
             if path.exists():
                 path.unlink()
 
@@ -109,14 +110,20 @@ class SplitPlatform:
     # --- playbooks ------------------------------------------------------------------------------------------
 
     def worker_command(self):
-        return "node {0} --host {1} --port {2} --db 2 --password {3} --queue {4}".format(
-            WORKER_JS, self.redis.host, self.redis.port, self.redis.password, WORKER_QUEUE)
+        """The workers' start command: no password in it (the worker reads CERNIQ_REDIS_PASSWORD)."""
+        return "node {0} --host {1} --port {2} --db 2 --queue {3}".format(
+            WORKER_JS, self.redis.host, self.redis.port, WORKER_QUEUE)
+
+    def worker_environment(self):
+        return {"CERNIQ_REDIS_PASSWORD": self.redis.password}
 
     def inventory(self, **extra):
         variables = dict(cerniq_workers_manager="process", cerniq_workers_process_start=self.worker_command(),
                          cerniq_workers_process_pid_file=str(self.pid_file),
                          cerniq_workers_process_log=str(self.worker_log),
                          cerniq_workers_process_chdir=str(REPO_ROOT), cerniq_workers_queues=[WORKER_QUEUE],
+                         cerniq_workers_environment=self.worker_environment(),
+                         cerniq_workers_env_file=str(self.env_file),
                          cerniq_workers_queue_pattern="", cerniq_backup_dir=str(self.backup_dir),
                          cerniq_audit_actor="pytest")
         addresses = {key: extra.pop(key) for key in ("redis_address", "db_address") if key in extra}
@@ -132,7 +139,8 @@ class SplitPlatform:
         """Start the Node worker as the workers role's process manager would, and wait until it is connected."""
         log = open(self.worker_log, "ab")
         proc = subprocess.Popen(self.worker_command().split(), stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, cwd=REPO_ROOT, start_new_session=True)
+                                stdin=subprocess.DEVNULL, cwd=REPO_ROOT, start_new_session=True,
+                                env=dict(os.environ, **self.worker_environment()))
         self.pid_file.write_text("{0}\n".format(proc.pid))
         self.wait_for_log(lambda e: e.get("event") == "ready" and e.get("pid") == proc.pid, 20, "worker ready")
         return proc.pid
