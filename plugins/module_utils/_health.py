@@ -98,3 +98,61 @@ def platform_health(params, expect_workers=0):
     summary = ["{0} ({1}): {2} - {3}".format(s["service"], s["role"], "healthy" if s["healthy"] else "UNHEALTHY",
                                              s["message"]) for s in services]
     return dict(changed=False, services=services, healthy=all(s["healthy"] for s in services), summary=summary)
+
+
+def _candidate(entry, default_port):
+    """{'name': inventory name, 'host': address, 'port': optional} -> (name, host, port)."""
+    if not isinstance(entry, dict) or not entry.get("host"):
+        raise CerniqError("each candidate needs a host (and optionally name and port); got {0!r}".format(entry))
+    return entry.get("name") or entry["host"], entry["host"], int(entry.get("port") or default_port)
+
+
+def _db_role(params, host, port):
+    there = dict(params, db_host=host, db_port=port)
+    conn = postgres_connect(there, require=(), writable=False)
+    try:
+        with postgres_errors(there, conn), conn.cursor() as cur:
+            cur.execute("SELECT pg_is_in_recovery()")
+            standby = cur.fetchone()[0]
+        conn.rollback()
+    finally:
+        conn.close()
+    return "standby" if standby else "primary"
+
+
+def _redis_role(params, host, port):
+    there = dict(params, redis_host=host, redis_port=port)
+    client = redis_client(there, params["redis_db"], allow_replica=True)
+    with redis_errors(redis_where(there, params["redis_db"])):
+        role = client.execute_command("ROLE")
+    return {"master": "primary", "slave": "replica"}.get(role[0], role[0])
+
+
+def _elect(service, candidates, default_port, read_role):
+    seen = []
+    for entry in candidates:
+        name, host, port = _candidate(entry, default_port)
+        try:
+            seen.append(dict(name=name, host=host, port=port, role=read_role(host, port), reachable=True, message="ok"))
+        except CerniqError as exc:
+            seen.append(dict(name=name, host=host, port=port, role=None, reachable=False, message=exc.msg))
+    primaries = [c for c in seen if c["role"] == "primary"]
+    if len(primaries) > 1:
+        raise CerniqError("{0}: more than one primary answers ({1}): a split brain; fix the replication before any "
+                          "procedure runs. Nothing was changed.".format(
+                              service, ", ".join("{name} ({host}:{port})".format(**c) for c in primaries)))
+    if not primaries:
+        raise CerniqError("{0}: no primary among {1}: {2}. Nothing was changed.".format(
+            service, ", ".join(c["name"] for c in seen),
+            "; ".join("{0}: {1}".format(c["name"], c["message"] if not c["reachable"] else c["role"]) for c in seen)))
+    return dict(primary=primaries[0], candidates=seen)
+
+
+def find_primaries(params, db_hosts=(), redis_hosts=()):
+    """Which of several PostgreSQL servers is the primary and which Redis the master, asked of each at run time."""
+    result = dict(changed=False, db=None, redis=None)
+    if db_hosts:
+        result["db"] = _elect("PostgreSQL", db_hosts, params["db_port"], lambda h, p: _db_role(params, h, p))
+    if redis_hosts:
+        result["redis"] = _elect("Redis", redis_hosts, params["redis_port"], lambda h, p: _redis_role(params, h, p))
+    return result
