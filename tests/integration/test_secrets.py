@@ -4,6 +4,7 @@ TimelinesAI webhook URL, the backup root. Each test tries the leak or the unsafe
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -15,9 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import services
+from tests.support import services, vendors
 from tests.support.playbooks import run_playbook
 from tests.support.split_platform import SplitPlatform
+from tests.support.vendors import TIMELINES_TOKEN
+
+timelines_server = vendors.timelines_server
+timelines = vendors.timelines
 
 TRANSPORT_PLAY = """
 - name: What the platform role hands to the modules
@@ -182,3 +187,59 @@ def test_worker_environment_reaches_the_worker_and_a_secret_in_the_start_command
     assert "contains a secret" in message and "/proc/<pid>/cmdline" in message and "Nothing was changed" in message
     assert password not in refused.stdout
     assert watch.hits == {} and platform.worker_pid() is None and not platform.pid_file.exists()
+
+
+# --- reports: modes and retention -----------------------------------------------------------------------------------
+
+def _aged(path, days, text="{}\n"):
+    path.write_text(text)
+    path.chmod(0o644)
+    then = time.time() - days * 86400
+    os.utime(path, (then, then))
+    return path
+
+
+def _mode(path):
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_morning_report_is_0640_in_a_0750_directory_and_old_reports_expire(platform, timelines, tmp_path):
+    platform.seed(phones=3, leads=50, old_log_rows=0, reviews=5, jobs_per_phone=1, dlq_entries=0, offline=(),
+                  banned=(), drift_phone="", leak_phone="", no_ttl_phone="", stale_yesterday_keys=False)
+    reports = tmp_path / "reports"
+    reports.mkdir(mode=0o755)
+    reports.chmod(0o755)
+    expired = _aged(reports / "check_morning-2026-01-01.json", 31)
+    kept = _aged(reports / "check_morning-2026-02-01.json", 29)
+    foreign = _aged(reports / "notes.txt", 400, "not a report\n")
+    extravars = {"cerniq_timelinesai_base_url": timelines.base_url, "cerniq_timelinesai_api_token": TIMELINES_TOKEN,
+                 "cerniq_vendor_allow_http": True, "cerniq_report_dir": str(reports), "cerniq_report_keep_days": 30,
+                 "check_morning_fail_on_failed_checks": False}
+    check = platform.play("check_morning.yml", extravars=extravars, check=True)
+    assert check.rc == 0, check.stdout[-3000:]
+    assert expired.exists() and _mode(reports) == 0o755, "check mode removed or changed a file"
+
+    run = platform.play("check_morning.yml", extravars=extravars)
+    assert run.rc == 0, run.stdout[-3000:]
+    written = sorted(reports.glob("check_morning-*.json"))
+    assert not expired.exists() and kept.exists() and foreign.exists()
+    assert _mode(reports) == 0o750
+    today = [path for path in written if path != kept]
+    assert len(today) == 1 and _mode(today[0]) == 0o640, [(p.name, oct(_mode(p))) for p in written]
+    assert json.loads(today[0].read_text())["checks"]
+
+
+def test_evening_reports_are_0640_and_expire(platform, tmp_path):
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    expired = [_aged(reports / "check_evening-2026-01-01.json", 45), _aged(reports / "daily_report-2026-01-01.html", 45)]
+    kept = _aged(reports / "daily_report-2026-02-01.html", 3)
+    run = platform.play("check_evening.yml", extravars={
+        "cerniq_report_dir": str(reports), "check_evening_backup": False, "check_evening_expect_contacts": False,
+        "check_evening_fail_on_failed_checks": False})
+    written = sorted(path.name for path in reports.iterdir())
+    assert all(not path.exists() for path in expired) and kept.exists(), written
+    assert _mode(reports) == 0o750
+    fresh = [path for path in reports.iterdir() if path != kept]
+    assert sorted(path.suffix for path in fresh) == [".html", ".json"], (written, run.stdout[-2000:])
+    assert all(_mode(path) == 0o640 for path in fresh), [(p.name, oct(_mode(p))) for p in fresh]
