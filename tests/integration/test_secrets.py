@@ -232,7 +232,8 @@ def test_morning_report_is_0640_in_a_0750_directory_and_old_reports_expire(platf
 def test_evening_reports_are_0640_and_expire(platform, tmp_path):
     reports = tmp_path / "reports"
     reports.mkdir()
-    expired = [_aged(reports / "check_evening-2026-01-01.json", 45), _aged(reports / "daily_report-2026-01-01.html", 45)]
+    expired = [_aged(reports / "check_evening-2026-01-01.json", 45),
+               _aged(reports / "daily_report-2026-01-01.html", 45)]
     kept = _aged(reports / "daily_report-2026-02-01.html", 3)
     run = platform.play("check_evening.yml", extravars={
         "cerniq_report_dir": str(reports), "check_evening_backup": False, "check_evening_expect_contacts": False,
