@@ -47,14 +47,21 @@ def wait_until(check, timeout, what):
 
 
 class RedisServer:
-    """A redis-server child process. `persistent=True` turns AOF on, as production should run it."""
+    """A redis-server child process. `persistent=True` turns AOF on, as production should run it.
 
-    def __init__(self, host="127.0.0.1", port=None, data_dir=None, password=None, persistent=False):
+    `prefix` runs it through another command (the lab: `ip netns exec <namespace>`, so it listens on a lab host's
+    address); `extra_args` are more redis-server options (the lab's replica: `--replicaof`, `--masterauth`).
+    """
+
+    def __init__(self, host="127.0.0.1", port=None, data_dir=None, password=None, persistent=False, prefix=(),
+                 extra_args=()):
         self.host = host
         self.port = port or free_port(host)
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="cerniq-redis-"))
         self.password = password
         self.persistent = persistent
+        self.prefix = list(prefix)
+        self.extra_args = list(extra_args)
         self.process = None
 
     def command(self):
@@ -64,7 +71,7 @@ class RedisServer:
                "--logfile", str(self.data_dir / "redis.log")]
         if self.password:
             cmd += ["--requirepass", self.password]
-        return cmd
+        return self.prefix + cmd + self.extra_args
 
     def start(self, detach=False):
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -106,11 +113,13 @@ def _postgres_bin_dir():
 class PostgresServer:
     """A private PostgreSQL cluster. PostgreSQL refuses to run as root, so as root it runs as user postgres.
 
-    Password authentication over TCP (scram), so a test can see a refused password.
+    Password authentication over TCP (scram), so a test can see a refused password. `prefix` runs the postmaster
+    through another command (the lab: `ip netns exec <namespace>`); `hba` are more pg_hba.conf lines, written after
+    initdb (the lab: its subnet, replication).
     """
 
     def __init__(self, host="127.0.0.1", port=None, base_dir=None, password="cerniq-test-pw",
-                 superuser_password="cerniq-super-pw", fast=True):
+                 superuser_password="cerniq-super-pw", fast=True, prefix=(), hba=()):
         self.host = host
         self.port = port or free_port(host)
         self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix="cerniq-pg-"))
@@ -119,6 +128,8 @@ class PostgresServer:
         self.password = password
         self.superuser_password = superuser_password
         self.fast = fast
+        self.prefix = list(prefix)
+        self.hba = list(hba)
         self.bin_dir = _postgres_bin_dir()
 
     def _as_owner(self, cmd):
@@ -144,6 +155,9 @@ class PostgresServer:
                                        "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"]),
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         pwfile.unlink()
+        if self.hba:
+            with open(self.data_dir / "pg_hba.conf", "a") as handle:
+                handle.write("".join(line + "\n" for line in self.hba))
         self.socket_dir.mkdir(exist_ok=True)
         self._chown(self.socket_dir)
 
@@ -154,9 +168,9 @@ class PostgresServer:
                    "-c", "unix_socket_directories={0}".format(self.socket_dir)]
         if self.fast:
             options += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
-        subprocess.run(self._as_owner([str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-l",
-                                       str(self.base_dir / "postgres.log"), "-w", "-t", "30", "-o",
-                                       " ".join(options), "start"]),
+        subprocess.run(self.prefix + self._as_owner([str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-l",
+                                                     str(self.base_dir / "postgres.log"), "-w", "-t", "30", "-o",
+                                                     " ".join(options), "start"]),
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         wait_until(lambda: self.superuser_connect().close() is None, 15,
                    "PostgreSQL on {0}:{1}".format(self.host, self.port))
