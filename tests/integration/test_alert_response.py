@@ -4,7 +4,9 @@ against the session's Redis and PostgreSQL (and the TimelinesAI fake)."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 
 import pytest
 import yaml
@@ -12,8 +14,9 @@ import yaml
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import DLQ_LIST_KEY, phone_status_key
 from tests.fakes import timelinesai as timelinesai_fake
 from tests.support import vendors
-from tests.support.playbooks import run_playbook
+from tests.support.playbooks import COLLECTIONS_PATH, VENV_BIN, run_playbook
 from tests.support.services import REPO_ROOT
+from tests.support.snapshots import platform_state
 from tests.support.vendors import TIMELINES_TOKEN
 
 ROLE_DIR = REPO_ROOT / "roles" / "alert_response"
@@ -83,11 +86,20 @@ def test_the_rulebook_and_the_matrix_name_the_same_alerts():
     rules = _rulebook_rules()
     every_name = set(MATRIX) | {alias for entry in MATRIX.values() for alias in entry["alertnames"]}
     dispatched = set()
+    # Only the validated fields the procedures use; never event.labels (or the event) as a whole.
+    expected_vars = {
+        "Phone alert, once per phone and alert within 15 minutes": {
+            "alert": "{{ event.labels.alertname }}", "phone": "{{ event.labels.phone }}"},
+        "Campaign alert, once per campaign within 15 minutes": {
+            "alert": "{{ event.labels.alertname }}", "campaign": "{{ event.labels.campaign }}"},
+        "Platform alert, once per alert within 15 minutes": {
+            "alert": "{{ event.labels.alertname }}", "phone": "{{ event.labels.phone | default('') }}",
+            "campaign": "{{ event.labels.campaign | default('') }}"},
+    }
     for rule in rules.values():
         if "run_playbook" in rule["action"]:
             assert rule["action"]["run_playbook"]["name"] == "cerniq.outreach.alert_response"
-            assert rule["action"]["run_playbook"]["extra_vars"] == {"alert": "{{ event.labels.alertname }}",
-                                                                    "alert_labels": "{{ event.labels }}"}
+            assert rule["action"]["run_playbook"]["extra_vars"] == expected_vars[rule["name"]]
             # Never confirms a destructive step by itself.
             assert "confirm" not in json.dumps(rule["action"])
             dispatched |= _names_in(rule["condition"])
@@ -167,9 +179,10 @@ def test_a_banned_phone_alert_never_confirms_by_itself(platform, seeded):
     run = run_playbook("alert_response.yml", inventory, extravars={"alert": "PhoneBanned", "alert_labels": labels,
                                                                    "alert_response_confirm": "false"})
     assert run.rc != 0
+    # Only the labels a procedure uses are handed on (alertname and severity are checked, then dropped).
     assert run.result("Say what the alert means")["msg"] == (
         "phone:banned: severity CRITICAL, response time immediate; runbook 2.2 runs as cerniq.outreach.phone_banned "
-        "with alertname=PhoneBanned, phone={0}, severity=critical.".format(PHONE))
+        "with phone={0}.".format(PHONE))
     plan = run.result("What this run will change")["msg"]
     assert any(PHONE in line and "BANNED" in line for line in plan), plan
     assert "Nothing was changed" in run.result("Stop unless confirm=true")["msg"]
@@ -265,3 +278,130 @@ def test_phone_offline_hands_the_phone_label_to_the_procedure(platform, seeded, 
     assert [(row[1], row[3]) for row in platform.audit()] == [("wa_phone", PHONE)]
     assert run.result("Alert response summary")["msg"][0].startswith(
         "Alert phone:offline (HIGH, response time 15 min): ran runbook 2.1 (cerniq.outreach.phone_offline)")
+
+
+# ---- alerts are data, never code (issue 11, docs/security.md) ------------------------------------------------------
+
+PIPE = "{{{{ lookup('ansible.builtin.pipe', 'touch {marker}') }}}}"
+OVERRIDE = ("#jinja2:variable_start_string:'[[', variable_end_string:']]'\n"
+            "[[ lookup('ansible.builtin.pipe', 'touch {marker}') ]]")
+CAMPAIGN = "019cad8f-ac00-7000-8000-019cad8fac00"
+
+
+def _playbook_with_file(platform, tmp_path, extravars, playbook=REPO_ROOT / "playbooks" / "alert_response.yml"):
+    """ansible-playbook <playbook> -e @file, as ansible-rulebook, ansible-runner and AWX run it (trusted extra vars)."""
+    (tmp_path / "inventory.yml").write_text(yaml.safe_dump(platform.inventory() if platform else {
+        "all": {"hosts": {"localhost": {"ansible_connection": "local"}}}}))
+    (tmp_path / "extravars.yml").write_text(yaml.safe_dump(extravars))
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS_PATH),
+               ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_DEPRECATION_WARNINGS="0",
+               PATH=VENV_BIN + os.pathsep + os.environ["PATH"])
+    return subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), "-i", str(tmp_path / "inventory.yml"),
+                           str(playbook), "-e", "@" + str(tmp_path / "extravars.yml")],
+                          check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_the_attack_is_live_on_this_ansible_core(tmp_path):
+    """Control: the payloads below DO run a command when a playbook reads them, so their absence later means
+    the refusal stopped them, not that the payload was inert."""
+    playbook = tmp_path / "reads.yml"
+    playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"ansible.builtin.debug": {"msg": "{{ alert_labels.instance }} {{ alert_labels.summary }}"}}]}]))
+    markers = tmp_path / "pipe-marker", tmp_path / "override-marker"
+    run = _playbook_with_file(None, tmp_path, {"alert_labels": {
+        "instance": PIPE.format(marker=markers[0]), "summary": OVERRIDE.format(marker=markers[1])}}, playbook)
+    assert run.returncode == 0, run.stdout[-2000:]
+    assert markers[0].exists() and markers[1].exists()
+
+
+def _poison(case, marker):
+    pipe = PIPE.format(marker=marker)
+    labels = {"alertname": "PhoneOffline", "phone": PHONE, "severity": "high"}
+    extravars = {"alert": "PhoneOffline", "alert_labels": labels}
+    if case == "label value":
+        labels["instance"] = pipe
+    elif case == "label name":
+        labels[pipe] = "x"
+    elif case == "annotation":
+        extravars["ansible_eda"] = {"event": {"labels": dict(labels), "annotations": {"summary": pipe}}}
+    elif case == "alert name":
+        extravars["alert"] = pipe
+    elif case == "alertname label":
+        labels["alertname"] = pipe
+    elif case == "phone":
+        extravars["phone"] = "{{% if lookup('ansible.builtin.pipe', 'touch {0}') %}}{1}{{% endif %}}".format(
+            marker, PHONE)
+    elif case == "campaign":
+        extravars.update(alert="BounceHigh", campaign=pipe)
+    elif case == "labels as JSON text":
+        extravars["alert_labels"] = json.dumps(dict(labels, instance=pipe))
+    elif case == "override header":
+        labels["instance"] = OVERRIDE.format(marker=marker)
+    elif case == "role variable":
+        extravars["alert_response_labels"] = dict(labels, instance=pipe)
+    return extravars
+
+
+@pytest.mark.parametrize("case,where", [
+    ("label value", "alert_labels.instance carries '{{'"),
+    ("label name", "alert_labels (a key) carries '{{'"),
+    ("annotation", "ansible_eda.event.annotations.summary carries '{{'"),
+    ("alert name", "alert carries '{{'"),
+    ("alertname label", "alert_labels.alertname carries '{{'"),
+    ("phone", "phone carries '{%'"),
+    ("campaign", "campaign carries '{{'"),
+    ("labels as JSON text", "alert_labels carries '{{'"),
+    ("override header", "alert_labels.instance carries '#jinja2:'"),
+    ("role variable", "alert_response_labels.instance carries '{{'"),
+])
+def test_template_markers_in_extra_vars_are_refused_and_run_nothing(platform, seeded, tmp_path, case, where):
+    """alert_response.yml -e @file with a template marker in a label, annotation, the alert name, phone or campaign:
+    one refusal, the command the template holds never runs (no marker file), Redis and PostgreSQL byte for byte
+    as before."""
+    marker = tmp_path / "pwned"
+    before = platform_state(platform)
+    run = _playbook_with_file(platform, tmp_path, _poison(case, marker))
+    assert run.returncode != 0
+    assert not marker.exists(), "the template in the alert ran a command"
+    output = " ".join(run.stdout.split())  # the refusal is wrapped over lines
+    assert "Refused: values that come with an alert are data, never templates, and " + where in output, output[-3000:]
+    assert "Nothing was run." in output
+    assert output.count("FAILED!") == 1
+    assert "Refuse an alert whose values are not plain data" in output
+    for later in ("Validating arguments", "Refuse an unknown alert", "Say what the alert means", "Run the procedure"):
+        assert later not in output
+    assert "lookup('ansible.builtin.pipe'" not in output.split("Refused:", 1)[1]  # the value is not echoed
+    assert platform_state(platform) == before
+
+
+@pytest.mark.parametrize("extravars,message", [
+    ({"alert": "PhoneBanned", "phone": "phone_03\n"}, None),  # trimmed like any survey answer: accepted
+    ({"alert": "PhoneOffline", "phone": "+40712345678"}, "the phone label must be a phone id of the form phone_NN"),
+    ({"alert": "PhoneOffline", "alert_labels": {"phone": "phone_3; id"}}, "the phone label must be a phone id"),
+    ({"alert": "BounceHigh", "campaign": "c-1"}, "the campaign label must be an Instantly campaign id"),
+    ({"alert": "BounceHigh", "alert_labels": "{not json"}, "alert_labels is neither a mapping nor its JSON text"),
+    ({"alert": "PhoneOffline", "alert_labels": {"phone": ["phone_03"]}}, "alert_labels.phone must be a string"),
+])
+def test_phone_and_campaign_must_match_the_contract(platform, seeded, extravars, message):
+    before = _state(platform)
+    run = platform.play("alert_response.yml", extravars=extravars, check=True)
+    if message is None:
+        assert run.rc == 0, run.stdout[-3000:]
+        assert run.result("Hand the alert's labels")["results"][0]["ansible_facts"] == {"phone_banned_phone": PHONE}
+    else:
+        assert run.rc != 0
+        refusal = [r["msg"] for r in run.results("Refuse an") if r["_event"] == "runner_on_failed"]
+        assert refusal == ["Refused: {0}. Nothing was run.".format(message)] or (
+            len(refusal) == 1 and refusal[0].startswith("Refused: " + message)), refusal
+        assert not run.results("Run the procedure of the alert")
+    assert _state(platform) == before
+
+
+def test_only_validated_labels_reach_the_procedure(platform, seeded):
+    """Labels no procedure uses are checked and dropped; what the role works with is the validated copy."""
+    run = platform.play("alert_response.yml", check=True, extravars={
+        "alert": "BounceHigh", "alert_labels": {"alertname": "BounceHigh", "campaign": CAMPAIGN,
+                                                "instance": "mx-1", "job": "instantly"}})
+    checked = run.result("Refuse an alert whose values are not plain data")
+    assert checked["labels"] == {"campaign": CAMPAIGN} and checked["alert"] == "BounceHigh"
+    assert run.result("Say what the alert means")["msg"].endswith("with campaign={0}.".format(CAMPAIGN))
