@@ -21,8 +21,11 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
+import stat
 import subprocess
+import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -161,10 +164,37 @@ def backup_time(backup_id):
     return datetime.strptime(backup_id, BACKUP_ID_FORMAT).replace(tzinfo=timezone.utc)
 
 
+# A backup's files hold every lead's phone number and e-mail address: readable by the owner and its group only.
+DIR_MODE = 0o750
+FILE_MODE = 0o640
+
+
 def validate_root(root):
     if not root or not os.path.isabs(root):
         raise CerniqError("backup directory {0!r} must be an absolute path (e.g. /backups/daily)".format(root))
-    return os.path.normpath(root)
+    root = os.path.normpath(root)
+    check_root_trusted(root)
+    return root
+
+
+def check_root_trusted(root):
+    """Refuse a backup root another user could write to: a restore trusts the dump and manifest it finds there."""
+    try:
+        info = os.stat(root)
+    except FileNotFoundError:
+        return  # made by the backup itself, 0750
+    except OSError as exc:
+        raise CerniqError("backup directory {0} is unreadable: {1}".format(root, exc)) from exc
+    problems = []
+    if info.st_uid not in (os.geteuid(), 0):
+        problems.append("owned by uid {0}, neither the user running this (uid {1}) nor root".format(
+            info.st_uid, os.geteuid()))
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        problems.append("writable by its group or by every user (mode {0:04o})".format(stat.S_IMODE(info.st_mode)))
+    if problems:
+        raise CerniqError("backup directory {0} is {1}: whoever can write there can plant a dump and a manifest that "
+                          "a restore would trust. Make it owned by the backup user and mode 0750 (chown, chmod "
+                          "g-w,o-w). Nothing was read or written.".format(root, " and ".join(problems)))
 
 
 def read_manifest(backup_dir):
@@ -300,9 +330,8 @@ def stale_partials(root, now):
 
 def _point_latest(root, backup_id):
     link = os.path.join(root, LATEST_LINK)
-    temporary = os.path.join(root, ".{0}.{1}".format(LATEST_LINK, os.getpid()))
-    if os.path.lexists(temporary):
-        os.unlink(temporary)
+    # A name no other user can predict; symlink() refuses an existing one rather than follow it.
+    temporary = os.path.join(root, ".{0}.{1}".format(LATEST_LINK, secrets.token_hex(8)))
     os.symlink(backup_id, temporary)
     os.replace(temporary, link)
 
@@ -367,12 +396,9 @@ def create_backup(params, root, keep_days, check_mode, pg_bin_dir=None, now=None
                     partials_removed=stale_partials(root, now), seconds=0.0)
 
     started = time.monotonic()
-    os.makedirs(root, mode=0o700, exist_ok=True)
-    partial = os.path.join(root, PARTIAL_PREFIX + backup_id)
-    try:
-        os.mkdir(partial, 0o700)
-    except FileExistsError as exc:
-        raise CerniqError("{0} exists: a backup is running right now (or died this second)".format(partial)) from exc
+    os.makedirs(root, mode=DIR_MODE, exist_ok=True)
+    # mkdtemp: 0700 under a name no other user can predict (or plant beforehand); 0750 once complete.
+    partial = tempfile.mkdtemp(prefix="{0}{1}-".format(PARTIAL_PREFIX, backup_id), dir=root)
     dump_path = os.path.join(partial, dump_file)
     try:
         database, figures, dump_seconds = _dump_in_snapshot(params, dump_path, pg_dump, tables)
@@ -390,10 +416,13 @@ def create_backup(params, root, keep_days, check_mode, pg_bin_dir=None, now=None
             verified=dict(pg_restore_list=True, toc_entries=contents["entries"], at=_utc_now_iso()),
             tables=figures, dump_seconds=round(dump_seconds, 3))
         manifest_path = os.path.join(partial, MANIFEST_NAME)
-        with open(manifest_path, "w") as handle:
+        with os.fdopen(os.open(manifest_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE), "w") as handle:
             json.dump(manifest, handle, indent=2, sort_keys=True)
             handle.flush()
             os.fsync(handle.fileno())
+        for name in (dump_file, MANIFEST_NAME):
+            os.chmod(os.path.join(partial, name), FILE_MODE)
+        os.chmod(partial, DIR_MODE)
         os.rename(partial, final)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)

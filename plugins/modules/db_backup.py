@@ -33,7 +33,9 @@ extends_documentation_fragment:
 options:
   path:
     description:
-      - Directory holding the backups (created, mode 0700, when missing). Absolute.
+      - Directory holding the backups (created, mode 0750, when missing). Absolute. Refused when it is writable by
+        its group or every user, or owned by a user other than the one running the module or root (a restore
+        trusts the dump and manifest found there). Each backup directory is 0750, its dump and manifest 0640.
     type: path
     required: true
   keep_days:

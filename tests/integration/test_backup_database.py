@@ -92,7 +92,7 @@ def test_playbook_takes_a_verified_backup_and_never_shows_the_password(split_pla
     audit = split_platform.sql("SELECT module, action, target, after FROM ops_audit_log WHERE action = 'db_backup'")
     assert [(a[0], a[2]) for a in audit] == [("db_backup", backup["path"])]
     assert audit[0][3]["sha256"] == manifest["dump"]["sha256"]
-    assert oct(os.stat(split_platform.backup_dir).st_mode & 0o777) == "0o700"
+    assert oct(os.stat(split_platform.backup_dir).st_mode & 0o777) == "0o750"
 
 
 def test_check_mode_writes_nothing(split_platform):

@@ -12,15 +12,19 @@ import stat
 import tempfile
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
+from ansible_collections.cerniq.outreach.plugins.module_utils import _backup
+from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
 from tests.support import services, vendors
 from tests.support.playbooks import run_playbook
 from tests.support.split_platform import SplitPlatform
 from tests.support.vendors import TIMELINES_TOKEN
 
+PLAYBOOKS = Path(__file__).parent / "playbooks"
 timelines_server = vendors.timelines_server
 timelines = vendors.timelines
 
@@ -244,3 +248,73 @@ def test_evening_reports_are_0640_and_expire(platform, tmp_path):
     fresh = [path for path in reports.iterdir() if path != kept]
     assert sorted(path.suffix for path in fresh) == [".html", ".json"], (written, run.stdout[-2000:])
     assert all(_mode(path) == 0o640 for path in fresh), [(p.name, oct(_mode(p))) for p in fresh]
+
+
+# --- backups: file modes, the root's trust, an unpredictable staging name -------------------------------------------
+
+NOBODY = 65534
+
+
+def _tree(root):
+    return sorted((str(path.relative_to(root)), _mode(path) if not path.is_symlink() else "link")
+                  for path in root.rglob("*"))
+
+
+def test_backup_files_are_0640_in_0750_directories(platform, tmp_path):
+    root = tmp_path / "backups"
+    taken = _backup.create_backup(platform.params, str(root), 7, False)
+    directory = Path(taken["backup"]["path"])
+    assert _mode(root) == 0o750 and _mode(directory) == 0o750
+    files = sorted(directory.iterdir())
+    assert [path.name for path in files] == sorted([taken["backup"]["manifest"]["dump"]["file"], "manifest.json"])
+    assert all(_mode(path) == 0o640 for path in files), [(p.name, oct(_mode(p))) for p in files]
+    assert not [path for path in root.iterdir() if path.name.startswith(".")], "a staging name was left behind"
+
+
+def test_a_planted_staging_name_is_not_followed(platform, tmp_path):
+    # The old name was .partial-<id> (the second's timestamp): predictable, so it could be planted in advance.
+    root = tmp_path / "backups"
+    root.mkdir(mode=0o750)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    backup_id = _backup.backup_id_at(now)
+    (root / (".partial-" + backup_id)).symlink_to(victim)
+    (root / ".latest.{0}".format(os.getpid())).symlink_to(victim)
+    taken = _backup.create_backup(platform.params, str(root), 7, False, now=now)
+    assert list(victim.iterdir()) == [], "the backup wrote through a planted name"
+    assert taken["backup"]["id"] == backup_id and (root / backup_id / "manifest.json").is_file()
+    assert os.readlink(root / "latest") == backup_id
+
+
+@pytest.mark.parametrize("unsafe", ["group-writable", "world-writable", "foreign-owner"])
+def test_an_untrusted_backup_root_is_refused_for_backup_listing_and_restore(platform, tmp_path, unsafe):
+    root = tmp_path / "backups"
+    _backup.create_backup(platform.params, str(root), 7, False)
+    if unsafe == "group-writable":
+        root.chmod(0o770)
+    elif unsafe == "world-writable":
+        root.chmod(0o757)
+    else:
+        os.chown(root, NOBODY, NOBODY)
+    before = _tree(root)
+    audit_before = platform.audit()
+    for attempt in (lambda: _backup.create_backup(platform.params, str(root), 7, False),
+                    lambda: _backup.backup_listing(str(root)),
+                    lambda: _backup.select_backup(str(root), "latest")):
+        with pytest.raises(CerniqError) as refused:
+            attempt()
+        message = refused.value.msg
+        assert "whoever can write there can plant a dump" in message and "Nothing was read or written" in message
+        assert ("uid 65534" in message) == (unsafe == "foreign-owner"), message
+    assert _tree(root) == before and platform.audit() == audit_before
+
+
+def test_db_backup_module_refuses_a_world_writable_root(platform, tmp_path):
+    root = tmp_path / "backups"
+    root.mkdir()
+    root.chmod(0o777)
+    run = platform.play(PLAYBOOKS / "backup_root.yml", {"root": str(root)})
+    failed = run.result("Take a backup")
+    assert failed["_event"] == "runner_on_failed" and "mode 0777" in failed["msg"], failed
+    assert list(root.iterdir()) == []
