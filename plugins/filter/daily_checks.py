@@ -195,13 +195,30 @@ def phones_check(phones_result, settings):
                        disabled=disabled))
 
 
-def _reset_scheduler(queues_result):
+def _reset_registrations(queues_result):
+    """(our job scheduler or None, legacy repeatable jobs, job schedulers under other ids) on the reset queue.
+
+    The runbook registers the reset as a legacy repeatable job (Node BullMQ 5 `q.add('reset', {}, {repeat})`), the
+    collection as job scheduler quota-reset-daily: either is tonight's reset; two of them run it twice.
+    """
     for queue in queues_result.get("queues", ()):
         if queue["name"] == QUEUE_QUOTA_RESET:
-            for scheduler in queue.get("schedulers") or ():
-                if scheduler["id"] == QUOTA_RESET_SCHEDULER_ID:
-                    return scheduler
-    return None
+            schedules = queue.get("schedulers") or ()
+            ours = next((s for s in schedules if s["id"] == QUOTA_RESET_SCHEDULER_ID and not s.get("legacy")), None)
+            return (ours, [s for s in schedules if s.get("legacy")],
+                    [s for s in schedules if not s.get("legacy") and s["id"] != QUOTA_RESET_SCHEDULER_ID])
+    return None, [], []
+
+
+def _schedule_words(schedule):
+    kind = "legacy repeatable job" if schedule.get("legacy") else "job scheduler"
+    timing = schedule.get("pattern") or "every {0} ms".format(schedule.get("every"))
+    return "{0} {1} ({2} {3}, next {4})".format(kind, schedule["id"], timing, schedule.get("tz") or "no tz",
+                                                schedule.get("next"))
+
+
+_MIGRATE_STEP = ("migrate the legacy registration to the job scheduler: playbooks/quota_reset.yml --tags scheduler "
+                 "-e migrate_legacy_reset=true -e confirm=true (runbook 3.2 step 4)")
 
 
 def quota_reset_check(phones_result, queues_result, settings):
@@ -228,13 +245,34 @@ def quota_reset_check(phones_result, queues_result, settings):
     details.extend((["no counter today: " + ", ".join(missing)] if missing else []) +
                    (["no TTL: " + ", ".join(no_ttl)] if no_ttl else []) + unreadable)
     if queues_result and not _failed(queues_result, "queues"):
-        scheduler = _reset_scheduler(queues_result)
+        scheduler, legacy, others = _reset_registrations(queues_result)
+        schedules = ([scheduler] if scheduler else []) + legacy + others
         data["scheduler"] = scheduler
-        if scheduler is None:
+        data["legacy"] = legacy
+        data["registration"] = "+".join(kind for kind, there in (("scheduler", scheduler), ("legacy", legacy),
+                                                                 ("other_scheduler", others)) if there) or "none"
+        if not schedules:
             problems.append("no {0} scheduler on {1}".format(QUOTA_RESET_SCHEDULER_ID, QUEUE_QUOTA_RESET))
-            details.append("no {0} scheduler on {1}: tonight's reset will not run".format(
+            details.append("no {0} scheduler (nor a legacy repeatable job) on {1}: tonight's reset will not run".format(
                 QUOTA_RESET_SCHEDULER_ID, QUEUE_QUOTA_RESET))
             steps.append("re-create it: playbooks/quota_reset.yml --tags scheduler (runbook 3.2 step 4)")
+        elif len(schedules) > 1:
+            warnings.append("{0} reset schedules on {1}: the reset runs {0} times a night".format(
+                len(schedules), QUEUE_QUOTA_RESET))
+            details.extend(_schedule_words(s) for s in schedules)
+            steps.append(_MIGRATE_STEP if legacy and scheduler and not others else
+                         "remove all but one of them (bullmq_queue scheduler state=absent, or the migration)")
+        elif scheduler is None:
+            (only,) = schedules
+            if only.get("pattern") != QUOTA_RESET_CRON:
+                warnings.append("reset {0} differs".format(_schedule_words(only)))
+                details.append("{0}, expected {1!r}".format(_schedule_words(only), QUOTA_RESET_CRON))
+                steps.append(_MIGRATE_STEP if legacy else "re-create it: playbooks/quota_reset.yml --tags scheduler")
+            elif not legacy:
+                warnings.append("the reset is {0}, not {1}".format(_schedule_words(only), QUOTA_RESET_SCHEDULER_ID))
+                details.append(_schedule_words(only))
+            else:
+                details.append("reset registered the runbook's way: " + _schedule_words(only))
         elif scheduler.get("pattern") != QUOTA_RESET_CRON or \
                 (settings["timezone"] and scheduler.get("tz") != settings["timezone"]):
             warnings.append("scheduler {0} differs".format(QUOTA_RESET_SCHEDULER_ID))
@@ -249,6 +287,10 @@ def quota_reset_check(phones_result, queues_result, settings):
     figure = "{0}/{1} {2} phones have today's counter".format(data["present"], data["active"], STATUS_ACTIVE)
     if problems or warnings:
         figure += "; " + "; ".join(problems + warnings)
+    elif data.get("registration") == "legacy":
+        figure += "; reset in place as the runbook's legacy repeatable job ({0}, {1}, next {2})".format(
+            data["legacy"][0].get("pattern"), data["legacy"][0].get("tz") or "no tz: the worker host's time",
+            data["legacy"][0].get("next"))
     elif "scheduler" in data:
         figure += "; reset scheduler in place"
     if status == PASS:

@@ -455,9 +455,10 @@ def read_schedulers(client, queue_names, prefix=BULLMQ_PREFIX):
 
 
 def _scheduler_view(scheduler_id, next_ms, fields):
-    if not fields:
-        # A v5 legacy repeatable job (`add(..., {repeat})`): only its key in the `repeat` set.
-        return dict(id=scheduler_id, next_ms=next_ms, next=_iso_ms(next_ms), legacy=True)
+    if not fields or "ic" not in fields:
+        # A legacy repeatable job (Node BullMQ 5 `Queue.add(name, data, {repeat})`), not a job scheduler: the
+        # scheduler script always stores `ic` (its iteration count), the repeatable-job script never does.
+        return legacy_repeat_view(scheduler_id, next_ms, fields)
     view = dict(id=scheduler_id, next_ms=next_ms, next=_iso_ms(next_ms), legacy=False, name=fields.get("name"),
                 pattern=fields.get("pattern"), every=_int_or_none(fields.get("every")), tz=fields.get("tz"),
                 iteration_count=_int_or_none(fields.get("ic")),
@@ -693,9 +694,14 @@ def prepare_scheduler(spec, tz_name):
                               "month weekday) or 6 (seconds first, as Node BullMQ reads it)".format(
                                   scheduler_id, pattern))
     data = spec.get("data")
+    other_schedules = spec.get("other_schedules") or "ignore"
+    if other_schedules not in OTHER_SCHEDULES:
+        raise CerniqError("scheduler {0}: other_schedules {1!r} must be one of {2}".format(
+            scheduler_id, other_schedules, ", ".join(OTHER_SCHEDULES)))
     return dict(id=scheduler_id, state=state, pattern=pattern or None, every=every if not pattern else None,
                 tz=tz, job_name=spec.get("job_name") or scheduler_id, data={} if data is None else data,
-                opts=_validate_job_opts(spec.get("opts"), "scheduler {0}".format(scheduler_id)))
+                opts=_validate_job_opts(spec.get("opts"), "scheduler {0}".format(scheduler_id)),
+                other_schedules=other_schedules)
 
 
 def scheduler_differs(wanted, stored):
@@ -710,6 +716,104 @@ def scheduler_differs(wanted, stored):
     # The script stores offset 0 for a pattern; any other of these was set by someone else and we do not manage it.
     differs += [field for field in ("limit", "startDate", "endDate", "offset") if stored.get(field) not in (None, 0)]
     return differs
+
+
+# --- Legacy repeatable jobs (Node BullMQ 5 `Queue.add(name, data, {repeat})`, the runbook's registration) ---------
+
+# What `other_schedules` of a scheduler request may be: the queue's other registrations are ignored (a second schedule
+# may be created beside them), kept (ours is not created while another exists), or legacy ones migrated to ours.
+OTHER_SCHEDULES = ("ignore", "keep", "migrate")
+
+
+def _md5(text):
+    import hashlib
+
+    return hashlib.md5(text.encode("utf-8")).hexdigest()  # nosec - BullMQ's own key derivation, not security
+
+
+def legacy_repeat_view(key, next_ms, fields):
+    """A legacy repeatable job as Node BullMQ 5 stores it in the queue's `repeat` set.
+
+    BullMQ >= 5 (repeat.js `updateRepeatableJob`): the member is md5("name:jobId:endDate:tz:pattern"), a
+    `repeat:<md5>` hash has name, pattern or every, tz, endDate (never `ic`), and the next job is
+    `repeat:<md5>:<millis>`. Older registrations (BullMQ <= 3, kept working by v5): the member is the
+    "name:jobId:endDate:tz:pattern" string itself, no hash, and the next job is repeat:md5(name + md5(key)):<millis>.
+    """
+    if fields:
+        name, pattern, tz = fields.get("name"), fields.get("pattern"), fields.get("tz")
+        every, end_date = _int_or_none(fields.get("every")), _int_or_none(fields.get("endDate"))
+        next_job_id = "repeat:{0}:{1}".format(key, next_ms)
+    else:
+        parts = key.split(":")
+        name = parts[0]
+        end_date = _int_or_none(parts[2]) if len(parts) > 2 else None
+        tz = (parts[3] or None) if len(parts) > 3 else None
+        suffix = ":".join(parts[4:])
+        pattern, every = (None, int(suffix)) if suffix.isdigit() else (suffix or None, None)
+        next_job_id = _old_format_job_id_prefix(name, key) + str(next_ms)
+    return dict(id=key, legacy=True, name=name, pattern=pattern, every=every, tz=tz, endDate=end_date,
+                next_ms=next_ms, next=_iso_ms(next_ms), next_job_id=next_job_id, key_format="hash" if fields else "key")
+
+
+def _old_format_job_id_prefix(name, key):
+    return "repeat:{0}:".format(_md5(name + _md5(key)))
+
+
+def schedule_summary(view):
+    """One registration on a queue in words: a job scheduler or a legacy repeatable job, with its timing."""
+    kind = "legacy repeatable job" if view.get("legacy") else "job scheduler"
+    timing = view.get("pattern") or ("every {0} ms".format(view["every"]) if view.get("every") else "?")
+    return "{0} {1} ({2}, {3}, next {4})".format(kind, view["id"], timing,
+                                                 view.get("tz") or "no tz: the worker host's local time",
+                                                 view.get("next"))
+
+
+async def remove_legacy_repeatables(queue, views):
+    """Remove legacy repeatable jobs with BullMQ's own removeRepeatable script (shipped in the bullmq package):
+    the `repeat` entry, its hash and its next delayed job. [(key, removed, next job gone)]."""
+    from bullmq.redis_connection import loadScript
+
+    script = queue.client.register_script(loadScript("removeRepeatable-3.lua"))
+    done = []
+    for view in views:
+        key = view["id"]
+        old_format = view["key_format"] == "key"
+        # The same arguments as Node's removeRepeatableByKey, with the old-format job id prefix so an old-format
+        # registration's next job goes too.
+        reply = await script(keys=[queue.keys["repeat"], queue.keys["delayed"], queue.keys["events"]],
+                             args=[_old_format_job_id_prefix(view["name"], key) if old_format else "",
+                                   key if old_format else "", key, queue.keys[""]])
+        gone = not await queue.client.exists(queue.toKey(view["next_job_id"]))
+        done.append((key, reply == 0, gone))
+    return done
+
+
+def _scheduler_others(ctx, spec):
+    """The queue's registrations other than the requested scheduler: (all, legacy ones, other job schedulers)."""
+    others = [s for s in ctx["schedulers"] if s["id"] != spec["id"]]
+    return others, [s for s in others if s.get("legacy")], [s for s in others if not s.get("legacy")]
+
+
+def _migrate_legacy(ctx, spec, legacy, stored):
+    """After ours is in place: remove each legacy repeatable job it replaces, audited one by one."""
+    result = ctx["result"]
+    result["scheduler"]["migrated"] = list(legacy)
+    result["changed"] = True
+    if ctx["check_mode"]:
+        return
+    outcome = run_with_queue(ctx["params"], ctx["queue"], ctx["prefix"],
+                             lambda queue: remove_legacy_repeatables(queue, legacy))
+    failed = []
+    for view, (key, removed, gone) in zip(legacy, outcome):
+        ctx["audit"].record("bullmq_migrate_legacy_repeat", _target(ctx), before=view,
+                            after=dict(removed=removed, next_job_removed=gone, replaced_by=spec["id"],
+                                       scheduler=dict(pattern=spec["pattern"], every=spec["every"], tz=spec["tz"])))
+        if not (removed and gone):
+            failed.append(key)
+    if failed:
+        raise CerniqError("queue {0}: job scheduler {1} is in place, but legacy repeatable job(s) {2} could not be "
+                          "removed completely (their next job may be running): both schedules exist now; re-run "
+                          "the migration".format(ctx["queue"], spec["id"], ", ".join(failed)))
 
 
 # --- Writes through the bullmq package ---------------------------------------------------------------------------
@@ -1083,11 +1187,35 @@ def _op_scheduler(ctx):
     view = dict(id=spec["id"], state="present", pattern=spec["pattern"], every=spec["every"], tz=spec["tz"],
                 job_name=spec["job_name"], changed_fields=differs)
     result["scheduler"] = view
+    mode = spec.get("other_schedules") or "ignore"
+    others, legacy, other_schedulers = _scheduler_others(ctx, spec)
+    view["other_schedules"] = list(others)
+    view["registration"] = "+".join(kind for kind, present in (("scheduler", stored is not None),
+                                                               ("legacy", bool(legacy)),
+                                                               ("other_scheduler", bool(other_schedulers))) if present)
+    view["registration"] = view["registration"] or "none"
+    if mode == "migrate" and other_schedulers:
+        raise CerniqError("queue {0}: not migrating - besides {1}, it has {2}: a migration would leave two schedules. "
+                          "Remove the one you do not want first. Nothing was changed".format(
+                              ctx["queue"], "its legacy repeatable job(s)" if legacy else "the requested scheduler",
+                              "; ".join(schedule_summary(s) for s in other_schedulers)))
+    if mode == "keep" and others and stored is None:
+        # Never a second schedule beside an existing one: report what is there, create nothing.
+        view["created"] = False
+        view["kept"] = [schedule_summary(s) for s in others]
+        result["msg"] = "queue {0} already has {1}; job scheduler {2} was not created beside it{3}".format(
+            ctx["queue"], "; ".join(view["kept"]), spec["id"],
+            " (migrate the legacy registration to it with other_schedules=migrate)" if legacy else "")
+        return
     if not differs:
         view["next"] = stored.get("next")
+        if mode == "migrate" and legacy:
+            _migrate_legacy(ctx, spec, legacy, stored)
         return
     result["changed"] = True
     if ctx["check_mode"]:
+        if mode == "migrate" and legacy:
+            _migrate_legacy(ctx, spec, legacy, stored)
         return
 
     async def upsert(queue):
@@ -1102,6 +1230,8 @@ def _op_scheduler(ctx):
     view["next_job_id"] = run_with_queue(params, ctx["queue"], ctx["prefix"], upsert)
     ctx["audit"].record("bullmq_upsert_scheduler", _target(ctx), before=stored,
                         after=dict(view, data=spec["data"], opts=spec["opts"]))
+    if mode == "migrate" and legacy:
+        _migrate_legacy(ctx, spec, legacy, stored)
 
 
 def _ensure_exists(ctx, action):

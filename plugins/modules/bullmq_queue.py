@@ -159,6 +159,22 @@ options:
         description:
           - BullMQ job options of the jobs it produces.
         type: dict
+      other_schedules:
+        description:
+          - What to do about the queue's other registrations - job schedulers under other ids, and legacy repeatable
+            jobs (Node BullMQ 5 C(Queue.add(name, data, {repeat})), the runbook's way to register the quota reset).
+            The result's RV(scheduler.registration) says which are there (C(scheduler), C(legacy),
+            C(other_scheduler), joined by C(+), or C(none)) and RV(scheduler.other_schedules) lists them.
+          - V(ignore) creates or updates this scheduler whatever else is there.
+          - V(keep) never creates it beside another registration (a second schedule would run the job twice); it
+            reports what is there instead (C(changed=false)). An existing scheduler with this id is still updated.
+          - V(migrate) replaces the queue's legacy repeatable jobs by this scheduler - it is created (or updated)
+            first, then each legacy job is removed with BullMQ's own C(removeRepeatable) script (its C(repeat)
+            entry, hash and next delayed job), audited. Refused when the queue has a job scheduler under another id.
+            Check mode shows what would be migrated.
+        type: str
+        choices: [ignore, keep, migrate]
+        default: ignore
   include_delayed:
     description:
       - With O(state=drained), also remove delayed jobs.
@@ -313,7 +329,12 @@ jobs:
   type: dict
   sample: {requested: 1000, added: 0, existing: 1000, delayed: 0}
 scheduler:
-  description: The scheduler's wanted settings and which stored fields differed (C(changed_fields)).
+  description:
+    - The scheduler's wanted settings and which stored fields differed (C(changed_fields)).
+    - C(registration) - which registrations the queue had (C(scheduler), C(legacy), C(other_scheduler) joined by
+      C(+), or C(none)); C(other_schedules) - those other than this scheduler; C(kept) - with
+      O(scheduler.other_schedules=keep), what was there instead of a new scheduler; C(migrated) - with
+      O(scheduler.other_schedules=migrate), the legacy repeatable jobs removed (or that would be).
   returned: when O(scheduler) was given
   type: dict
   sample: {id: quota-reset-daily, state: present, pattern: "0 0 * * *", tz: Europe/Bucharest, changed_fields: []}
@@ -385,6 +406,7 @@ def argument_spec():
             job_name=dict(type="str"),
             data=dict(type="raw"),
             opts=dict(type="dict"),
+            other_schedules=dict(type="str", default="ignore", choices=["ignore", "keep", "migrate"]),
         ), mutually_exclusive=[("pattern", "every")]),
         include_delayed=dict(type="bool", default=False),
         clean_states=dict(type="list", elements="str", default=["completed", "failed"],

@@ -143,7 +143,11 @@ queues:
       type: int
     schedulers:
       description: Job schedulers (C(id), C(pattern) or C(every), C(tz), C(name), C(next) time, C(next_job_id),
-        C(iteration_count), C(data), C(opts)); a v5 legacy repeatable shows as C(legacy=true).
+        C(iteration_count), C(data), C(opts)). A legacy repeatable job (Node BullMQ 5
+        C(Queue.add(name, data, {repeat})), the runbook's registration of the quota reset) is listed too, with
+        C(legacy=true), its key as C(id), C(name), C(pattern) or C(every), C(tz), C(endDate), C(next),
+        C(next_job_id) and C(key_format) (C(hash) - BullMQ 5's md5 key with a C(repeat:<key>) hash - or C(key), the
+        older C(name:jobId:endDate:tz:pattern) member).
       type: list
       elements: dict
 totals:
