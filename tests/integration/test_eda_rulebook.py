@@ -26,9 +26,12 @@ import yaml
 
 from tests.support.playbooks import COLLECTIONS_PATH, VENV_BIN
 from tests.support.services import REPO_ROOT, free_port
+from tests.support.snapshots import platform_state
 
 RULEBOOK = REPO_ROOT / "extensions" / "eda" / "rulebooks" / "cerniq_alerts.yml"
 TOKEN = "9f86d081884c7d659a2feaa0c55ad015"
+CAMPAIGN_1 = "019cad8f-ac00-7000-8000-019cad8fac01"
+CAMPAIGN_2 = "019cad8f-ac00-7000-8000-019cad8fac02"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # ansible-rulebook logs a failed run's whole output a second time, as an ERROR line; that echo is not another run.
 FAILED_RUN_ECHO = re.compile(
@@ -153,8 +156,8 @@ def test_rules_dispatch_firing_alerts_once_per_phone_campaign_or_alert(tmp_path)
             alert("PhoneOffline", phone="phone_01"), alert("PhoneOffline", phone="phone_01", instance="b"),
             alert("PhoneOffline", phone="phone_02"), alert("phone:banned", phone="phone_01"),
             alert("SlaBreach"), alert("sla:breach", instance="b"), alert("SlaBreach", instance="c"),
-            alert("BounceHigh", campaign="c-1"), alert("BounceHigh", campaign="c-1", instance="b"),
-            alert("BounceHigh", campaign="c-2"), alert("BounceHigh"),
+            alert("BounceHigh", campaign=CAMPAIGN_1), alert("BounceHigh", campaign=CAMPAIGN_1, instance="b"),
+            alert("BounceHigh", campaign=CAMPAIGN_2), alert("BounceHigh"),
             alert("PhoneOffline"), alert("PhoneOffline", instance="b"),
             alert("DlqOverflow", status="resolved"), alert("DiskFull", phone="phone_01"),
         ))
@@ -166,7 +169,7 @@ def test_rules_dispatch_firing_alerts_once_per_phone_campaign_or_alert(tmp_path)
         "Phone alert|PhoneOffline|phone_01|-", "Phone alert|PhoneOffline|phone_02|-",
         "Phone alert|phone:banned|phone_01|-",
         "Platform alert|SlaBreach|-|-", "Platform alert|sla:breach|-|-",  # two names, two throttle groups
-        "Campaign alert|BounceHigh|-|c-1", "Campaign alert|BounceHigh|-|c-2",
+        "Campaign alert|BounceHigh|-|" + CAMPAIGN_1, "Campaign alert|BounceHigh|-|" + CAMPAIGN_2,
         "Platform alert|BounceHigh|-|-",
     ]), output[-4000:]
     assert output.count("PhoneOffline arrived without a `phone` label; no procedure was run") == 1
@@ -216,3 +219,41 @@ def test_an_alertmanager_webhook_runs_the_alert_response_playbook(seeded, tmp_pa
     assert platform.sql("SELECT id, status, status_changed_at FROM wa_phone_numbers ORDER BY id") == phones_before
     assert platform.audit() == []
     assert "DlqOverflow" not in output.split("PLAY [", 1)[-1]
+
+
+def test_template_markers_never_reach_a_playbook(seeded, tmp_path):
+    """Alerts carrying a template (in a label, its name, an annotation, the alert name), or a phone / campaign label
+    off the contract, posted to the rulebook as shipped: each refused with 400 by the event source, no playbook run
+    for any of them, the command in the template never runs, Redis and PostgreSQL unchanged. A clean alert sent
+    afterwards runs (the refusals did not just break the pipeline)."""
+    platform = seeded
+    marker = tmp_path / "pwned"
+    pipe = "{{{{ lookup('ansible.builtin.pipe', 'touch {0}') }}}}".format(marker)
+    inventory_dir = tmp_path / "inventory"
+    inventory_dir.mkdir()
+    (inventory_dir / "hosts.yml").write_text(yaml.safe_dump(platform.inventory()))
+    before = platform_state(platform)
+    poisoned = {
+        "label value": (alert("SlaBreach", instance=pipe), "labels.instance carries '{{'"),
+        "label name": (alert("DlqOverflow", **{pipe: "x"}), "labels (a key) carries '{{'"),
+        "annotation": (dict(alert("DlqOverflow"), annotations={"summary": pipe}), "annotations.summary carries '{{'"),
+        "alert name": (alert("PhoneOffline{% raw %}", phone="phone_01"), "labels.alertname carries '{%'"),
+        "override header": (alert("SlaBreach", instance="#jinja2:variable_start_string:'[['\n[[ 7 ]]"),
+                            "labels.instance carries '#jinja2:'"),
+        "phone": (alert("PhoneBanned", phone="phone_01 && id"), "the phone label must be a phone id"),
+        "campaign": (alert("BounceHigh", campaign="c-1"), "the campaign label must be an Instantly campaign id"),
+    }
+    with Rulebook(tmp_path, "cerniq.outreach.cerniq_alerts", inventory_dir) as eda:
+        for case, (poison, reason) in poisoned.items():
+            response = eda.post(webhook(poison))
+            assert response.status_code == 400, (case, response.status_code, response.text)
+            assert reason in response.text, (case, response.text)
+        assert eda.post(webhook(alert("SlaBreach"))).json() == {"accepted": 1}
+        output = eda.wait_for(lambda out: out.count("PLAY RECAP"), 1, 150, settle=3.0)
+    assert eda.group_gone(), "ansible-rulebook or one of its playbook runs outlived the test"
+    runs = output.split("PLAY [Alert response (runbook 7.1)]")[1:]
+    assert len(runs) == 1 and "sla:breach: severity MEDIUM" in runs[0], output[-5000:]
+    assert re.search(r"failed=0", runs[0].split("PLAY RECAP", 1)[1])
+    assert not marker.exists()
+    assert "lookup('ansible.builtin.pipe'" not in output
+    assert platform_state(platform) == before
