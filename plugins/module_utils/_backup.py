@@ -51,6 +51,17 @@ LATEST_LINK = "latest"
 PARTIAL_PREFIX = ".partial-"
 BACKUP_ID_FORMAT = "%Y-%m-%dT%H%M%SZ"
 BACKUP_ID_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{6}Z$")
+# The runbook's own layout (runbook 1.1 step 4, 6.1): `<root>/<YYYY-MM-DD>/cerniq.dump`, a pg_dump -Fc without a
+# manifest. Listed (with RUNBOOK_WARNING), restored only when named, never pruned by our retention.
+RUNBOOK_ID_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+RUNBOOK_ID_FORMAT = "%Y-%m-%d"
+RUNBOOK_DUMP = "cerniq.dump"
+RUNBOOK_WARNING = "no manifest: row counts cannot be verified"
+LAYOUT_MANIFEST = "manifest"
+LAYOUT_RUNBOOK = "runbook"
+# Staging directories of a copy (db_backup state=imported): the fetched files, then the directory renamed into place.
+FETCH_PREFIX = PARTIAL_PREFIX + "fetch-"
+IMPORT_PREFIX = PARTIAL_PREFIX + "import-"
 # A partial directory this old belongs to a run that died; younger ones may be a backup running right now.
 STALE_PARTIAL = timedelta(days=1)
 _HASH_CHUNK = 1024 * 1024
@@ -161,7 +172,38 @@ def backup_id_at(moment):
 
 
 def backup_time(backup_id):
-    return datetime.strptime(backup_id, BACKUP_ID_FORMAT).replace(tzinfo=timezone.utc)
+    # A runbook backup's date is taken as 00:00 UTC that day (its time is unknown).
+    fmt = RUNBOOK_ID_FORMAT if RUNBOOK_ID_RE.match(backup_id) else BACKUP_ID_FORMAT
+    return datetime.strptime(backup_id, fmt).replace(tzinfo=timezone.utc)
+
+
+def runbook_dump(path):
+    """The dump file of a runbook-layout directory: cerniq.dump, else its only *.dump file; None when there is none."""
+    if os.path.isfile(os.path.join(path, RUNBOOK_DUMP)):
+        return RUNBOOK_DUMP
+    dumps = [name for name in os.listdir(path) if name.endswith(".dump") and os.path.isfile(os.path.join(path, name))]
+    return dumps[0] if len(dumps) == 1 else None
+
+
+def runbook_backup(path):
+    """A runbook-layout backup, named explicitly: its dump described as a manifest would, without table figures.
+
+    The sha256 is the file's now (there is no earlier record of it), so verification amounts to pg_restore --list and
+    a data entry for every contract table.
+    """
+    name = os.path.basename(path)
+    dump_file = runbook_dump(path)
+    if not dump_file:
+        raise CerniqError("{0} holds no dump file (the runbook's layout is <YYYY-MM-DD>/{1}): nothing to restore "
+                          "from it".format(path, RUNBOOK_DUMP))
+    dump_path = os.path.join(path, dump_file)
+    taken_at = backup_time(name).isoformat()
+    manifest = dict(format=MANIFEST_FORMAT, id=name, layout=LAYOUT_RUNBOOK, taken_at=taken_at, database=None,
+                    dump=dict(file=dump_file, bytes=os.path.getsize(dump_path), sha256=file_sha256(dump_path),
+                              format="custom"),
+                    tables={}, warning=RUNBOOK_WARNING)
+    return dict(id=name, path=path, taken_at=taken_at, manifest=manifest, layout=LAYOUT_RUNBOOK,
+                warning=RUNBOOK_WARNING)
 
 
 # A backup's files hold every lead's phone number and e-mail address: readable by the owner and its group only.
@@ -218,7 +260,15 @@ def list_backups(root):
     backups = []
     for name in sorted(os.listdir(root), reverse=True):
         path = os.path.join(root, name)
-        if not BACKUP_ID_RE.match(name) or os.path.islink(path) or not os.path.isdir(path):
+        if os.path.islink(path) or not os.path.isdir(path):
+            continue
+        if RUNBOOK_ID_RE.match(name) and runbook_dump(path):
+            dump_path = os.path.join(path, runbook_dump(path))
+            backups.append(dict(id=name, path=path, taken_at=backup_time(name).isoformat(), manifest=None,
+                                problem=None, layout=LAYOUT_RUNBOOK, warning=RUNBOOK_WARNING,
+                                bytes=os.path.getsize(dump_path)))
+            continue
+        if not BACKUP_ID_RE.match(name):
             continue
         problem = None
         try:
@@ -235,9 +285,11 @@ def summary_of(backup):
     manifest = backup.get("manifest") or {}
     dump = manifest.get("dump") or {}
     tables = manifest.get("tables") or {}
-    return dict(id=backup["id"], path=backup["path"], taken_at=backup["taken_at"], has_manifest=bool(manifest),
-                problem=backup.get("problem"),
-                database=manifest.get("database"), bytes=dump.get("bytes"),
+    layout = backup.get("layout") or LAYOUT_MANIFEST
+    return dict(id=backup["id"], path=backup["path"], taken_at=backup["taken_at"],
+                has_manifest=bool(manifest) and layout == LAYOUT_MANIFEST, layout=layout,
+                warning=backup.get("warning"), problem=backup.get("problem"),
+                database=manifest.get("database"), bytes=dump.get("bytes", backup.get("bytes")),
                 rows=sum(t.get("rows", 0) for t in tables.values()) if tables else None)
 
 
@@ -252,14 +304,21 @@ def select_backup(root, wanted="latest"):
                                   "dr_database_backup=<id>)".format(backup["path"], backup["problem"]))
             if backup["manifest"]:
                 return backup
+        runbook = [b["id"] for b in list_backups(root) if b.get("layout") == LAYOUT_RUNBOOK][:5]
         raise CerniqError("no verified backup (a directory with {0}) under {1}: run backup_database.yml first, or "
-                          "point dr_database_backup_dir at the backups".format(MANIFEST_NAME, root))
+                          "point dr_database_backup_dir at the backups{2}".format(
+                              MANIFEST_NAME, root, "" if not runbook else
+                              "; runbook-layout backups ({0}) are used only when named (e.g. "
+                              "dr_database_backup={1})".format(RUNBOOK_WARNING, runbook[0])))
     path = wanted if os.path.isabs(wanted) else os.path.join(root, wanted)
     path = os.path.realpath(path)
     name = os.path.basename(path)
-    if not os.path.isdir(path) or not BACKUP_ID_RE.match(name):
+    if not os.path.isdir(path) or not (BACKUP_ID_RE.match(name) or RUNBOOK_ID_RE.match(name)):
         known = ", ".join(b["id"] for b in list_backups(root)[:5]) or "none"
         raise CerniqError("backup {0!r} not found under {1} (newest: {2})".format(wanted, root, known))
+    if RUNBOOK_ID_RE.match(name):
+        # Only ever by name: `latest` never picks a backup whose figures cannot be checked.
+        return runbook_backup(path)
     manifest = read_manifest(path)
     if manifest is None:
         raise CerniqError("backup {0} has no {1}: it was never verified (an unfinished or foreign backup); choose "
@@ -292,10 +351,15 @@ def verify_backup(backup, pg_restore):
             except CerniqError as exc:
                 problem = exc.msg
             else:
-                missing = sorted(set(manifest.get("tables") or {}) - set(contents["table_data"]))
+                # A runbook dump has no figures: it must at least hold data for every contract table.
+                expected = set(manifest.get("tables") or {}) or (
+                    set(ALL_TABLES) if manifest.get("layout") == LAYOUT_RUNBOOK else set())
+                missing = sorted(expected - set(contents["table_data"]))
                 if missing:
                     problem = "the archive {0} has no data for table(s) {1}".format(dump_path, ", ".join(missing))
-    return dict(verified=problem is None, problem=problem, dump_path=dump_path,
+    checks = ("pg_restore --list only ({0})".format(RUNBOOK_WARNING) if manifest.get("layout") == LAYOUT_RUNBOOK
+              else "size and sha256 against the manifest, pg_restore --list")
+    return dict(verified=problem is None, problem=problem, dump_path=dump_path, checks=checks,
                 seconds=round(time.monotonic() - started, 3))
 
 
@@ -309,11 +373,14 @@ def require_verified(backup, pg_restore):
 
 
 def backups_to_prune(backups, keep_days, now, keep_ids=()):
-    """Backups older than `keep_days`, never the newest verified one (nor `keep_ids`)."""
+    """Backups older than `keep_days`, never the newest verified one (nor `keep_ids`).
+
+    Runbook-layout directories are never pruned: another job writes them, and its own retention owns them.
+    """
     newest_verified = next((b["id"] for b in backups if b["manifest"]), None)
     limit = now - timedelta(days=keep_days)
     return [b for b in backups if backup_time(b["id"]) < limit and b["id"] != newest_verified
-            and b["id"] not in keep_ids]
+            and b["id"] not in keep_ids and b.get("layout") != LAYOUT_RUNBOOK]
 
 
 def stale_partials(root, now):
@@ -479,3 +546,143 @@ def backup_listing(root, wanted="latest", verify=True, pg_bin_dir=None):
         selected.update(verified=None, problem=None)
     result["selected"] = selected
     return result
+
+
+# --- Importing a copy off the DB host (db_backup state=imported) ------------------------------------------------
+
+def _same_dump(a, b):
+    return (a.get("dump") or {}).get("sha256") == (b.get("dump") or {}).get("sha256")
+
+
+def _staging(root, src):
+    """True when `src` is a staging directory of `root` (.partial-*), which the import consumes."""
+    return os.path.dirname(src) == root and os.path.basename(src).startswith(PARTIAL_PREFIX)
+
+
+def import_backup(params, root, src, keep_days, check_mode, pg_bin_dir=None, now=None):
+    """Publish `src` (a backup directory fetched from the DB host) as `<root>/<id>`, verified, then prune `root`.
+
+    `src` is verified as a restore would verify it (size and sha256 of the dump against its manifest, pg_restore
+    --list) before anything is written; the files go into a directory made with mkdtemp inside `root` (renamed when
+    `src` is a staging directory of `root`, else copied and verified again there), which is then renamed to
+    `<root>/<id>`: `<root>/<id>` only ever holds a verified copy. The same id with the same sha256 already there and
+    verifying changes nothing; one that no longer verifies is replaced; a different sha256 under the same id is
+    refused. Check mode verifies `src` when it exists and reports what would be imported and pruned.
+    """
+    root = validate_root(root)
+    if keep_days < 1:
+        raise CerniqError("keep_days must be at least 1 (got {0}): the newest backup is always kept".format(keep_days))
+    if not src or not os.path.isabs(src):
+        raise CerniqError("src {0!r} must be the absolute path of a fetched backup directory (its manifest.json and "
+                          "dump)".format(src))
+    src = os.path.normpath(src)
+    now = now or datetime.now(timezone.utc)
+    existing = list_backups(root)
+    pg_restore = find_tool("pg_restore", pg_bin_dir)
+    if check_mode and not os.path.isdir(src):
+        # Nothing was fetched in check mode: what a new copy would cause, from the listing alone.
+        prunable = backups_to_prune([dict(id=backup_id_at(now), manifest=True)] + existing, keep_days, now)
+        return dict(changed=True, backup=None, imported=True, imported_from=src, replaced=False,
+                    pruned=[b["id"] for b in prunable],
+                    partials_removed=stale_partials(root, now), seconds=0.0,
+                    msg="would verify the backup fetched into {0} and publish it under {1}".format(src, root))
+    manifest = read_manifest(src) if os.path.isdir(src) else None
+    if manifest is None:
+        raise CerniqError("{0} is not a fetched backup (no {1}): only a backup db_backup took, with its manifest, can "
+                          "be imported; nothing was changed".format(src, MANIFEST_NAME))
+    backup_id = manifest.get("id")
+    if not isinstance(backup_id, str) or not BACKUP_ID_RE.match(backup_id):
+        raise CerniqError("{0}'s manifest names no backup id (got {1!r}); nothing was changed".format(src, backup_id))
+    incoming = dict(id=backup_id, path=src, taken_at=backup_time(backup_id).isoformat(), manifest=manifest)
+    final = os.path.join(root, backup_id)
+    current = next((b for b in existing if b["id"] == backup_id), None)
+    started = time.monotonic()
+    if current is not None and current["manifest"] and not _same_dump(current["manifest"], manifest):
+        raise CerniqError("{0} exists with another dump (sha256 {1}) than {2} (sha256 {3}): two different backups "
+                          "under one id; nothing was changed".format(
+                              final, current["manifest"]["dump"].get("sha256"), src, manifest["dump"].get("sha256")))
+    replaced = False
+    if current is not None and current["manifest"]:
+        if verify_backup(current, pg_restore)["verified"]:
+            if _staging(root, src) and not check_mode:
+                shutil.rmtree(src, ignore_errors=True)
+            return _import_done(params, root, keep_days, check_mode, now, current, src, False, False, started)
+        replaced = True  # the copy there no longer verifies: the incoming one replaces it once it does
+    elif current is not None:
+        replaced = True  # a directory without a manifest under the id: an earlier import that died
+    check = verify_backup(incoming, pg_restore)
+    if not check["verified"]:
+        raise CerniqError("the copy {0} of backup {1} refused: {2}. Nothing was published under {3}; fetch it again "
+                          "from the DB host".format(src, backup_id, check["problem"], root))
+    if check_mode:
+        return _import_done(params, root, keep_days, check_mode, now, incoming, src, True, replaced, started)
+    conn = _audit_connection(params)  # an unreachable audit log stops the import before anything is written
+    try:
+        os.makedirs(root, mode=0o700, exist_ok=True)
+        temporary = tempfile.mkdtemp(prefix="{0}{1}-".format(IMPORT_PREFIX, backup_id), dir=root)
+        try:
+            names = (manifest["dump"]["file"], MANIFEST_NAME)
+            for name in names:
+                if _staging(root, src):
+                    os.rename(os.path.join(src, name), os.path.join(temporary, name))
+                else:
+                    shutil.copyfile(os.path.join(src, name), os.path.join(temporary, name))
+                os.chmod(os.path.join(temporary, name), 0o600)
+            if not _staging(root, src):
+                require_verified(dict(incoming, path=temporary), pg_restore)
+            if replaced:
+                previous = tempfile.mkdtemp(prefix="{0}{1}-old-".format(IMPORT_PREFIX, backup_id), dir=root)
+                os.rename(final, os.path.join(previous, backup_id))
+                shutil.rmtree(previous, ignore_errors=True)
+            os.rename(temporary, final)
+        except BaseException:
+            shutil.rmtree(temporary, ignore_errors=True)
+            raise
+        if _staging(root, src):
+            shutil.rmtree(src, ignore_errors=True)
+        published = dict(incoming, path=final)
+        return _import_done(params, root, keep_days, False, now, published, src, True, replaced, started, conn)
+    finally:
+        conn.close()
+
+
+def _import_done(params, root, keep_days, check_mode, now, backup, src, imported, replaced, started, conn=None):
+    """Retention on the copies, `latest`, the audit row and the result of an import."""
+    backups = list_backups(root)
+    if check_mode and imported and not any(b["id"] == backup["id"] for b in backups):
+        backups = sorted(backups + [dict(backup, layout=LAYOUT_MANIFEST)], key=lambda b: b["id"], reverse=True)
+    pruned = backups_to_prune(backups, keep_days, now, keep_ids=(backup["id"],))
+    partials = stale_partials(root, now)
+    if not check_mode:
+        for old in pruned:
+            shutil.rmtree(old["path"])
+        for path in partials:
+            shutil.rmtree(path, ignore_errors=True)
+        newest = next((b["id"] for b in list_backups(root) if b["manifest"]), None)
+        if newest and (imported or pruned):
+            _point_latest(root, newest)
+    seconds = round(time.monotonic() - started, 3)
+    changed = imported or bool(pruned)
+    if changed and not check_mode:
+        own = conn is None
+        conn = conn or _audit_connection(params)
+        try:
+            with postgres_errors(params, conn):
+                AuditTrail(conn, "db_backup", params.get("audit_actor")).record(
+                    "db_backup_import", os.path.join(root, backup["id"]), reason="backup copy off the DB host",
+                    after=dict(id=backup["id"], imported=imported, replaced=replaced, from_path=src,
+                               server=backup["manifest"].get("server"), bytes=backup["manifest"]["dump"]["bytes"],
+                               sha256=backup["manifest"]["dump"]["sha256"], pruned=[b["id"] for b in pruned],
+                               seconds=seconds))
+                conn.commit()
+        finally:
+            if own:
+                conn.close()
+    summary = summary_of(dict(backup, path=os.path.join(root, backup["id"])))
+    summary["manifest"] = backup["manifest"]
+    return dict(changed=changed, backup=summary, imported=imported, replaced=replaced, imported_from=src,
+                pruned=[b["id"] for b in pruned], partials_removed=partials, seconds=seconds)
+
+
+def _audit_connection(params):
+    return postgres_connect(params, require=())

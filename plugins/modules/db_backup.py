@@ -24,6 +24,19 @@ description:
   - Check mode reads the row counts (no checksums, no dump) and reports the backup it would take and what
     retention would delete.
   - Records one C(db_backup) row in C(ops_audit_log).
+  - With O(state=imported), takes no backup - it publishes a copy of one (O(src), a backup directory fetched from
+    the DB host, e.g. by C(ansible.builtin.fetch)) under O(path) on the host it runs on (the controller in
+    C(backup_database.yml)). O(src) is verified first as a restore would verify it (the dump's size and sha256
+    against its manifest, C(pg_restore --list)) and refused, with nothing written, when it does not verify. The
+    files go into a temporary directory made inside O(path), which is renamed to C(<path>/<id>) - so that directory
+    only ever holds a verified copy. Retention (O(keep_days)) then applies to the copies. The same id with the same
+    sha256 already there (and still verifying) changes nothing; a copy there that no longer verifies is replaced; a
+    different dump under the same id is refused. An O(src) directly inside O(path) whose name starts with
+    C(.partial-) (a staging directory) is consumed; any other is copied and left alone. Records one
+    C(db_backup_import) row in C(ops_audit_log) when it changed something. In check mode it verifies O(src) when it
+    exists and reports what it would publish and prune.
+  - Directories in the runbook's own layout (C(<path>/<YYYY-MM-DD>/cerniq.dump), no manifest) are never pruned
+    by O(keep_days), here or in the copies; the job that writes them owns their retention.
 extends_documentation_fragment:
   - cerniq.outreach._redis
   - cerniq.outreach._postgres
@@ -38,6 +51,17 @@ options:
         trusts the dump and manifest found there). Each backup directory is 0750, its dump and manifest 0640.
     type: path
     required: true
+  state:
+    description:
+      - V(present) takes a new backup; V(imported) publishes the fetched copy O(src) of one (see above).
+    type: str
+    choices: [present, imported]
+    default: present
+  src:
+    description:
+      - With O(state=imported), the absolute path of a backup directory fetched from the DB host (its C(manifest.json)
+        and dump). Required then.
+    type: path
   keep_days:
     description:
       - Delete backups taken more than this many days ago (the newest verified backup is always kept).
@@ -49,7 +73,8 @@ options:
         the server. Default from C(PATH), then the newest C(/usr/lib/postgresql/<major>/bin).
     type: path
 notes:
-  - Every run takes a new backup, so it always reports C(changed).
+  - With O(state=present), every run takes a new backup, so it always reports C(changed).
+  - C(pg_restore) must be installed where the module runs, for O(state=imported) too.
   - The diff mode attribute is supported in that a diff names the new backup and the deleted ones.
   - Redis options are accepted (the action group hands them to every module) and not used.
 author:
@@ -66,12 +91,21 @@ EXAMPLES = r"""
 - name: Show it
   ansible.builtin.debug:
     msg: "{{ backup.backup.path }}: {{ backup.backup.bytes }} bytes, {{ backup.backup.rows }} rows"
+
+- name: Keep a verified copy on the controller, 14 days of them
+  cerniq.outreach.db_backup:
+    state: imported
+    src: "/home/sre/cerniq/backups/.partial-fetch-{{ backup.backup.id }}"
+    path: /home/sre/cerniq/backups
+    keep_days: 14
+  delegate_to: localhost
 """
 
 RETURN = r"""
 backup:
   description: The backup taken (in check mode, the one it would take) - C(id), C(path), C(taken_at), C(database),
     C(bytes), C(rows) (all tables) and C(manifest) (the whole manifest; in check mode C(tables) with counts only).
+    With O(state=imported), the published copy (null in check mode when O(src) was not fetched).
   returned: always
   type: dict
   sample:
@@ -95,18 +129,36 @@ seconds:
   description: Wall time of the backup.
   returned: always
   type: float
+imported:
+  description: With O(state=imported), whether the copy was published now (false when the same copy was there).
+  returned: when O(state=imported)
+  type: bool
+replaced:
+  description: With O(state=imported), whether a copy under the same id that no longer verified was replaced.
+  returned: when O(state=imported)
+  type: bool
+imported_from:
+  description: With O(state=imported), O(src).
+  returned: when O(state=imported)
+  type: str
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.cerniq.outreach.plugins.module_utils._backup import create_backup
+from ansible_collections.cerniq.outreach.plugins.module_utils._backup import create_backup, import_backup
 from ansible_collections.cerniq.outreach.plugins.module_utils._connection import common_argument_spec, require_libraries
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import run_module
 
 
 def core(module):
-    result = create_backup(module.params, module.params["path"], module.params["keep_days"], module.check_mode,
-                           pg_bin_dir=module.params["pg_bin_dir"])
+    p = module.params
+    if p["state"] == "imported":
+        result = import_backup(p, p["path"], p["src"], p["keep_days"], module.check_mode, pg_bin_dir=p["pg_bin_dir"])
+        if module._diff:
+            result["diff"] = dict(before=dict(deleted=result["pruned"]),
+                                  after=dict(copy=(result["backup"] or {}).get("path") if result["imported"] else None))
+        return result
+    result = create_backup(p, p["path"], p["keep_days"], module.check_mode, pg_bin_dir=p["pg_bin_dir"])
     if module._diff:
         result["diff"] = dict(before=dict(deleted=result["pruned"]),
                               after=dict(backup=result["backup"]["path"]))
@@ -117,10 +169,13 @@ def main():
     argument_spec = common_argument_spec()
     argument_spec.update(
         path=dict(type="path", required=True),
+        state=dict(type="str", default="present", choices=["present", "imported"]),
+        src=dict(type="path"),
         keep_days=dict(type="int", default=7),
         pg_bin_dir=dict(type="path"),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           required_if=[("state", "imported", ["src"])])
     require_libraries(module, need_redis=False)
     run_module(module, lambda: core(module))
 

@@ -17,6 +17,10 @@ description:
     and would pass a truncated file), then C(pg_restore --list) and a data entry for every table of the manifest.
   - A backup that fails verification is reported (C(selected.verified=false), C(selected.problem)); the module
     itself fails only on bad options or a backup that does not exist.
+  - Directories in the runbook's own layout, C(<path>/<YYYY-MM-DD>/) holding C(cerniq.dump) (a C(pg_dump -Fc)
+    without a manifest), are listed too, with C(layout=runbook) and the warning C(no manifest: row counts cannot be
+    verified). V(latest) never selects one; name it (O(backup=2026-01-15)). Its verification is C(pg_restore --list)
+    only (and a data entry for every contract table); C(selected.checks) says which checks ran.
 extends_documentation_fragment:
   - cerniq.outreach._redis
   - cerniq.outreach._postgres
@@ -31,8 +35,8 @@ options:
     required: true
   backup:
     description:
-      - The backup to select - V(latest), a backup id (C(2026-01-15T020000Z)) or the absolute path of a backup
-        directory.
+      - The backup to select - V(latest), a backup id (C(2026-01-15T020000Z)), a runbook-layout date
+        (C(2026-01-15)) or the absolute path of a backup directory.
     type: str
     default: latest
   verify:
@@ -69,14 +73,17 @@ root:
   returned: always
   type: str
 backups:
-  description: Every backup, newest first - C(id), C(path), C(taken_at), C(has_manifest), C(database), C(bytes),
-    C(rows).
+  description: Every backup, newest first - C(id), C(path), C(taken_at), C(has_manifest), C(layout)
+    (V(manifest) or V(runbook)), C(warning) (null, or C(no manifest: row counts cannot be verified)), C(problem),
+    C(database), C(bytes), C(rows).
   returned: always
   type: list
   elements: dict
 selected:
   description: The selected backup (null when there is none and O(backup=latest)) - the fields of a listed backup,
-    C(manifest), C(verified) (null without O(verify)), C(problem), C(dump_path), C(seconds).
+    C(manifest) (for a runbook-layout backup, one describing its dump - size and sha256 read now - with no
+    tables), C(verified) (null without O(verify)), C(problem), C(checks) (which checks ran), C(dump_path),
+    C(seconds).
   returned: always
   type: dict
   sample:

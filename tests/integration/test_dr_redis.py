@@ -136,3 +136,33 @@ def test_redis_killed_midway_through_the_reschedule_fails_clearly_and_a_rerun_le
     finally:
         redis_server.kill()
         shutil.rmtree(redis_server.data_dir, ignore_errors=True)
+
+
+def test_restart_without_a_restart_command_is_refused_before_anything(platform):
+    platform.seed(**SEED)
+    lose_redis(platform)
+    before = platform_state(platform)
+    for command in ("", "   "):
+        run = platform.play("dr_redis.yml", extravars={"confirm": "true", "dr_redis_restart": "true",
+                                                       "dr_redis_restart_command": command})
+        assert run.rc != 0
+        assert "dr_redis_restart=true needs dr_redis_restart_command" in " ".join(run.stdout.split())
+        # Refused by the first task: not even the plan's reads ran.
+        assert "Plan - phones" not in run.stdout
+        assert platform_state(platform) == before and platform.audit() == []
+
+
+def test_the_final_verification_checks_the_phone_status_keys_too(platform):
+    """A run whose status step did not happen (here: left out by tags) is caught: the keys that differ are named."""
+    platform.seed(**SEED)
+    platform.r(0).set(contract.phone_status_key("phone_04"), "ACTIVE")  # the database says OFFLINE
+    run = platform.play("dr_redis.yml", tags="quota,followups,verify", extravars={"confirm": "true"})
+    assert run.rc != 0
+    assert "phone status keys that differ=['{0}']".format(contract.phone_status_key("phone_04")) in " ".join(
+        run.stdout.split())
+    assert platform.r(0).get(contract.phone_status_key("phone_04")) == "ACTIVE", "verification writes nothing"
+
+    fixed = platform.play("dr_redis.yml", extravars={"confirm": "true"})
+    assert fixed.rc == 0, fixed.stdout[-3000:]
+    assert platform.r(0).get(contract.phone_status_key("phone_04")) == "OFFLINE"
+    assert fixed.result("Verify - phone status keys now match the database")["corrected_count"] == 0

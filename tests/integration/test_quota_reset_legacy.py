@@ -171,7 +171,8 @@ def test_quota_reset_keeps_the_legacy_registration_and_migrates_it_only_when_con
     assert kept.rc == 0, kept.stdout[-3000:]
     assert kept.result("Re-create the midnight reset scheduler")["changed"] is False
     summary = kept.result("Summary")["msg"]
-    assert "registered as the runbook does it, kept: legacy repeatable job {0}".format(legacy["repeatJobKey"]) in summary
+    assert "registered as the runbook does it, kept: legacy repeatable job {0}".format(
+        legacy["repeatJobKey"]) in summary
     assert reset_queue_state(platform) == before
     stats = kept.result("Hand the figures to AWX")["ansible_stats"]["data"]["quota_reset"]
     assert stats["reset_registration"] == "legacy"
@@ -192,3 +193,17 @@ def test_quota_reset_keeps_the_legacy_registration_and_migrates_it_only_when_con
     assert [s["id"] for s in bq.read_schedulers(r, [QUEUE_QUOTA_RESET])[QUEUE_QUOTA_RESET]] == [
         QUOTA_RESET_SCHEDULER_ID]
     assert len(platform.audit("bullmq_migrate_legacy_repeat")) == 1
+
+
+def test_dr_redis_keeps_a_restored_legacy_registration_and_adds_no_second_schedule(platform):
+    platform.seed(phones=3, leads=20, old_log_rows=0, reviews=0, jobs_per_phone=0, dlq_entries=0, **CLEAN)
+    r = platform.r(2)
+    r.delete(*r.scan_iter(match=QUEUE_KEYS))
+    legacy = node_legacy_add(platform)
+    run_dr = platform.play("dr_redis.yml", extravars={"confirm": "true"})
+    assert run_dr.rc == 0, run_dr.stdout[-3000:]
+    assert run_dr.result("Re-create the quota reset scheduler")["changed"] is False
+    repeat = "{0}:{1}:repeat".format(BULLMQ_PREFIX, QUEUE_QUOTA_RESET)
+    assert r.zrange(repeat, 0, -1) == [legacy["repeatJobKey"]]
+    assert "kept the registration there: legacy repeatable job {0}".format(legacy["repeatJobKey"]) in " ".join(
+        run_dr.stdout.split())
