@@ -609,7 +609,7 @@ class Lab:
             if acked < 1:
                 raise LabError("the Redis replica did not acknowledge the master's writes within {0}s".format(timeout))
         if self.pg_standby is not None:
-            target = self.sql("SELECT pg_current_wal_lsn()::text")[0][0]
+            target = self.sql("SELECT pg_current_wal_insert_lsn()::text")[0][0]  # commits are asynchronous here
 
             def replayed():
                 conn = self.pg_standby.superuser_connect()
@@ -785,7 +785,6 @@ class Lab:
             "ansible_ssh_private_key_file": str(self.ssh_key),
             "ansible_ssh_common_args": ssh_args,
             "ansible_control_path_dir": str(self.dir / "cp"),
-            "ansible_python_interpreter": SYSTEM_PYTHON,
             "cerniq_redis_port": REDIS_PORT,
             "cerniq_redis_password": REDIS_PASSWORD,
             "cerniq_redis_tls": False,
@@ -806,7 +805,10 @@ class Lab:
         variables.update(extra_vars or {})
         children = {}
         for group, names in self.groups().items():
-            children[group] = {"hosts": {name: dict({"ansible_host": self.hosts[name].address},
+            # The hosts' bare system Python, set per group: in `all` the controller (implicit localhost) would inherit
+            # it and lose its own (docs/hosts.md).
+            children[group] = {"vars": {"ansible_python_interpreter": SYSTEM_PYTHON},
+                               "hosts": {name: dict({"ansible_host": self.hosts[name].address},
                                                     **(host_vars or {}).get(name, {})) for name in names}}
         return {"all": {"vars": variables, "children": children}}
 
