@@ -26,8 +26,9 @@ INPUTS = {
     "phone": ("alert_response_phone", "phone"),
     "campaign": ("alert_response_campaign", "campaign"),
 }
-# What ansible-rulebook adds to every run_playbook (the whole event); never read, but checked all the same.
-EDA_VARIABLE = "ansible_eda"
+# Checked, not handed on: what ansible-rulebook adds to every run_playbook (the whole event; never read), and the
+# playbook's other inputs, which an AWX survey answer can fill like any extra variable.
+CHECKED_ONLY = ("ansible_eda", "confirm", "alert_response_confirm", "alert_response_vendor_retries")
 DEFAULT_LABELS = ("phone", "campaign")
 
 
@@ -47,11 +48,9 @@ def _as_text(value, where):
 def read_alert_input(variables, used_labels=DEFAULT_LABELS):
     """(result, None) with the validated input, or (None, message) saying why the run is refused."""
     given = {name: variables[name] for names in INPUTS.values() for name in names if name in variables}
-    if EDA_VARIABLE in variables:
-        given[EDA_VARIABLE] = variables[EDA_VARIABLE]
     found = []
-    for name in sorted(given):
-        found += alert_input.find_template_markers(given[name], name)
+    for name in sorted(set(given) | {name for name in CHECKED_ONLY if name in variables}):
+        found += alert_input.find_template_markers(variables[name], name)
     if found:
         return None, ("Refused: values that come with an alert are data, never templates, and {0}. Nothing was "
                       "run.".format(alert_input.describe_markers(found)))

@@ -12,8 +12,9 @@ version_added: 0.1.0
 description:
   - Runs on the controller (an action plugin). Reads the variables an alert arrives in (C(alert), C(alert_labels),
     C(phone), C(campaign) and the role variables C(alert_response_alert), C(alert_response_labels),
-    C(alert_response_phone), C(alert_response_campaign), the role variable winning when it is not empty) and
-    C(ansible_eda) (the event ansible-rulebook adds to every run) B(as stored), never through a template.
+    C(alert_response_phone), C(alert_response_campaign), the role variable winning when it is not empty), and checks
+    C(ansible_eda) (the event ansible-rulebook adds to every run), C(confirm), C(alert_response_confirm) and
+    C(alert_response_vendor_retries) (what an AWX survey may fill) too, all B(as stored), never through a template.
   - ansible-core loads extra variables given as a file (C(-e @file); ansible-rulebook, ansible-runner and AWX pass
     them so) as trusted templates. Reading such a value through a template would render whatever an alert put in
     it, for example a C(pipe) lookup. This module refuses the run instead, with one message naming where, when any

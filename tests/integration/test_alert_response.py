@@ -339,6 +339,8 @@ def _poison(case, marker):
         labels["instance"] = OVERRIDE.format(marker=marker)
     elif case == "role variable":
         extravars["alert_response_labels"] = dict(labels, instance=pipe)
+    elif case == "survey confirm":
+        extravars.update(alert="PhoneBanned", confirm=pipe)
     return extravars
 
 
@@ -353,6 +355,7 @@ def _poison(case, marker):
     ("labels as JSON text", "alert_labels carries '{{'"),
     ("override header", "alert_labels.instance carries '#jinja2:'"),
     ("role variable", "alert_response_labels.instance carries '{{'"),
+    ("survey confirm", "confirm carries '{{'"),
 ])
 def test_template_markers_in_extra_vars_are_refused_and_run_nothing(platform, seeded, tmp_path, case, where):
     """alert_response.yml -e @file with a template marker in a label, annotation, the alert name, phone or campaign:
