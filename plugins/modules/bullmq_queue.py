@@ -29,10 +29,14 @@ description:
     for changes, not for check mode or no-op runs). Bad input fails with one message before anything changes.
   - Warns when Redis' C(maxmemory-policy) is not C(noeviction) or persistence is off (BullMQ's production rules),
     and before a drain of more than 100,000 jobs (one Lua call, about 1 s of blocked Redis per 100,000).
+  - Draining (O(state=drained)), cleaning (O(state=cleaned)), obliterating (O(state=absent)), trimming a dead-letter
+    queue (O(dlq_keep)) and removing legacy repeatable jobs (O(scheduler.other_schedules=migrate)) are destructive, so
+    they need O(confirmed=true). Adding jobs, creating or updating a scheduler, pausing and resuming do not.
 extends_documentation_fragment:
   - cerniq.outreach._redis
   - cerniq.outreach._postgres
   - cerniq.outreach._platform
+  - cerniq.outreach._confirm
   - cerniq.outreach._attributes
   - cerniq.outreach._attributes.MUTATING
 options:
@@ -297,24 +301,28 @@ EXAMPLES = r"""
     state: drained
     include_delayed: true
     reason: phone_07 banned by WhatsApp
+    confirmed: true
 
 - name: Remove completed and failed jobs older than a week
   cerniq.outreach.bullmq_queue:
     queue: outreach:followup
     state: cleaned
     grace_seconds: 604800
+    confirmed: true
 
 - name: Keep the newest 1000 entries of the application's dead-letter list
   cerniq.outreach.bullmq_queue:
     dlq_type: list
     dlq_key: bull:dlq:outreach
     dlq_keep: 1000
+    confirmed: true
 
 - name: Keep the newest 1000 entries of every dead-letter list (runbook 8.1 step 3)
   cerniq.outreach.bullmq_queue:
     dlq_type: list
     dlq_pattern: "bull:dlq:*"
     dlq_keep: 1000
+    confirmed: true
 """
 
 RETURN = r"""
@@ -376,7 +384,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq import (
 )
 from ansible_collections.cerniq.outreach.plugins.module_utils._connection import common_argument_spec, require_libraries
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import BULLMQ_PREFIX, DLQ_LIST_KEY
-from ansible_collections.cerniq.outreach.plugins.module_utils._errors import run_module
+from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CONFIRMED_ARGUMENT_SPEC, run_destructive
 
 
 def argument_spec():
@@ -422,8 +430,19 @@ def argument_spec():
         dlq_keep=dict(type="int"),
         dlq_push_side=dict(type="str", default="left", choices=["left", "right"]),
         reason=dict(type="str"),
+        **CONFIRMED_ARGUMENT_SPEC
     )
     return spec
+
+
+def destructive(params):
+    """What this call would change that needs confirmation (see run_destructive)."""
+    if params["dlq_type"]:
+        return "trimming a dead-letter queue" if params["dlq_keep"] is not None else None
+    if (params["scheduler"] or {}).get("other_schedules") == "migrate":
+        return "removing the legacy repeatable job(s) a scheduler replaces"
+    return {"drained": "draining a queue", "cleaned": "cleaning jobs out of a queue",
+            "absent": "obliterating a queue"}.get(params["state"])
 
 
 def main():
@@ -438,7 +457,8 @@ def main():
     require_libraries(module)
     if BULLMQ_IMPORT_ERROR:
         module.fail_json(msg=missing_required_lib(BULLMQ_REQUIREMENT), exception=BULLMQ_IMPORT_ERROR)
-    run_module(module, lambda: with_warnings(module, manage_queue(module.params, module.check_mode, module._diff)))
+    run_destructive(module, lambda check_mode: with_warnings(
+        module, manage_queue(module.params, check_mode, module._diff)), destructive(module.params))
 
 
 if __name__ == "__main__":

@@ -29,10 +29,12 @@ description:
     during the run stops it at the next batch (rolled back) instead of losing the new column's values.
   - Two runs never overlap - a session advisory lock; a second run fails at once naming the session that holds it.
   - Every batch writes an audit row in its own transaction; the run writes a summary row at the end.
+  - Archiving moves rows out of C(gold_communication_log) (a C(DELETE)), so it needs O(confirmed=true).
 extends_documentation_fragment:
   - cerniq.outreach._redis
   - cerniq.outreach._postgres
   - cerniq.outreach._platform
+  - cerniq.outreach._confirm
   - cerniq.outreach._attributes
   - cerniq.outreach._attributes.MUTATING
 options:
@@ -76,6 +78,7 @@ EXAMPLES = r"""
   cerniq.outreach.comm_log_archive:
     older_than_days: 90
     max_runtime: 3600
+    confirmed: true
   register: archived
 
 - name: Vacuum what the archive left behind
@@ -170,7 +173,9 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._archive import (
 )
 from ansible_collections.cerniq.outreach.plugins.module_utils._connection import common_argument_spec, require_libraries
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import ARCHIVE_AFTER_DAYS
-from ansible_collections.cerniq.outreach.plugins.module_utils._errors import run_module
+from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CONFIRMED_ARGUMENT_SPEC, run_destructive
+
+DESTRUCTIVE = "archiving communication log rows (INSERT into the archive, DELETE from the log)"
 
 
 def main():
@@ -181,14 +186,15 @@ def main():
         max_runtime=dict(type="float"),
         lock_timeout=dict(type="float", default=DEFAULT_LOCK_TIMEOUT),
         batch_timeout=dict(type="float", default=DEFAULT_BATCH_TIMEOUT),
+        **CONFIRMED_ARGUMENT_SPEC
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     require_libraries(module, need_redis=False)
     params = module.params
 
-    run_module(module, lambda: archive_comm_log(
+    run_destructive(module, lambda check_mode: archive_comm_log(
         params, params["older_than_days"], params["batch_size"], params["max_runtime"], params["lock_timeout"],
-        params["batch_timeout"], check_mode=module.check_mode))
+        params["batch_timeout"], check_mode=check_mode), DESTRUCTIVE)
 
 
 if __name__ == "__main__":

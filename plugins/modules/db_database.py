@@ -25,10 +25,13 @@ description:
     cerniq.outreach marker kept as JSON in the database's comment. O(state=absent) drops it (never the live one).
   - pg_restore runs with the password in its environment only, never on a command line nor in the output.
   - Statements about whole databases run on a connection to O(maintenance_db).
+  - Dropping (O(state=absent)), restoring over (O(state=restored)) and renaming or swapping (O(state=renamed)) are
+    destructive, so they need O(confirmed=true). O(state=present) does not.
 extends_documentation_fragment:
   - cerniq.outreach._redis
   - cerniq.outreach._postgres
   - cerniq.outreach._platform
+  - cerniq.outreach._confirm
   - cerniq.outreach._attributes
   - cerniq.outreach._attributes.MUTATING
 options:
@@ -111,6 +114,7 @@ EXAMPLES = r"""
     name: cerniq_restore_20260115t020000z
     state: restored
     backup: /backups/daily/2026-01-15T020000Z
+    confirmed: true
 
 - name: Swap it in, keeping the old database under a timestamped name
   cerniq.outreach.db_database:
@@ -118,11 +122,13 @@ EXAMPLES = r"""
     state: renamed
     new_name: cerniq
     replace: true
+    confirmed: true
 
 - name: Drop the kept database once the recovery is confirmed
   cerniq.outreach.db_database:
     name: cerniq_pre_dr_20260115t031500z
     state: absent
+    confirmed: true
 """
 
 RETURN = r"""
@@ -177,21 +183,27 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._database import (
     rename_database,
     restore_database,
 )
-from ansible_collections.cerniq.outreach.plugins.module_utils._errors import run_module
+from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CONFIRMED_ARGUMENT_SPEC, run_destructive
 
 
-def core(module):
+def core(module, check_mode):
     p = module.params
     state = p["state"]
     if state == "restored":
-        return restore_database(p, p["name"], p["backup"], module.check_mode, jobs=p["jobs"], no_owner=p["no_owner"],
+        return restore_database(p, p["name"], p["backup"], check_mode, jobs=p["jobs"], no_owner=p["no_owner"],
                                 analyze=p["analyze"], pg_bin_dir=p["pg_bin_dir"], maintenance_db=p["maintenance_db"])
     if state == "renamed":
-        return rename_database(p, p["name"], p["new_name"], p["replace"], p["keep_as"], module.check_mode,
+        return rename_database(p, p["name"], p["new_name"], p["replace"], p["keep_as"], check_mode,
                                maintenance_db=p["maintenance_db"])
     if state == "absent":
-        return ensure_absent(p, p["name"], module.check_mode, p["maintenance_db"])
-    return ensure_present(p, p["name"], p["marker"], module.check_mode, p["maintenance_db"])
+        return ensure_absent(p, p["name"], check_mode, p["maintenance_db"])
+    return ensure_present(p, p["name"], p["marker"], check_mode, p["maintenance_db"])
+
+
+def destructive(params):
+    """What this call would change that needs confirmation (see run_destructive); state=present needs none."""
+    return {"absent": "dropping a database", "restored": "restoring a backup into a database",
+            "renamed": "renaming or swapping databases"}.get(params["state"])
 
 
 def main():
@@ -210,11 +222,12 @@ def main():
         pg_bin_dir=dict(type="path"),
         maintenance_db=dict(type="str", default="postgres"),
         reason=dict(type="str"),
+        **CONFIRMED_ARGUMENT_SPEC
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_if=[("state", "restored", ["backup"]), ("state", "renamed", ["new_name"])])
     require_libraries(module, need_redis=False)
-    run_module(module, lambda: core(module))
+    run_destructive(module, lambda check_mode: core(module, check_mode), destructive(module.params))
 
 
 if __name__ == "__main__":

@@ -19,10 +19,12 @@ description:
   - Refuses to write when the queue's C(meta.version) says its Node workers run a BullMQ major that the installed
     Python C(bullmq) does not pair with.
   - The runbook's own step only echoes what it would reschedule.
+  - Adding the missing jobs queues sends, so it needs O(confirmed=true).
 extends_documentation_fragment:
   - cerniq.outreach._redis
   - cerniq.outreach._postgres
   - cerniq.outreach._platform
+  - cerniq.outreach._confirm
   - cerniq.outreach._attributes
   - cerniq.outreach._attributes.MUTATING
 options:
@@ -62,6 +64,7 @@ author:
 EXAMPLES = r"""
 - name: Reschedule every pending follow-up after Redis lost its data
   cerniq.outreach.followup_reschedule:
+    confirmed: true
   register: followups
 
 - name: Every pending follow-up has its job
@@ -105,8 +108,10 @@ depths:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.cerniq.outreach.plugins.module_utils._connection import common_argument_spec, require_libraries
-from ansible_collections.cerniq.outreach.plugins.module_utils._errors import run_module
+from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CONFIRMED_ARGUMENT_SPEC, run_destructive
 from ansible_collections.cerniq.outreach.plugins.module_utils._followups import reschedule_followups
+
+DESTRUCTIVE = "adding follow-up jobs (messages the workers will send)"
 
 
 def main():
@@ -118,10 +123,11 @@ def main():
         job_name=dict(type="str", default="followup"),
         remove_on_complete=dict(type="bool", default=True),
         expect_node_major=dict(type="int", default=5),
+        **CONFIRMED_ARGUMENT_SPEC
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     require_libraries(module)
-    run_module(module, lambda: reschedule_followups(module.params, module.check_mode))
+    run_destructive(module, lambda check_mode: reschedule_followups(module.params, check_mode), DESTRUCTIVE)
 
 
 if __name__ == "__main__":

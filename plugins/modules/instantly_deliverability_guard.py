@@ -27,11 +27,13 @@ description:
   - Every read and every check comes before the first change; a bad option, an unknown campaign id or an
     unreachable database fails with one message and changes nothing. Each change (pauses, block list, database)
     has its audit row. A second identical run changes nothing.
+  - Pausing, marking and blocking, and resuming, are destructive, so they need O(confirmed=true).
 extends_documentation_fragment:
   - cerniq.outreach._vendors
   - cerniq.outreach._redis
   - cerniq.outreach._postgres
   - cerniq.outreach._platform
+  - cerniq.outreach._confirm
   - cerniq.outreach._attributes
   - cerniq.outreach._attributes.MUTATING
 options:
@@ -113,6 +115,7 @@ EXAMPLES = r"""
 - name: Pause what bounces over 3 % and mark the bounced leads
   cerniq.outreach.instantly_deliverability_guard:
     reason: bounce:high alert
+    confirmed: true
   register: guard
 
 - name: Domain reputation problem - hold all cold e-mail for a day, block the bounced addresses
@@ -121,11 +124,13 @@ EXAMPLES = r"""
     cooldown: 24h
     block_bounced: true
     reason: INC-1234 domain reputation
+    confirmed: true
 
 - name: After the investigation, resume what the guard paused
   cerniq.outreach.instantly_deliverability_guard:
     resume: true
     reason: INC-1234 closed
+    confirmed: true
 """
 
 RETURN = r"""
@@ -206,9 +211,16 @@ api:
   sample: {requests: 7, retries: 0, waited_seconds: 0.0}
 """
 
-from ansible_collections.cerniq.outreach.plugins.module_utils._errors import run_module
+from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CONFIRMED_ARGUMENT_SPEC, run_destructive
 from ansible_collections.cerniq.outreach.plugins.module_utils._http import vendor_module
 from ansible_collections.cerniq.outreach.plugins.module_utils._instantly import deliverability_guard
+
+
+def destructive(params):
+    """What this call would change that needs confirmation (see run_destructive)."""
+    if params["resume"]:
+        return "resuming campaigns"
+    return "pausing campaigns, marking bounced leads and blocking addresses"
 
 
 def main():
@@ -225,15 +237,16 @@ def main():
         mark_bounced_leads=dict(type="bool", default=True),
         lookback=dict(type="str", default="30d"),
         reason=dict(type="str"),
+        **CONFIRMED_ARGUMENT_SPEC
     ))
     params = module.params
-    run_module(module, lambda: deliverability_guard(
+    run_destructive(module, lambda check_mode: deliverability_guard(
         params, max_bounce_rate=params["max_bounce_rate"], min_emails_sent=params["min_emails_sent"],
         campaign_ids=params["campaigns"], since=params["since"], pause_all=params["pause_all"],
         cooldown=params["cooldown"], resume=params["resume"], ignore_cooldown=params["ignore_cooldown"],
         block_bounced=params["block_bounced"], mark_bounced_leads=params["mark_bounced_leads"],
-        lookback=params["lookback"], reason=params["reason"], check_mode=module.check_mode,
-        want_diff=module._diff))
+        lookback=params["lookback"], reason=params["reason"], check_mode=check_mode,
+        want_diff=module._diff), destructive(params))
 
 
 if __name__ == "__main__":

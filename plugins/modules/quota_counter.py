@@ -28,10 +28,13 @@ description:
   - All writes to existing counters go through one Lua compare-and-set. A worker's C(INCR) between the read and
     the write is never lost, and a key of the wrong type stops the run before anything is written.
   - Counters can be written for today and yesterday only. Older ones have expired by contract.
+  - Setting a counter (O(value)), recounting (O(sync_from)) and deleting counters (O(state=absent)) are destructive,
+    so they need O(confirmed=true). O(repair_ttl) only adds a missing expiry and does not.
 extends_documentation_fragment:
   - cerniq.outreach._redis
   - cerniq.outreach._postgres
   - cerniq.outreach._platform
+  - cerniq.outreach._confirm
   - cerniq.outreach._attributes
   - cerniq.outreach._attributes.MUTATING
 options:
@@ -89,15 +92,18 @@ EXAMPLES = r"""
     phone_id: phone_07
     value: 150
     reason: "INC-4711 TimelinesAI double-counted sends"
+    confirmed: true
 
 - name: Recount today's counters from the database after a restore (runbook 6.1 step 4)
   cerniq.outreach.quota_counter:
     sync_from: db
+    confirmed: true
 
 - name: Delete yesterday's leftover counters (runbook 3.2 step 2)
   cerniq.outreach.quota_counter:
     state: absent
     date: yesterday
+    confirmed: true
 
 - name: Give counters without TTL their expiry
   cerniq.outreach.quota_counter:
@@ -170,8 +176,17 @@ deleted:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.cerniq.outreach.plugins.module_utils._connection import common_argument_spec, require_libraries
-from ansible_collections.cerniq.outreach.plugins.module_utils._errors import run_module
+from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CONFIRMED_ARGUMENT_SPEC, run_destructive
 from ansible_collections.cerniq.outreach.plugins.module_utils._quota import quota_counter
+
+
+def destructive(params):
+    """What this call would change that needs confirmation (see run_destructive); repair_ttl alone needs none."""
+    if params["state"] == "absent":
+        return "deleting quota counters"
+    if params["value"] is not None:
+        return "setting a quota counter by hand"
+    return "rewriting quota counters from the database" if params["sync_from"] else None
 
 
 def main():
@@ -184,15 +199,15 @@ def main():
         sync_from=dict(type="str", choices=["db"]),
         repair_ttl=dict(type="bool", default=False),
         state=dict(type="str", default="present", choices=["present", "absent"]),
+        **CONFIRMED_ARGUMENT_SPEC
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            mutually_exclusive=[("value", "sync_from")])
     require_libraries(module)
     params = module.params
-    run_module(module, lambda: quota_counter(params, params["phone_ids"], params["date"], params["value"],
-                                             params["reason"], params["sync_from"], params["repair_ttl"],
-                                             params["state"], check_mode=module.check_mode,
-                                             want_diff=module._diff))
+    run_destructive(module, lambda check_mode: quota_counter(
+        params, params["phone_ids"], params["date"], params["value"], params["reason"], params["sync_from"],
+        params["repair_ttl"], params["state"], check_mode=check_mode, want_diff=module._diff), destructive(params))
 
 
 if __name__ == "__main__":

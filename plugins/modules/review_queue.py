@@ -22,10 +22,12 @@ description:
   - B(Auto-approve) (only with O(auto_approve=true)) sets C(AUTO_APPROVED) and C(resolved_at) on the C(PENDING)
     C(LOW) items created before O(older_than). Assigned items and every other priority are left to people.
   - Every option is checked before the first change; a bad one fails with one message and changes nothing.
+  - Assigning items and auto-approving them are destructive, so they need O(confirmed=true) (see the option).
 extends_documentation_fragment:
   - cerniq.outreach._redis
   - cerniq.outreach._postgres
   - cerniq.outreach._platform
+  - cerniq.outreach._confirm
   - cerniq.outreach._attributes
   - cerniq.outreach._attributes.MUTATING
 options:
@@ -71,6 +73,7 @@ EXAMPLES = r"""
   cerniq.outreach.review_queue:
     assign_to: ana.popescu
     ensure_assigned: 10
+    confirmed: true
     reason: "INC-2231 SLA breaches overnight"
   register: assignment
 
@@ -78,6 +81,7 @@ EXAMPLES = r"""
   cerniq.outreach.review_queue:
     auto_approve: true
     older_than: 48h
+    confirmed: true
     reason: "review backlog, approved by the duty manager"
 """
 
@@ -133,8 +137,17 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.cerniq.outreach.plugins.module_utils._connection import common_argument_spec, require_libraries
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import PRIORITY_URGENT, REVIEW_PRIORITIES
-from ansible_collections.cerniq.outreach.plugins.module_utils._errors import run_module
+from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CONFIRMED_ARGUMENT_SPEC, run_destructive
 from ansible_collections.cerniq.outreach.plugins.module_utils._reviews import change_review_queue
+
+
+def destructive(params):
+    """What this call would change that needs confirmation (see run_destructive)."""
+    if params["auto_approve"] and params["assign_to"]:
+        return "assigning and auto-approving review items"
+    if params["auto_approve"]:
+        return "auto-approving review items"
+    return "assigning review items" if params["assign_to"] else None
 
 
 def main():
@@ -146,14 +159,15 @@ def main():
         auto_approve=dict(type="bool", default=False),
         older_than=dict(type="str"),
         reason=dict(type="str"),
+        **CONFIRMED_ARGUMENT_SPEC
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     require_libraries(module, need_redis=False)
     params = module.params
 
-    run_module(module, lambda: change_review_queue(
+    run_destructive(module, lambda check_mode: change_review_queue(
         params, params["assign_to"], params["ensure_assigned"], params["priority"], params["auto_approve"],
-        params["older_than"], params["reason"], check_mode=module.check_mode))
+        params["older_than"], params["reason"], check_mode=check_mode), destructive(params))
 
 
 if __name__ == "__main__":

@@ -31,10 +31,13 @@ description:
   - Every change writes one row to C(ops_audit_log), committed with the database change. The row lists the
     fields before and after, the released lead ids and the cancelled job counts.
   - Every option is checked before the first change. A bad one fails with one message and changes nothing.
+  - A ban (O(status=BANNED)) is destructive, so it needs O(confirmed=true). Onboarding and the other status changes do
+    not.
 extends_documentation_fragment:
   - cerniq.outreach._redis
   - cerniq.outreach._postgres
   - cerniq.outreach._platform
+  - cerniq.outreach._confirm
   - cerniq.outreach._attributes
   - cerniq.outreach._attributes.MUTATING
 options:
@@ -142,6 +145,7 @@ EXAMPLES = r"""
     phone_id: phone_07
     status: BANNED
     reason: "INC-4711 TimelinesAI 403 blocked"
+    confirmed: true
   register: ban
 
 - name: Say what the ban did
@@ -222,8 +226,13 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.cerniq.outreach.plugins.module_utils._connection import common_argument_spec, require_libraries
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import PHONE_STATUSES
-from ansible_collections.cerniq.outreach.plugins.module_utils._errors import run_module
+from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CONFIRMED_ARGUMENT_SPEC, run_destructive
 from ansible_collections.cerniq.outreach.plugins.module_utils._phones import DEFAULT_LEAD_IDS_CAP, ensure_phone
+
+
+def destructive(params):
+    """What this call would change that needs confirmation (see run_destructive): a ban, not the rest."""
+    return "banning a phone (releasing its leads, cancelling its jobs)" if params["status"] == "BANNED" else None
 
 
 def main():
@@ -242,12 +251,13 @@ def main():
         cancel_jobs=dict(type="bool", default=True),
         lead_ids_cap=dict(type="int", default=DEFAULT_LEAD_IDS_CAP),
         reason=dict(type="str"),
+        **CONFIRMED_ARGUMENT_SPEC
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_one_of=[("phone_id", "phone_number")])
     require_libraries(module)
-    run_module(module, lambda: ensure_phone(module.params, module.params, check_mode=module.check_mode,
-                                            want_diff=module._diff))
+    run_destructive(module, lambda check_mode: ensure_phone(module.params, module.params, check_mode=check_mode,
+                                                            want_diff=module._diff), destructive(module.params))
 
 
 if __name__ == "__main__":

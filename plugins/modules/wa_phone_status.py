@@ -16,10 +16,12 @@ description:
     so a second run changes nothing. Every correction is recorded in C(ops_audit_log).
   - To change one phone's status (DB and Redis together) use M(cerniq.outreach.wa_phone); to see drift without
     changing it use M(cerniq.outreach.wa_phone_info).
+  - Rewriting status keys overwrites what Redis holds, so it needs O(confirmed=true).
 extends_documentation_fragment:
   - cerniq.outreach._redis
   - cerniq.outreach._postgres
   - cerniq.outreach._platform
+  - cerniq.outreach._confirm
   - cerniq.outreach._attributes
   - cerniq.outreach._attributes.MUTATING
 options:
@@ -34,6 +36,7 @@ author:
 EXAMPLES = r"""
 - name: Regenerate every phone status key after Redis lost its data
   cerniq.outreach.wa_phone_status:
+    confirmed: true
 """
 
 RETURN = r"""
@@ -56,17 +59,19 @@ corrected_count:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.cerniq.outreach.plugins.module_utils._connection import common_argument_spec, require_libraries
-from ansible_collections.cerniq.outreach.plugins.module_utils._errors import run_module
+from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CONFIRMED_ARGUMENT_SPEC, run_destructive
 from ansible_collections.cerniq.outreach.plugins.module_utils._phone_status import sync_status_keys
+
+DESTRUCTIVE = "rewriting phone status keys from the database"
 
 
 def main():
     argument_spec = common_argument_spec()
-    argument_spec.update(phone_ids=dict(type="list", elements="str"))
+    argument_spec.update(phone_ids=dict(type="list", elements="str"), **CONFIRMED_ARGUMENT_SPEC)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     require_libraries(module)
-    run_module(module, lambda: sync_status_keys(module.params, module.params["phone_ids"], module.check_mode,
-                                                module._diff))
+    run_destructive(module, lambda check_mode: sync_status_keys(module.params, module.params["phone_ids"],
+                                                                check_mode, module._diff), DESTRUCTIVE)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Whole-state snapshots, to prove a check-mode run changed nothing: every Redis key's DUMP, every table's checksum."""
+"""Whole-state snapshots, to prove a run changed nothing: every Redis key's DUMP and absolute expiry, every table's
+checksum."""
 
 from __future__ import annotations
 
@@ -8,16 +9,20 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._snapshot import d
 
 
 def redis_dump(client):
-    """{key: (DUMP, TTL present)} for every key of one Redis db, found with SCAN."""
+    """{key: (DUMP, absolute expiry)} for every key of one Redis db, found with SCAN.
+
+    The expiry is PEXPIRETIME (Unix ms; -1 without one): unlike a TTL it does not move while the test runs, so a
+    run that re-sets a key's expiry, even to "the same TTL" a moment later, shows up.
+    """
     keys = sorted(client.scan_iter(count=1000))
     if not keys:
         return {}
     pipe = client.pipeline(transaction=False)
     for key in keys:
         pipe.dump(key)
-        pipe.ttl(key)
+        pipe.execute_command("PEXPIRETIME", key)
     replies = pipe.execute()
-    return {key: (replies[2 * i], replies[2 * i + 1] > 0) for i, key in enumerate(keys)}
+    return {key: (replies[2 * i], replies[2 * i + 1]) for i, key in enumerate(keys)}
 
 
 def platform_state(platform):
