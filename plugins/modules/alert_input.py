@@ -27,13 +27,8 @@ description:
   - See docs/security.md, "Alerts are data, never code".
 author:
   - CERNIQ SRE (@cerniq-sre)
-attributes:
-  check_mode:
-    support: full
-    description: Reads variables only; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Changes nothing.
+extends_documentation_fragment:
+  - cerniq.outreach._attributes.INFO_MODULE
 options:
   labels:
     description:
