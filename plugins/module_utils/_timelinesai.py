@@ -263,25 +263,43 @@ def _poll(client, uid, plan, wait_for, wait_timeout, interval, sleep, clock):
 
 # --- webhooks ---------------------------------------------------------------------------------------------------
 
+def redact_url(url):
+    """`scheme://host[:port]/…`: a receiver's secret lives in its path, query or user:password@, never shown."""
+    try:
+        parts = urlsplit((url or "").strip())
+        host, port = parts.hostname, parts.port
+    except (ValueError, AttributeError):
+        return "<url not shown>"
+    if not parts.scheme or not host or re.search(r"[\s\x00-\x1f]", parts.scheme + host):
+        return "<url not shown>"
+    netloc = "[{0}]".format(host) if ":" in host else host
+    if port:
+        netloc += ":{0}".format(port)
+    hidden = parts.path not in ("", "/") or parts.query or parts.fragment
+    return "{0}://{1}/{2}".format(parts.scheme, netloc, "…" if hidden else "")
+
+
 def validate_webhook_url(url, allow_http):
     text = (url or "").strip()
     try:
         parts = urlsplit(text)
+        _ = parts.port  # a bad port raises here
     except ValueError:
         parts = None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or re.search(r"\s", text):
-        raise CerniqError("webhook url {0!r} is not an http(s) URL".format(url))
+        raise CerniqError("webhook url {0} ({1} characters) is not an http(s) URL".format(redact_url(text), len(text)))
     if len(text) > MAX_WEBHOOK_URL:
         raise CerniqError("webhook url is {0} characters; TimelinesAI takes at most {1}".format(
             len(text), MAX_WEBHOOK_URL))
     if parts.scheme == "http" and not allow_http:
         raise CerniqError("webhook url {0} is plain http://: TimelinesAI would post account events unencrypted. Use "
-                          "https://, or set allow_http=true for a local receiver only".format(text))
+                          "https://, or set allow_http=true for a local receiver only".format(redact_url(text)))
     return text
 
 
 def _public_webhook(hook):
-    return dict(id=hook.get("id"), event_type=hook.get("event_type"), url=hook.get("url"),
+    # The URL redacted: results, diffs and audit rows never hold the receiver's secret.
+    return dict(id=hook.get("id"), event_type=hook.get("event_type"), url=redact_url(hook.get("url")),
                 enabled=hook.get("enabled"), errors_counter=hook.get("errors_counter"))
 
 
@@ -307,7 +325,7 @@ def webhook(params, url, event_type=EVENT_ACCOUNT_DISCONNECTED, state="present",
         action, after = None, before
         if state == "present" and current is None:
             action = "webhook_create"
-            after = dict(id=None, event_type=event_type, url=target, enabled=enabled, errors_counter=0)
+            after = dict(id=None, event_type=event_type, url=redact_url(target), enabled=enabled, errors_counter=0)
         elif state == "present" and bool(current.get("enabled")) != enabled:
             action = "webhook_update"
             after = dict(before, enabled=enabled)
@@ -337,7 +355,7 @@ def webhook(params, url, event_type=EVENT_ACCOUNT_DISCONNECTED, state="present",
                       api=client.figures())
         if after and after.get("errors_counter"):
             result["warnings"] = ["the receiver {0} failed {1} delivery(ies) in a row: check it answers 2xx within "
-                                  "5 s".format(target, after["errors_counter"])]
+                                  "5 s".format(redact_url(target), after["errors_counter"])]
         if want_diff:
             result["diff"] = dict(before=before, after=after)
         return result

@@ -29,6 +29,8 @@ options:
   url:
     description:
       - The receiver (https; http only with O(allow_http=true)). It must answer 2xx within 5 s.
+      - Its path and query (and any C(user:password@)) are where a receiver's secret lives, so the option is
+        C(no_log) and results, diffs, warnings, errors and audit rows show only C(scheme://host[:port]/…).
     type: str
     required: true
   event_type:
@@ -109,13 +111,13 @@ EXAMPLES = r"""
 RETURN = r"""
 webhook:
   description: The subscription after the run (C(id), C(event_type), C(url), C(enabled), C(errors_counter)), null
-    when absent. In check mode a new one has no id yet.
+    when absent. In check mode a new one has no id yet. C(url) is redacted to C(scheme://host[:port]/…).
   returned: always
   type: dict
   sample:
     id: 789456
     event_type: whatsapp:account:disconnected
-    url: https://alerts.cerniq.example/hooks/timelinesai
+    url: https://alerts.cerniq.example/…
     enabled: true
     errors_counter: 0
 action:
@@ -139,7 +141,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._timelinesai impor
 
 def main():
     module = vendor_module(dict(
-        url=dict(type="str", required=True),
+        url=dict(type="str", required=True, no_log=True),
         event_type=dict(type="str", default=EVENT_ACCOUNT_DISCONNECTED, choices=list(WEBHOOK_EVENT_TYPES)),
         state=dict(type="str", default="present", choices=["present", "absent"]),
         enabled=dict(type="bool", default=True),

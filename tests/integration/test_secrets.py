@@ -18,11 +18,12 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.cerniq.outreach.plugins.module_utils import _backup
+from ansible_collections.cerniq.outreach.plugins.module_utils import _timelinesai as tl_mod
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
 from tests.support import services, vendors
 from tests.support.playbooks import run_playbook
 from tests.support.split_platform import SplitPlatform
-from tests.support.vendors import TIMELINES_TOKEN
+from tests.support.vendors import TIMELINES_TOKEN, seed_phones
 
 PLAYBOOKS = Path(__file__).parent / "playbooks"
 timelines_server = vendors.timelines_server
@@ -318,3 +319,45 @@ def test_db_backup_module_refuses_a_world_writable_root(platform, tmp_path):
     failed = run.result("Take a backup")
     assert failed["_event"] == "runner_on_failed" and "mode 0777" in failed["msg"], failed
     assert list(root.iterdir()) == []
+
+
+# --- the TimelinesAI webhook URL ------------------------------------------------------------------------------------
+
+HOOK_SECRET = "rcv-path-" + secrets.token_hex(8)
+HOOK_QUERY = "qs-" + secrets.token_hex(8)
+HOOK_PASSWORD = "pw-" + secrets.token_hex(8)
+SECRET_RECEIVER = "https://ops:{0}@alerts.cerniq.example:8443/hooks/{1}?token={2}".format(
+    HOOK_PASSWORD, HOOK_SECRET, HOOK_QUERY)
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    (SECRET_RECEIVER, "https://alerts.cerniq.example:8443/…"),
+    ("https://alerts.cerniq.example/", "https://alerts.cerniq.example/"),
+    ("https://alerts.cerniq.example?k=v", "https://alerts.cerniq.example/…"),
+    ("http://[::1]:9/x#frag", "http://[::1]:9/…"),
+    ("not a url", "<url not shown>"),
+    ("https://h:99999/x", "<url not shown>"),
+])
+def test_redact_url_keeps_only_scheme_host_and_port(url, shown):
+    assert tl_mod.redact_url(url) == shown
+
+
+def test_webhook_url_secret_is_in_no_result_audit_row_or_verbose_output(platform, timelines):
+    seed_phones(platform)
+    playbook = PLAYBOOKS / "vendors_timelinesai.yml"
+    run = platform.play(playbook, verbosity=3, extravars=dict(
+        cerniq_timelinesai_base_url=timelines.base_url, cerniq_timelinesai_api_token=TIMELINES_TOKEN,
+        cerniq_vendor_allow_http=True, fake_root=timelines.url, receiver_url=SECRET_RECEIVER,
+        recipient="+40712345678", wrong_token="wrong-token-" + secrets.token_hex(4), closed_port=services.free_port()))
+    assert run.rc == 0, run.stdout[-3000:]
+    # TimelinesAI got the real URL ...
+    hooks = [w for w in timelines.snapshot()["webhooks"] if not w["deleted"]]
+    assert [w["url"] for w in hooks] == [SECRET_RECEIVER]
+    # ... while the output (-vvv), every task result and the audit rows show scheme://host:port/… only.
+    created = next(r for r in run.results() if r["_task"] == "Register the disconnect webhook")
+    assert created["webhook"]["url"] == "https://alerts.cerniq.example:8443/…"
+    shown = run.stdout + json.dumps([r for r in run.results()]) + json.dumps(platform.audit(), default=str)
+    for secret in (HOOK_SECRET, HOOK_QUERY, HOOK_PASSWORD, SECRET_RECEIVER):
+        assert secret not in shown, secret
+    rows = platform.audit("webhook_create")
+    assert rows and rows[0][6]["url"] == "https://alerts.cerniq.example:8443/…"

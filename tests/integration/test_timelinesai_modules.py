@@ -248,7 +248,8 @@ def test_webhook_is_registered_once_and_delivers(params, platform, timelines, ti
     predicted = tl_mod.webhook(params, receiver.url, check_mode=True, want_diff=True)
     assert predicted["changed"] is True and predicted["action"] == "webhook_create"
     assert predicted["diff"] == {"before": {}, "after": {"id": None, "event_type": "whatsapp:account:disconnected",
-                                                         "url": receiver.url, "enabled": True, "errors_counter": 0}}
+                                                         "url": tl_mod.redact_url(receiver.url), "enabled": True,
+                                                         "errors_counter": 0}}
     assert changes(timelines) == [] and platform.audit() == []
 
     created = tl_mod.webhook(params, receiver.url, reason="phone-offline alerts")
@@ -258,7 +259,7 @@ def test_webhook_is_registered_once_and_delivers(params, platform, timelines, ti
     assert [(r["method"], r["path"].rsplit("/", 1)[1]) for r in changes(timelines)] == [("POST", "webhooks")]
     (row,) = audit_rows(platform, "timelinesai_webhook")
     assert row[:3] == ("webhook_create", "timelinesai:webhook:whatsapp:account:disconnected", "phone-offline alerts")
-    assert row[4]["id"] == 789456 and row[4]["url"] == receiver.url
+    assert row[4]["id"] == 789456 and row[4]["url"] == tl_mod.redact_url(receiver.url)
 
     timelines.set_account_status("+40700000004", "disconnected")
     assert [p["whatsapp_account"]["phone"] for p in receiver.received] == ["+40700000004"]
