@@ -257,3 +257,31 @@ def test_template_markers_never_reach_a_playbook(seeded, tmp_path):
     assert not marker.exists()
     assert "lookup('ansible.builtin.pipe'" not in output
     assert platform_state(platform) == before
+
+
+def test_the_shipped_rulebook_refuses_a_non_loopback_bind_without_tls(tmp_path):
+    """alertmanager_host set to a routable address and no certificate: the source refuses to start (nothing
+    listens), and ansible-rulebook stops with the reason."""
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"localhost": {"ansible_connection": "local"}}}}))
+    eda = Rulebook(tmp_path, "cerniq.outreach.cerniq_alerts", inventory)
+    (tmp_path / "eda-vars.yml").write_text(yaml.safe_dump({"alertmanager_port": eda.port,
+                                                           "alertmanager_host": "0.0.0.0"}))
+    log = open(eda.log_path, "wb")
+    eda.process = subprocess.Popen(eda.cmd, cwd=tmp_path, env=eda.env, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    log.close()
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and "not a loopback address" not in eda.output:
+            with pytest.raises(OSError):
+                socket.create_connection(("127.0.0.1", eda.port), 0.2).close()
+            if eda.process.poll() is not None:
+                break
+            time.sleep(0.25)
+        assert "host '0.0.0.0' is not a loopback address; serving there needs TLS" in eda.output, eda.output[-3000:]
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", eda.port), 0.2).close()
+    finally:
+        eda.__exit__(None, None, None)
+    assert eda.group_gone()
