@@ -609,7 +609,15 @@ class Lab:
             if acked < 1:
                 raise LabError("the Redis replica did not acknowledge the master's writes within {0}s".format(timeout))
         if self.pg_standby is not None:
-            target = self.sql("SELECT pg_current_wal_insert_lsn()::text")[0][0]  # commits are asynchronous here
+            # The end of a WAL record written now (every earlier commit is before it); the insert position itself
+            # may be a page header no replay ever reaches.
+            conn = self.pg.superuser_connect()
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT pg_logical_emit_message(false, 'cerniq-lab', 'replicated?')::text")
+                    target = cur.fetchone()[0]
+            finally:
+                conn.close()
 
             def replayed():
                 conn = self.pg_standby.superuser_connect()

@@ -1,4 +1,4 @@
-"""The lab itself: real hosts over SSH, services on their hosts' addresses only, HA pairs, link faults, clean removal."""
+"""The lab itself: hosts over SSH, services on their hosts' addresses only, HA pairs, link faults, clean removal."""
 
 from __future__ import annotations
 
@@ -39,7 +39,8 @@ PROBE = [{
          "ansible.builtin.copy": {"content": "x\n", "dest": "/backups/lab-probe-root", "mode": "0600"}},
         {"name": "system python", "changed_when": False, "ansible.builtin.command": {"argv": [
             "/usr/bin/python3", "-c",
-            "import importlib.util, json, sys; print(json.dumps({'exe': sys.executable, 'version': sys.version_info[:2],"
+            "import importlib.util, json, sys; print(json.dumps({'exe': sys.executable,"
+            " 'version': sys.version_info[:2],"
             " 'found': [m for m in ('redis', 'psycopg2', 'bullmq') if importlib.util.find_spec(m)]}))"]}},
         {"name": "route off the lab", "ansible.builtin.command": "ip route get 1.1.1.1", "changed_when": False,
          "failed_when": False},
