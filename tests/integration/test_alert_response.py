@@ -288,7 +288,8 @@ OVERRIDE = ("#jinja2:variable_start_string:'[[', variable_end_string:']]'\n"
 CAMPAIGN = "019cad8f-ac00-7000-8000-019cad8fac00"
 
 
-def _playbook_with_file(platform, tmp_path, extravars, playbook=REPO_ROOT / "playbooks" / "alert_response.yml"):
+def _playbook_with_file(platform, tmp_path, extravars, playbook=REPO_ROOT / "playbooks" / "alert_response.yml",
+                        args=()):
     """ansible-playbook <playbook> -e @file, as ansible-rulebook, ansible-runner and AWX run it (trusted extra vars)."""
     (tmp_path / "inventory.yml").write_text(yaml.safe_dump(platform.inventory() if platform else {
         "all": {"hosts": {"localhost": {"ansible_connection": "local"}}}}))
@@ -297,7 +298,7 @@ def _playbook_with_file(platform, tmp_path, extravars, playbook=REPO_ROOT / "pla
                ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_DEPRECATION_WARNINGS="0",
                PATH=VENV_BIN + os.pathsep + os.environ["PATH"])
     return subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), "-i", str(tmp_path / "inventory.yml"),
-                           str(playbook), "-e", "@" + str(tmp_path / "extravars.yml")],
+                           str(playbook), "-e", "@" + str(tmp_path / "extravars.yml"), *args],
                           check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -408,3 +409,20 @@ def test_only_validated_labels_reach_the_procedure(platform, seeded):
     checked = run.result("Refuse an alert whose values are not plain data")
     assert checked["labels"] == {"campaign": CAMPAIGN} and checked["alert"] == "BounceHigh"
     assert run.result("Say what the alert means")["msg"].endswith("with campaign={0}.".format(CAMPAIGN))
+
+
+@pytest.mark.parametrize("args", [("--skip-tags", "always"), ("--skip-tags", "always", "--tags", "dispatch"),
+                                  ("--tags", "dispatch"), ("--skip-tags", "always", "--tags", "matrix"),
+                                  ("--tags", "plan"), ("--skip-tags", "untagged")])
+def test_no_tag_selection_lets_an_alert_template_run(platform, seeded, tmp_path, args):
+    """Whatever tags are given or skipped (the check itself is tagged `always`), nothing renders the alert's values:
+    either the check refuses them, or no task that reads them runs at all."""
+    markers = [tmp_path / name for name in ("phone", "label", "role-variable")]
+    before = platform_state(platform)
+    run = _playbook_with_file(platform, tmp_path, {
+        "alert": "PhoneBanned", "phone": PIPE.format(marker=markers[0]),
+        "alert_labels": {"alertname": "PhoneBanned", "instance": PIPE.format(marker=markers[1])},
+        "alert_response_labels": {"instance": PIPE.format(marker=markers[2])}}, args=args)
+    assert [marker.name for marker in markers if marker.exists()] == [], run.stdout[-3000:]
+    assert "Run the procedure" not in run.stdout and "included: cerniq.outreach.phone_banned" not in run.stdout
+    assert platform_state(platform) == before
