@@ -535,7 +535,8 @@ def backup_listing(root, wanted="latest", verify=True, pg_bin_dir=None):
     root = validate_root(root)
     backups = list_backups(root)
     result = dict(changed=False, root=root, backups=[summary_of(b) for b in backups], selected=None)
-    if not backups and wanted in (None, "", "latest"):
+    if wanted in (None, "", "latest") and not any(b["manifest"] or b["problem"] for b in backups):
+        # Nothing `latest` could pick (runbook-layout backups are used only when named): the listing says what is there.
         return result
     backup = select_backup(root, wanted)
     selected = summary_of(backup)
