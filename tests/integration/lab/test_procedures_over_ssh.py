@@ -69,7 +69,12 @@ def test_service_procedures_run_once_on_the_controller(lab_single, tmp_path):
     module_events = [e for e in morning.events if e.get("event") == "runner_on_ok"
                      and (e["event_data"].get("resolved_action") or "").startswith("cerniq.outreach.")]
     assert module_events
-    assert {e["event_data"].get("delegated_host") or e["event_data"]["host"] for e in module_events} == {"localhost"}
+    delegated = [e["event_data"]["res"].get("_ansible_delegated_vars", {}).get("ansible_delegated_host")
+                 for e in module_events]
+    assert set(delegated) == {"localhost"}
+    # Once: one result per task, for the first host of the group only.
+    assert {e["event_data"]["host"] for e in module_events} == {"db-1"}
+    assert len(module_events) == len({e["event_data"]["task_uuid"] for e in module_events})
     # The report landed on the controller, where the operator reads it; nothing was written on the hosts for it.
     reports = list((tmp_path / "reports").glob("check_morning-*.json"))
     assert len(reports) == 1
@@ -86,8 +91,8 @@ def test_ban_over_ssh_then_idempotent_and_check_mode_changes_nothing(lab_single)
     assert lab.digest() == before
     banned = lab.play("phone_banned.yml", extravars={"phone": BANNED, "confirm": True, "reason": "INC-LAB"})
     assert banned.rc == 0, banned.stdout[-4000:]
-    assert lab.sql("SELECT status FROM wa_phone_numbers WHERE phone_id = %s", (BANNED,)) == [("BANNED",)]
-    assert lab.r().get("phone:{0}:status".format(BANNED)) == "BANNED"
+    assert lab.sql("SELECT status FROM wa_phone_numbers WHERE id = %s", (BANNED,)) == [("BANNED",)]
+    assert lab.r().get("phone:status:{0}".format(BANNED)) == "BANNED"
     after = lab.digest()
     again = lab.play("phone_banned.yml", extravars={"phone": BANNED, "confirm": True, "reason": "INC-LAB"})
     assert again.rc == 0, again.stdout[-4000:]
