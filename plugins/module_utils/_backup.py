@@ -50,10 +50,10 @@ MANIFEST_NAME = "manifest.json"
 LATEST_LINK = "latest"
 PARTIAL_PREFIX = ".partial-"
 BACKUP_ID_FORMAT = "%Y-%m-%dT%H%M%SZ"
-BACKUP_ID_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{6}Z$")
+BACKUP_ID_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{6}Z\Z")
 # The runbook's own layout (runbook 1.1 step 4, 6.1): `<root>/<YYYY-MM-DD>/cerniq.dump`, a pg_dump -Fc without a
 # manifest. Listed (with RUNBOOK_WARNING), restored only when named, never pruned by our retention.
-RUNBOOK_ID_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+RUNBOOK_ID_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 RUNBOOK_ID_FORMAT = "%Y-%m-%d"
 RUNBOOK_DUMP = "cerniq.dump"
 RUNBOOK_WARNING = "no manifest: row counts cannot be verified"

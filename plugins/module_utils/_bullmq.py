@@ -80,7 +80,7 @@ LARGE_QUEUE_JOBS = 100000
 MAX_CHUNK = 1000
 
 _NODE_VERSION_RE = re.compile(r"^bullmq:(?P<major>[0-9]+)\.[0-9]+\.[0-9]+")
-_ALL_DIGITS_RE = re.compile(r"^-?[0-9]+$")
+_ALL_DIGITS_RE = re.compile(r"^-?[0-9]+\Z")
 _WHITESPACE_RE = re.compile(r"\s")
 
 
@@ -142,7 +142,7 @@ def split_queue_key(key):
     The greedy split puts every ':' of a key path into the prefix, as Node sees it; joined back, prefix + name
     is the same key path either way.
     """
-    match = re.match(r"^(.*):(.*):id$", key)
+    match = re.match(r"^(.*):(.*):id\Z", key)
     if not match:
         return None
     return match.group(1), match.group(2)

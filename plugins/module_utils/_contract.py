@@ -74,7 +74,7 @@ QUOTA_KEY_TTL_SECONDS = 172800
 
 _PHONE_STATUS_KEY = "phone:status:{phone_id}"
 _QUOTA_KEY = "quota:wa:{phone_id}:{day}"
-_QUOTA_KEY_RE = re.compile(r"^quota:wa:(?P<phone_id>[^:]+):(?P<day>\d{4}-\d{2}-\d{2})$")
+_QUOTA_KEY_RE = re.compile(r"^quota:wa:(?P<phone_id>[^:]+):(?P<day>\d{4}-\d{2}-\d{2})\Z")
 _PHONE_QUEUE = "q:wa:{phone_id}"
 
 QUEUE_QUOTA_RESET = "quota:guardian:reset"
@@ -86,10 +86,10 @@ DLQ_LIST_KEY = "bull:dlq:outreach"
 DLQ_LIST_PATTERN = "bull:dlq:*"
 PHONE_QUEUE_PATTERN = "q:wa:*"
 
-PHONE_ID_RE = re.compile(r"^phone_[0-9]{2,}$")
-E164_RE = re.compile(r"^\+[1-9][0-9]{7,14}$")
+PHONE_ID_RE = re.compile(r"^phone_[0-9]{2,}\Z")
+E164_RE = re.compile(r"^\+[1-9][0-9]{7,14}\Z")
 # An Instantly campaign id (a UUID); the `campaign` label of a bounce:high alert.
-CAMPAIGN_ID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+CAMPAIGN_ID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
 DEFAULT_TIMEZONE = "Europe/Bucharest"
 
 
@@ -194,7 +194,7 @@ def parse_day(value, tz_name, field="date"):
 
 
 _DURATION_PART_RE = re.compile(r"(\d+)\s*(w|d|h|m|s)", re.IGNORECASE)
-_DURATION_RE = re.compile(r"^\s*(?:\d+\s*[wdhms]\s*)+$", re.IGNORECASE)
+_DURATION_RE = re.compile(r"^\s*(?:\d+\s*[wdhms]\s*)+\Z", re.IGNORECASE)
 _DURATION_UNITS = dict(w=604800, d=86400, h=3600, m=60, s=1)
 
 
@@ -220,7 +220,7 @@ def parse_instant(value, tz_name, field="since", now=None):
     text = str(value if value is not None else "").strip()
     if _DURATION_RE.match(text):
         return now - parse_duration(text, field)
-    if text in ("today", "yesterday") or re.match(r"^\d{4}-\d{2}-\d{2}$", text):
+    if text in ("today", "yesterday") or re.match(r"^\d{4}-\d{2}-\d{2}\Z", text):
         moment = business_day_bounds(parse_day(text, tz_name, field), tz_name)[0]
     else:
         try:

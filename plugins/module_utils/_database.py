@@ -51,7 +51,7 @@ MARK_FAILED = "verification_failed"
 MARK_KEPT = "kept"
 DEFAULT_MAINTENANCE_DB = "postgres"
 # Unquoted-identifier safe, so an SRE can type the name in psql as it is shown.
-DATABASE_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+DATABASE_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
 SESSIONS_GONE_TIMEOUT = 10.0
 MAX_REPORTED_DIFFERENCES = 20
 
@@ -374,7 +374,7 @@ def restore_database(params, name, backup_path, check_mode, jobs=2, no_owner=Fal
 
 # --- renamed (swap) ---------------------------------------------------------------------------------------------
 
-_SETTING_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+_SETTING_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*\Z")
 
 
 def _carry_access(cur, target, access):

@@ -59,7 +59,7 @@ MANAGED_COLUMNS = ("phone_number", "tenant_id", "phone_label", "timelinesai_acco
                    "is_enabled", "status")
 PHONE_COLUMNS = ("id",) + MANAGED_COLUMNS + ("status_changed_at", "created_at")
 # A TimelinesAI WhatsApp account id is the number's JID: its digits, then the WhatsApp user domain.
-_JID_RE = re.compile(r"^(?P<digits>[0-9]{8,15})@s\.whatsapp\.net$")
+_JID_RE = re.compile(r"^(?P<digits>[0-9]{8,15})@s\.whatsapp\.net\Z")
 DEFAULT_LEAD_IDS_CAP = 100
 QUEUE_STATES_SHOWN = ("wait", "paused", "active", "delayed", "prioritized", "waiting-children", "completed",
                       "failed", "due_delayed")
