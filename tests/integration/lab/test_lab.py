@@ -340,3 +340,31 @@ def test_build_times(request):
         request.node.user_properties.append(("lab_build_{0}_s".format(topology), figures[topology]["total"]))
     print("lab build seconds:", json.dumps(figures))
     assert all(f["total"] < 60 for f in figures.values()), figures
+
+
+def test_state_sees_a_host_file_and_reset_brings_the_seeded_lab_back(lab_single):
+    lab = lab_single
+    lab.reset()
+    before = lab.state()
+    assert lab.state() == before and lab.digest() == lab.digest()
+    assert set(before["files"]) == set(lab.hosts) and before["postgres"] and before["redis0"]
+
+    lab.run("db-1", ["sh", "-c", "mkdir -p /var/lib/cerniq/x && echo 1 > /var/lib/cerniq/x/marker"])
+    after = lab.state(services_too=False)["files"]
+    assert {p for p in after["db-1"] if p not in before["files"]["db-1"]} == {"/var/lib/cerniq/x",
+                                                                             "/var/lib/cerniq/x/marker"}
+    assert after["redis-1"] == before["files"]["redis-1"] and after["workers-1"] == before["files"]["workers-1"]
+    assert not Path("/var/lib/cerniq/x").exists()  # the machine's own is untouched
+    lab.r().set("lab:extra", "1")
+    lab.sql("INSERT INTO ops_audit_log (actor, module, action, target) VALUES ('lab', 'lab', 'extra', 'x')")
+    lab.run("workers-1", ["sh", "-c", "setsid sleep 600 > /dev/null 2>&1 < /dev/null &"], user=LAB_USER)
+    assert lab.state() != before
+
+    lab.reset()
+    assert lab.session_pids("workers-1") == []
+    again = lab.state()
+    assert again["files"] == before["files"]
+    assert again["redis0"].keys() == before["redis0"].keys()
+    assert again["postgres"].keys() == before["postgres"].keys()
+    assert lab.sql("SELECT count(*) FROM ops_audit_log WHERE action = 'extra'") == [(0,)]
+    assert lab.sql("SELECT count(*) FROM wa_phone_numbers") == [(6,)]
