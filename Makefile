@@ -37,12 +37,14 @@ system-deps:
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-test.txt
+# The runtime dependencies: exactly the versions and files of requirements.lock (sha256 hashes checked; regenerated
+# from requirements.txt with pip-compile --generate-hashes, see docs/security.md). Then ansible-core and the tools.
+$(VENV)/.installed: requirements.txt requirements.lock requirements-test.txt
 	@echo "Python for the venv: $(PYTHON) ($(PY_MINOR)), $(ANSIBLE_CORE_SPEC)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip $(QUIET_PIP_WARNINGS)
-	$(BIN)/python -m pip install -q "$(ANSIBLE_CORE_SPEC)" -r requirements.txt -r requirements-test.txt \
-		$(QUIET_PIP_WARNINGS)
+	$(BIN)/python -m pip install -q --require-hashes -r requirements.lock $(QUIET_PIP_WARNINGS)
+	$(BIN)/python -m pip install -q "$(ANSIBLE_CORE_SPEC)" -r requirements-test.txt $(QUIET_PIP_WARNINGS)
 	$(BIN)/python -c 'import ansible, redis, psycopg2, bullmq, pytest, molecule, ansible_runner' 
 	touch $@
 
