@@ -993,6 +993,7 @@ def main(argv=None):
     start.add_argument("--dir", required=True, help="where the inventory and the lab's record go")
     start.add_argument("--topology", choices=sorted(TOPOLOGIES), default="single")
     start.add_argument("--no-seed", action="store_true")
+    start.add_argument("--inventory", help="also write the inventory here (e.g. a file in Molecule's inventory dir)")
     stop = sub.add_parser("stop", help="remove the lab started with this --dir")
     stop.add_argument("--dir", required=True)
     sub.add_parser("clean", help="remove every lab whose owner is gone, and every lab started from the command line")
@@ -1003,6 +1004,9 @@ def main(argv=None):
         lab = Lab(args.topology, seed=not args.no_seed, detached=True).start()
         atexit.unregister(lab.close)  # it outlives this command: `stop` removes it
         (out / "inventory.yml").write_text(yaml.safe_dump(lab.inventory(), sort_keys=False))
+        if args.inventory:
+            Path(args.inventory).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.inventory).write_text(yaml.safe_dump(lab.inventory(), sort_keys=False))
         (out / "lab.json").write_text(json.dumps(dict(lab._record, hosts={  # pylint: disable=protected-access
             h.name: h.address for h in lab.hosts.values()}, build_seconds=round(lab.build_seconds, 2))))
         print("lab {0} ({1}) up in {2:.1f}s: inventory {3}".format(lab.n, lab.topology, lab.build_seconds,
