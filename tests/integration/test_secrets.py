@@ -9,6 +9,8 @@ import os
 import secrets
 import shutil
 import stat
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -361,3 +363,35 @@ def test_webhook_url_secret_is_in_no_result_audit_row_or_verbose_output(platform
         assert secret not in shown, secret
     rows = platform.audit("webhook_create")
     assert rows and rows[0][6]["url"] == "https://alerts.cerniq.example:8443/…"
+
+
+# --- tools/ansible-test-sanity: the user's ansible-test cache is left alone -----------------------------------------
+
+def test_ansible_test_sanity_writes_its_get_pip_stand_in_under_a_private_home(tmp_path):
+    user_home = tmp_path / "user"
+    user_cache = user_home / ".ansible" / "test" / "cache"
+    user_cache.mkdir(parents=True)
+    theirs = {name: "# the user's own get-pip {0}\n".format(name) for name in ("get_pip_25_2.py", "get_pip_24_0.py")}
+    for name, text in theirs.items():
+        (user_cache / name).write_text(text)
+    venv_bin = tmp_path / "venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "python").write_text("#!/bin/sh\nexec {0} \"$@\"\n".format(sys.executable))
+    # A stand-in for ansible-test: reports the HOME and cache it was given instead of running the sanity tests.
+    (venv_bin / "ansible-test").write_text(
+        "#!/bin/sh\necho \"HOME=$HOME\"\nls \"$HOME/.ansible/test/cache\"\n")
+    for tool in venv_bin.iterdir():
+        tool.chmod(0o755)
+    build = tmp_path / "build"
+    env = dict(os.environ, HOME=str(user_home), SANITY_BUILD_DIR=str(build),
+               VENV=os.path.relpath(venv_bin.parent, services.REPO_ROOT))
+    env.pop("XDG_CONFIG_HOME", None)
+    done = subprocess.run([str(services.REPO_ROOT / "tools" / "ansible-test-sanity")], env=env, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    private_home = build / "home"
+    assert "HOME={0}\n".format(private_home) in done.stdout
+    written = list((private_home / ".ansible" / "test" / "cache").glob("get_pip_*.py"))
+    assert len(written) == 1 and "ensurepip" in written[0].read_text()
+    # The user's cache: the same files, byte for byte, and nothing added.
+    assert {path.name: path.read_text() for path in user_cache.iterdir()} == theirs
