@@ -423,7 +423,9 @@ async def main(queue, args: dict) -> None:
 
 
 if __name__ == "__main__":
-    # Manual run: `CERNIQ_ALERTMANAGER_TOKEN=... python alertmanager.py` prints each event it would queue.
+    # Manual run, from the installed collection (it imports the collection's module_utils):
+    # `CERNIQ_ALERTMANAGER_TOKEN=... python <...>/ansible_collections/cerniq/outreach/extensions/eda/plugins/
+    # event_source/alertmanager.py` prints each event it would queue.
 
     class _PrintQueue:
         async def put(self, event):
