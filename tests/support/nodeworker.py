@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import queue
 import subprocess
 import threading
@@ -17,8 +18,6 @@ class NodeWorker:
     def __init__(self, redis_server, queues, db=2, exit_after=0, timeout=60, work_ms=0, stamp_version=True):
         cmd = ["node", str(WORKER_JS), "--host", redis_server.host, "--port", str(redis_server.port),
                "--db", str(db), "--timeout", str(timeout)]
-        if redis_server.password:
-            cmd += ["--password", redis_server.password]
         for name in queues:
             cmd += ["--queue", name]
         if exit_after:
@@ -28,12 +27,15 @@ class NodeWorker:
         if not stamp_version:
             cmd.append("--no-stamp-version")
         self.cmd = cmd
+        # The password through the environment, as the workers role passes it: never on a command line.
+        self.env = dict(os.environ, CERNIQ_REDIS_PASSWORD=redis_server.password or "")
         self.process = None
         self.events = []
         self._lines = queue.Queue()
 
     def start(self, ready_timeout=20):
-        self.process = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.process = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                        env=self.env)
         threading.Thread(target=self._pump, daemon=True).start()
         self.wait_for(lambda e: e.get("event") == "ready", ready_timeout, "worker ready")
         return self

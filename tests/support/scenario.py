@@ -58,13 +58,12 @@ def start(args):
         finally:
             conn.close()
     if args.worker:
-        cmd = ["node", str(WORKER_JS), "--host", redis_server.host, "--port", str(redis_server.port), "--db", "2",
-               "--password", redis_server.password]
+        cmd = ["node", str(WORKER_JS), "--host", redis_server.host, "--port", str(redis_server.port), "--db", "2"]
         for queue in args.worker:
             cmd += ["--queue", queue]
         log = open(root / "worker.log", "ab")
-        state["worker_pid"] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                               start_new_session=True).pid
+        state["worker_pid"] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                               env=dict(os.environ, CERNIQ_REDIS_PASSWORD=redis_server.password)).pid
     settings = {
         "cerniq_redis_host": redis_server.host, "cerniq_redis_port": redis_server.port,
         "cerniq_redis_password": redis_server.password, "cerniq_db_host": pg.host, "cerniq_db_port": pg.port,

@@ -134,9 +134,9 @@ def _start_worker(settings, state):
     cmd = ["node", str(WORKER_JS), "--host", settings["cerniq_redis_host"],
            "--port", str(settings["cerniq_redis_port"]), "--db", str(settings.get("cerniq_bullmq_db", 2)),
            "--queue", "outreach:followup", "--queue", "quota:guardian:reset"]
-    if settings.get("cerniq_redis_password"):
-        cmd += ["--password", settings["cerniq_redis_password"]]
-    state["pids"]["worker"] = _spawn(cmd, "worker.log")
+    # The password through the environment, never argv (readable by every user in /proc/<pid>/cmdline).
+    env = dict(os.environ, CERNIQ_REDIS_PASSWORD=settings.get("cerniq_redis_password") or "")
+    state["pids"]["worker"] = _spawn(cmd, "worker.log", env=env)
     if not _wait_for_line("worker.log", '"event":"ready"', 20):
         raise RuntimeError("the Node BullMQ worker did not start: see .stack/worker.log")
 
