@@ -54,10 +54,22 @@ RUN_LOCK_NAME = "cerniq.outreach.comm_log_archive"
 _SHOWN_IDS = 10
 
 
-# Rows older than the cutoff still in the live log; a figure fragment (outreach_stats_info uses it too).
+# The audit actions of a run (its summary, written at its end) and of each committed batch.
+ACTION_RUN = "comm_log_archive"
+ACTION_BATCH = "comm_log_archive_batch"
+
+# Rows older than the cutoff still in the live log, and when the archive last ran (the audit log: the last finished
+# run's summary, and the last committed batch - a run killed midway leaves batches without a summary); a figure
+# fragment (outreach_stats_info and the evening check use it too). Newest audit rows first: the primary key's index
+# finds them without reading the whole log.
 BACKLOG_FIGURE = (
     "SELECT jsonb_build_object('rows', count(*), 'first_id', min(id), 'last_id', max(id), "
-    "'oldest', min(created_at), 'newest', max(created_at)) "
+    "'oldest', min(created_at), 'newest', max(created_at), "
+    "'last_run', (SELECT jsonb_build_object('at', at, 'actor', actor, 'rows_moved', after -> 'rows_moved', "
+    "'complete', after -> 'complete', 'cutoff', after -> 'cutoff') FROM " + TABLE_AUDIT + " WHERE action = '"
+    + ACTION_RUN + "' ORDER BY id DESC LIMIT 1), "
+    "'last_batch_at', (SELECT at FROM " + TABLE_AUDIT + " WHERE action = '" + ACTION_BATCH + "' ORDER BY id DESC "
+    "LIMIT 1)) "
     "FROM " + TABLE_COMM_LOG + " WHERE created_at < %(archive_cutoff)s")
 
 # The columns of both tables as the catalog has them now (a production table may have more than our DDL): name, type
@@ -214,7 +226,7 @@ def archive_comm_log(params, older_than_days=ARCHIVE_AFTER_DAYS, batch_size=DEFA
     _validate(older_than_days, batch_size, max_runtime, lock_timeout, batch_timeout)
     cutoff = archive_cutoff(params["timezone"], older_than_days, now)
     if check_mode:
-        with postgres_reading(params, require=(TABLE_COMM_LOG, TABLE_COMM_LOG_ARCHIVE)) as cur:
+        with postgres_reading(params, require=(TABLE_COMM_LOG, TABLE_COMM_LOG_ARCHIVE, TABLE_AUDIT)) as cur:
             columns = ArchiveColumns.read(cur).check()
             cur.execute(BACKLOG_FIGURE, dict(archive_cutoff=cutoff))
             backlog = cur.fetchone()[0]
@@ -262,7 +274,7 @@ class _ArchiveRun(object):
                     remaining = self._remaining(conn)
                     summary = self._summary(remaining, stopped_early, time.monotonic() - started)
                     AuditTrail(conn, MODULE, self.params.get("audit_actor")).record(
-                        "comm_log_archive", TABLE_COMM_LOG, "rows older than {0} days".format(self.older_than_days),
+                        ACTION_RUN, TABLE_COMM_LOG, "rows older than {0} days".format(self.older_than_days),
                         before=dict(rows_older_than_cutoff=self.rows_moved + remaining),
                         after=dict((k, v) for k, v in summary.items() if k not in ("diff", "msg", "changed")))
                     conn.commit()
@@ -343,7 +355,7 @@ class _ArchiveRun(object):
                 batch = dict(batch=len(self.batches) + 1, rows=moved, first_id=first_id, last_id=last_id,
                              already_archived=moved - kept)
                 # The batch's audit row commits with the batch: the log is complete even if the run is killed.
-                trail.record("comm_log_archive_batch", TABLE_COMM_LOG, None,
+                trail.record(ACTION_BATCH, TABLE_COMM_LOG, None,
                              before=dict(table=TABLE_COMM_LOG, first_id=first_id, last_id=last_id),
                              after=dict(batch, table=TABLE_COMM_LOG_ARCHIVE, run_id=self.run_id,
                                         cutoff=self.cutoff.isoformat()))

@@ -26,6 +26,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
     REVIEW_RESOLVED,
     STAGE_CONVERTED,
     STAGE_REPLIED,
+    TABLE_AUDIT,
     TABLE_COMM_LOG,
     TABLE_LEADS,
     TABLE_PHONES,
@@ -99,8 +100,8 @@ PER_PHONE = "whatsapp_per_phone"
 FIGURES = tuple(STATS_FIGURES) + (PER_PHONE,)
 _TABLES = {"contacted": (TABLE_COMM_LOG,), "replied": (TABLE_COMM_LOG, TABLE_LEADS), "converted": (TABLE_LEADS,),
            "reviews_resolved": (TABLE_REVIEWS,), "reviews_pending": (TABLE_REVIEWS,),
-           "sla_breaches": (TABLE_REVIEWS,), "archive_backlog": (TABLE_COMM_LOG,), "bounces": (TABLE_COMM_LOG,),
-           "pending_followups": (TABLE_LEADS,),
+           "sla_breaches": (TABLE_REVIEWS,), "archive_backlog": (TABLE_COMM_LOG, TABLE_AUDIT),
+           "bounces": (TABLE_COMM_LOG,), "pending_followups": (TABLE_LEADS,),
            PER_PHONE: (TABLE_PHONES, TABLE_COMM_LOG)}
 
 DEFAULT_BOUNCE_TOP = 20

@@ -137,10 +137,15 @@ sla_breaches:
   returned: when asked for
   type: dict
 archive_backlog:
-  description: C(rows), C(first_id), C(last_id), C(oldest), C(newest) of the live rows older than C(cutoff).
+  description:
+    - C(rows), C(first_id), C(last_id), C(oldest), C(newest) of the live rows older than C(cutoff).
+    - C(last_run) - the last finished archive run from C(ops_audit_log) (C(at), C(actor), C(rows_moved), C(complete),
+      C(cutoff)), null when none; C(last_batch_at) - its last committed batch (later than C(last_run.at) when a run
+      stopped midway).
   returned: when asked for
   type: dict
-  sample: {rows: 0, first_id: null, last_id: null, oldest: null, newest: null, cutoff: "2026-01-17T22:00:00+00:00"}
+  sample: {rows: 0, first_id: null, last_id: null, oldest: null, newest: null, cutoff: "2026-01-17T22:00:00+00:00",
+           last_run: null, last_batch_at: null}
 bounces:
   description: C(bounced), C(sent), C(rate_percent), C(since) and C(top) (C(email), C(bounce_reason), C(count)).
   returned: when asked for

@@ -118,3 +118,43 @@ def test_a_stale_or_corrupt_backup_fails_the_check(platform, evening):
     skipped = run_evening(platform, evening, check_evening_backup="false", tags="backup")
     assert skipped.rc == 0
     assert [(c["name"], c["status"]) for c in checks_of(skipped)[0]["checks"]] == [("backup", "skip")]
+
+
+def age_old_rows(platform, days):
+    """Every row past the archive age goes; 30 rows `days` days old (copies of the first row) take their place."""
+    platform.sql("DELETE FROM " + TABLE_COMM_LOG + " WHERE created_at < now() - interval '90 days'")
+    platform.sql("INSERT INTO " + TABLE_COMM_LOG + " (tenant_id, lead_id, phone_id, channel, direction, status, "
+                 "created_at) SELECT tenant_id, lead_id, phone_id, channel, direction, status, "
+                 "now() - make_interval(days => %s) - g * interval '1 minute' FROM " + TABLE_COMM_LOG + ", "
+                 "generate_series(1, 30) AS g WHERE id = (SELECT min(id) FROM " + TABLE_COMM_LOG + ")", (days,))
+
+
+def test_the_archive_backlog_is_judged_against_the_weekly_schedule(platform, evening):
+    """Runbook 1.2 step 3 with the weekly archive of 8.1: rows a few days past 90 are waiting for Sunday (pass);
+    rows older than 90 + 7 + 1 days mean the archive did not run (warn). The audit log says when it last ran."""
+    age_old_rows(platform, 93)
+    run = run_evening(platform, evening, tags="archive")
+    assert run.rc == 0, run.stdout[-3000:]
+    check = checks_of(run)[1]["archive"]
+    assert check["status"] == "pass" and check["data"]["rows"] == 30 and check["data"]["overdue"] is False
+    assert "within the weekly archive's 98 days" in check["figure"]
+    assert check["figure"].endswith("; no archive run in the audit log")
+
+    # The same rows with a daily window (period 1, no margin) are overdue.
+    daily = run_evening(platform, evening, tags="archive", check_evening_archive_period_days="1",
+                        check_evening_archive_margin_days="0")
+    check = checks_of(daily)[1]["archive"]
+    assert check["status"] == "warn" and check["data"]["allowance_days"] == 91
+    assert "overdue, older than 91 days" in check["figure"] and "maintenance_weekly.yml --tags archive" in \
+        check["next"]
+
+    # The archive runs (audited), then rows 100 days old appear (a window missed): overdue, with the last run named.
+    archived = platform.play("maintenance_weekly.yml", limit="db", tags="archive", extravars={"confirm": "true"})
+    assert archived.rc == 0, archived.stdout[-3000:]
+    (last_run_at,) = platform.sql("SELECT at FROM ops_audit_log WHERE action = 'comm_log_archive'")[0]
+    age_old_rows(platform, 100)
+    late = checks_of(run_evening(platform, evening, tags="archive"))[1]["archive"]
+    assert late["status"] == "warn" and late["data"]["overdue"] is True
+    assert late["data"]["last_run"]["rows_moved"] == 30 and late["data"]["last_run"]["complete"] is True
+    assert datetime.fromisoformat(late["data"]["last_run"]["at"]) == last_run_at
+    assert "; last archive run " in late["figure"] and "(30 row(s) moved)" in late["figure"]
