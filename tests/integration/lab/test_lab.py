@@ -327,17 +327,11 @@ def test_close_leaves_nothing_and_a_killed_runs_lab_is_removed_at_the_next_start
         assert not os.path.exists("/var/lib/cerniq") or os.listdir("/var/lib/cerniq")
 
 
-def test_build_times(request):
-    """Figures, not a gate: a lab's build in each topology (printed, and in the junit properties)."""
-    figures = {}
-    for topology in ("single", "ha"):
-        lab = Lab(topology)
-        try:
-            lab.start()
-            figures[topology] = dict(lab.timings, total=round(lab.build_seconds, 2))
-        finally:
-            lab.close()
-        request.node.user_properties.append(("lab_build_{0}_s".format(topology), figures[topology]["total"]))
+def test_build_times(lab_single, lab_ha, request):
+    """Figures, not a gate: the session labs' builds (printed, and in the junit properties)."""
+    figures = {lab.topology: dict(lab.timings, total=round(lab.build_seconds, 2)) for lab in (lab_single, lab_ha)}
+    for topology, figure in figures.items():
+        request.node.user_properties.append(("lab_build_{0}_s".format(topology), figure["total"]))
     print("lab build seconds:", json.dumps(figures))
     assert all(f["total"] < 60 for f in figures.values()), figures
 
