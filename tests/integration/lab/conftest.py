@@ -2,15 +2,25 @@
 
 Each is built once per session (per pytest-xdist worker that asks for it: two workers build two labs on two
 subnets) and removed at the session's end, when a test fails too (and at interpreter exit; a killed run's lab is
-removed by the next lab's start). Tests share it: call `lab.reset()` for a freshly seeded lab. Mark lab test modules
-with `pytestmark = pytest.mark.lab` (selected with `-m lab`).
+removed by the next lab's start). Tests share it: call `lab.reset()` for a freshly seeded lab. Every test in this
+directory is marked `lab` (selected with `-m lab`, skipped with `-m "not lab"`).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.support.lab import Lab
+
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if HERE in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.lab)
 
 
 def _build(request, topology):
