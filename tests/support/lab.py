@@ -388,6 +388,11 @@ class Lab:
             parent = str(self.base_dir) if self.base_dir else None
             if self.base_dir:
                 self.base_dir.mkdir(parents=True, exist_ok=True)
+                closed = [str(p) for p in [self.base_dir.resolve(), *self.base_dir.resolve().parents]
+                          if not os.stat(p).st_mode & stat.S_IXOTH]
+                if closed:
+                    raise LabError("base_dir {0}: {1} is not searchable by other users (the postgres user must enter "
+                                   "the lab dir); use a dir like /tmp or /var/tmp".format(self.base_dir, closed[0]))
             self.dir = Path(tempfile.mkdtemp(prefix="cerniq-lab{0}-".format(self.n), dir=parent))
             os.chmod(self.dir, 0o755)  # the postgres user enters it
             (self.dir / ".cerniq-lab").write_text("{0}\n".format(self.n))
