@@ -25,14 +25,15 @@ pytest_plugins = ["tests.support.split_platform"]  # the split_platform fixture
 
 @pytest.fixture()
 def copy_dir(split_platform):
-    path = split_platform.work_dir / "controller-copies"
-    shutil.rmtree(path, ignore_errors=True)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+    """The controller's copies (split_platform's inventory sets cerniq_backup_copy_dir to it; reset empties it)."""
+    yield split_platform.copy_dir
+    shutil.rmtree(split_platform.copy_dir, ignore_errors=True)
 
 
 def _inventory(platform, copy_dir, **extra):
-    return platform.inventory(cerniq_backup_copy_dir=str(copy_dir), **extra)
+    inventory = platform.inventory(**extra)
+    assert inventory["all"]["vars"]["cerniq_backup_copy_dir"] == str(copy_dir)
+    return inventory
 
 
 def _listing(root):

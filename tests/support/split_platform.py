@@ -45,6 +45,8 @@ class SplitPlatform:
         self.pg = pg_server
         self.work_dir = Path(work_dir)
         self.backup_dir = self.work_dir / "backups"
+        # The controller's copies of the backups (backup_database.yml), never the test user's ~/cerniq/backups.
+        self.copy_dir = self.work_dir / "controller-copies"
         self.pid_file = self.work_dir / "workers.pid"
         self.worker_log = self.work_dir / "workers.log"
         self.env_file = self.work_dir / "workers.env"
@@ -72,6 +74,7 @@ class SplitPlatform:
         finally:
             conn.close()
         shutil.rmtree(self.backup_dir, ignore_errors=True)
+        shutil.rmtree(self.copy_dir, ignore_errors=True)
         for path in (self.pid_file, self.worker_log, self.env_file):
             if path.exists():
                 path.unlink()
@@ -125,6 +128,7 @@ class SplitPlatform:
                          cerniq_workers_environment=self.worker_environment(),
                          cerniq_workers_env_file=str(self.env_file),
                          cerniq_workers_queue_pattern="", cerniq_backup_dir=str(self.backup_dir),
+                         cerniq_backup_copy_dir=str(self.copy_dir),
                          cerniq_audit_actor="pytest")
         addresses = {key: extra.pop(key) for key in ("redis_address", "db_address") if key in extra}
         variables.update(extra)
