@@ -11,22 +11,25 @@ anything, so each compares against the same digest).
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 import yaml
 
+from ansible_collections.cerniq.outreach.plugins.module_utils import _backup
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
     DEFAULT_TIMEZONE,
     TABLE_REVIEWS,
     business_day,
     quota_key,
 )
+from ansible_collections.cerniq.outreach.plugins.module_utils._snapshot import database_snapshot
 from tests.conftest import Platform
 from tests.support.seed import TENANT_ID
 from tests.support.services import REPO_ROOT
-from tests.support.snapshots import platform_state
+from tests.support.snapshots import platform_state, redis_dump
 from tests.support.vendors import (  # noqa: F401  # pylint: disable=unused-import
     INSTANTLY_KEY,
     campaign_ids,
@@ -35,6 +38,8 @@ from tests.support.vendors import (  # noqa: F401  # pylint: disable=unused-impo
     instantly,
     instantly_server,
 )
+
+pytest_plugins = ["tests.support.split_platform"]  # the split_platform fixture (dr_database on three hosts)
 
 ROLES = REPO_ROOT / "roles"
 PLAYBOOKS = REPO_ROOT / "playbooks"
@@ -253,6 +258,70 @@ def test_no_tag_skips_the_bounce_high_confirmation(gates, seeded, instantly, ski
     _check(run, skip)
     assert changes(instantly) == [], "--skip-tags {0} sent a change to Instantly".format(skip)
     assert gates.state(instantly) == before
+
+
+# --- dr_database, on three hosts with a real worker the workers role would stop ---------------------------------
+
+KEPT_DB = "cerniq_pre_dr_20260101t000000z"
+
+
+def _drop_kept_skip_sets():
+    """A drop is prepare's include of drop_kept.yml: `always`, the include's tags and drop_kept.yml's own."""
+    prepare = yaml.safe_load((ROLES / "dr_database" / "tasks" / "prepare.yml").read_text())
+    include = [t for t in prepare if "drop_kept.yml" in str(t.get("ansible.builtin.include_tasks", ""))]
+    assert include, "prepare.yml no longer includes drop_kept.yml"
+    tags = set(_as_list(include[0].get("tags")))
+    tags |= _task_tags(yaml.safe_load((ROLES / "dr_database" / "tasks" / "drop_kept.yml").read_text()), set())
+    return ["always"] + sorted(tags - {"always"})
+
+
+DR_CASES = ([("restore", skip) for skip in skip_sets("dr_database.yml")]
+            + [("drop_kept", skip) for skip in _drop_kept_skip_sets()])
+
+
+def _dr_state(split):
+    # The idle worker re-arms its queue's stalled-check key (a new expiry every stalledInterval): its own, not ours.
+    redis2 = {k: v for k, v in redis_dump(split.r(2)).items()
+              if not (k.decode() if isinstance(k, bytes) else k).endswith(":stalled-check")}
+    return dict(redis0=redis_dump(split.r(0)), redis2=redis2, databases=split.databases(),
+                tables=database_snapshot(split.params)["tables"], backups=_file_digest(split.backup_dir))
+
+
+def _differs(before, after):
+    return {part: sorted(set(before[part]) ^ set(after[part]) | {k for k in before[part] if k in after[part]
+                                                                  and before[part][k] != after[part][k]})
+            if isinstance(before[part], dict) else (before[part], after[part])
+            for part in before if before[part] != after[part]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode,skip", DR_CASES, ids=["{0}--skip-tags={1}".format(m, s) for m, s in DR_CASES])
+def test_no_tag_skips_the_dr_database_confirmation(split_platform, mode, skip):
+    split_platform.seed(jobs_per_phone=0)  # the worker finds nothing to process: Redis stays still while we look
+    _backup.create_backup(split_platform.params, str(split_platform.backup_dir), 7, False)
+    extravars = {}
+    if mode == "drop_kept":
+        conn = split_platform.pg.superuser_connect()
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute("CREATE DATABASE " + KEPT_DB)
+                cur.execute("COMMENT ON DATABASE " + KEPT_DB + " IS %s", (json.dumps(
+                    {"cerniq_outreach": "kept", "kept_at": "2026-01-01T00:00:00Z", "was": "cerniq"}),))
+        finally:
+            conn.close()
+        extravars["dr_database_drop_kept"] = KEPT_DB
+    pid = split_platform.start_worker()
+    before = _dr_state(split_platform)
+
+    run = split_platform.play("dr_database.yml", extravars, skip_tags=skip)
+
+    _check(run, skip)
+    assert split_platform.worker_pid() == pid, "--skip-tags {0}: the worker was stopped".format(skip)
+    assert all(r["_event"] == "runner_on_skipped" for r in run.results("Stop the process"))
+    after = _dr_state(split_platform)
+    assert after == before, "--skip-tags {0} changed {1}:\n{2}".format(skip, _differs(before, after),
+                                                                    run.stdout[-3000:])
 
 
 # --- each destructive module on its own: refused without confirmed, the digest unchanged -----------------------
