@@ -139,3 +139,63 @@ def test_morning_reads_read_only_what_the_chosen_checks_judge():
     assert checks.morning_reads(["quota", "timelinesai"], [], "false") == dict(
         phones=True, stats=[], queue_pattern="*", timelinesai=False)
     assert checks.morning_reads(["all"], ["drift", "timelinesai", "reviews"])["stats"] == ["sla_breaches"]
+
+
+# --- The archive backlog against the weekly schedule (runbook 1.2 step 3 with 8.1) --------------------------------
+
+def _backlog(rows, oldest_days, now, last_run=None, last_batch=None):
+    from datetime import timedelta
+
+    oldest = (now - timedelta(days=oldest_days)).isoformat() if rows else None
+    return dict(archive_backlog=dict(rows=rows, oldest=oldest, last_run=last_run, last_batch_at=last_batch))
+
+
+def test_archive_rows_within_the_schedule_pass_overdue_ones_warn_and_the_last_run_is_named():
+    from datetime import datetime, timezone
+
+    now = datetime(2026, 12, 2, 18, 0, tzinfo=timezone.utc)
+    evening = checks._settings({}, checks.EVENING_DEFAULTS)
+    waiting = checks.archive_check(_backlog(500, 96.5, now), evening, now)
+    assert waiting["status"] == "pass" and waiting["data"]["allowance_days"] == 98
+    assert "(oldest 2026-08-28, 96.5 days old: within the weekly archive's 98 days)" in waiting["figure"]
+    assert waiting["figure"].endswith("; no archive run in the audit log")
+
+    run = dict(at="2026-11-22T02:41:07+00:00", rows_moved=12000, complete=True)
+    late = checks.archive_check(_backlog(500, 99, now, run, "2026-11-29T02:05:00+00:00"), evening, now)
+    assert late["status"] == "warn" and late["data"]["overdue"] is True
+    assert "overdue, older than 98 days" in late["figure"]
+    assert "; last archive run 2026-11-22 02:41+00:00 (12000 row(s) moved); a later run stopped midway " \
+           "(last batch 2026-11-29 02:05+00:00)" in late["figure"]
+
+    tight = checks._settings(dict(archive_period_days="1", archive_margin_days="0", old_rows_fail="400"),
+                             checks.EVENING_DEFAULTS)
+    assert checks.archive_check(_backlog(500, 92, now), tight, now)["status"] == "fail"
+    assert checks.archive_check(_backlog(0, 0, now), evening, now)["status"] == "pass"
+
+
+# --- The quota reset's registration (runbook 1.1 step 2) --------------------------------------------------------
+
+def _reset_queue(*schedules):
+    return dict(queues=[dict(name=contract.QUEUE_QUOTA_RESET, schedulers=list(schedules))])
+
+
+OURS = dict(id=contract.QUOTA_RESET_SCHEDULER_ID, legacy=False, pattern=contract.QUOTA_RESET_CRON, tz=TZ,
+            next="2026-12-02T22:00:00Z")
+LEGACY = dict(id="bc101577539cb69162db2d0991e259fe", legacy=True, name="reset", pattern=contract.QUOTA_RESET_CRON,
+              tz=None, next="2026-12-03T00:00:00Z")
+
+
+@pytest.mark.parametrize("schedules, status, registration, words", [
+    ((OURS,), "pass", "scheduler", "reset scheduler in place"),
+    ((LEGACY,), "pass", "legacy", "reset in place as the runbook's legacy repeatable job (0 0 * * *, no tz"),
+    ((OURS, LEGACY), "warn", "scheduler+legacy", "2 reset schedules on quota:guardian:reset"),
+    ((dict(LEGACY, pattern="0 1 * * *"),), "warn", "legacy", "reset legacy repeatable job"),
+    ((dict(OURS, id="reset-by-hand"),), "warn", "other_scheduler", "not quota-reset-daily"),
+    ((), "fail", "none", "no quota-reset-daily scheduler"),
+])
+def test_the_reset_is_recognised_whichever_way_it_was_registered(schedules, status, registration, words):
+    phones = dict(date="2026-12-02", phones=[dict(phone(pid), quota=dict(exists=True, no_ttl=False))
+                                             for pid in ("phone_01", "phone_02")])
+    check = checks.quota_reset_check(phones, _reset_queue(*schedules), settings(timezone=TZ))
+    assert check["status"] == status and check["data"]["registration"] == registration
+    assert words in check["figure"]
