@@ -777,8 +777,8 @@ class Lab:
 
     def worker_command(self, queues=(WORKER_QUEUE,)):
         """The Node BullMQ worker's command line on the workers host (the workers role's process manager)."""
-        cmd = "{0} {1} --host {2} --port {3} --db 2 --password {4}".format(
-            NODE, WORKER_JS, self.redis.host, self.redis.port, self.redis.password)
+        # The password reaches the worker through the workers role's 0600 environment file, never argv.
+        cmd = "{0} {1} --host {2} --port {3} --db 2".format(NODE, WORKER_JS, self.redis.host, self.redis.port)
         return cmd + "".join(" --queue {0}".format(q) for q in queues)
 
     def inventory(self, extra_vars=None, host_vars=None):
@@ -809,6 +809,7 @@ class Lab:
             "cerniq_audit_actor": "pytest-lab",
             "cerniq_workers_manager": "process",
             "cerniq_workers_process_start": self.worker_command(),
+            "cerniq_workers_environment": {"CERNIQ_REDIS_PASSWORD": REDIS_PASSWORD},
             "cerniq_workers_process_pid_file": WORKER_PID_FILE,
             "cerniq_workers_process_log": WORKER_LOG,
             "cerniq_workers_process_chdir": str(REPO_ROOT / "tests" / "node"),

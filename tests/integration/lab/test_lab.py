@@ -192,7 +192,8 @@ def test_ha_pairs_replicate(lab_ha):
 
 def test_a_node_worker_on_the_workers_host_reaches_redis(lab_single):
     lab = lab_single
-    argv = lab.worker_command().split() + ["--timeout", "20"]
+    argv = ["env", "CERNIQ_REDIS_PASSWORD=" + lab_module.REDIS_PASSWORD] + lab.worker_command().split() + [
+        "--timeout", "20"]
     proc = lab.popen("workers-1", argv, user=LAB_USER, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 20

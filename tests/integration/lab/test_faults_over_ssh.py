@@ -1,0 +1,121 @@
+"""Faults across real hosts (tests/support/lab.py): a link cut mid-procedure, an unreachable host, a recovery cut short.
+
+Each fault is placed deterministically (a row lock the procedure waits on, a link cut before the play that needs it),
+and every wait is bounded. After each: one clear message, and nothing lost once the procedure is re-run.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+pytestmark = pytest.mark.lab
+
+BANNED = "phone_03"
+
+
+def _wait_for(check, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError("{0} did not happen within {1}s".format(what, timeout))
+
+
+def _in_background(function):
+    outcome = {}
+    thread = threading.Thread(target=lambda: outcome.update(run=function()), daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def _workers_connected(lab):
+    return sum(1 for client in lab.r(2).client_list() if client.get("name", "").startswith("bull:"))
+
+
+def test_redis_link_cut_during_the_ban_then_a_rerun_leaves_db_and_redis_consistent(lab_single):
+    lab = lab_single
+    lab.reset()
+    status_key = "phone:status:{0}".format(BANNED)
+    before_db = lab.sql("SELECT status FROM wa_phone_numbers WHERE id = %s", (BANNED,))
+    before_redis = lab.r().get(status_key)
+    # Hold the phone's row: the ban's module waits on it after the playbook's plan has read both servers.
+    holder = lab.pg.connect()
+    try:
+        with holder.cursor() as cur:
+            cur.execute("SELECT id FROM wa_phone_numbers WHERE id = %s FOR UPDATE", (BANNED,))
+        thread, outcome = _in_background(lambda: lab.play(
+            "phone_banned.yml", extravars={"phone": BANNED, "confirm": True, "reason": "INC-LINK"}))
+        _wait_for(lambda: lab.sql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                  "AND application_name = 'cerniq.outreach'")[0][0] > 0, 120, "the ban waiting")
+        lab.link_down("redis-1")
+    finally:
+        holder.rollback()
+        holder.close()
+    try:
+        thread.join(120)
+        assert not thread.is_alive()
+    finally:
+        lab.link_up("redis-1")
+    failed = outcome["run"]
+    assert failed.rc != 0
+    assert "cannot reach Redis at {0}:".format(lab.hosts["redis-1"].address) in failed.stdout
+    # Nothing half-done: the database was not changed without Redis.
+    assert lab.sql("SELECT status FROM wa_phone_numbers WHERE id = %s", (BANNED,)) == before_db
+    assert lab.r().get(status_key) == before_redis
+    again = lab.play("phone_banned.yml", extravars={"phone": BANNED, "confirm": True, "reason": "INC-LINK"})
+    assert again.rc == 0, again.stdout[-4000:]
+    assert lab.sql("SELECT status FROM wa_phone_numbers WHERE id = %s", (BANNED,)) == [("BANNED",)]
+    assert lab.r().get(status_key) == "BANNED"
+
+
+def test_a_worker_host_unreachable_stops_dr_database_before_the_restore(lab_single):
+    lab = lab_single
+    lab.reset()
+    backup = lab.play("backup_database.yml")
+    assert backup.rc == 0, backup.stdout[-4000:]
+    before = lab.state()
+    lab.link_down("workers-1")
+    try:
+        run = lab.play("dr_database.yml", extravars={"confirm": True, "dr_database_force": True})
+    finally:
+        lab.link_up("workers-1")
+    assert run.rc != 0
+    assert "workers-1" in run.stdout and "UNREACHABLE" in run.stdout
+    # The restore never started: no restore database, the live one untouched.
+    assert lab.sql("SELECT count(*) FROM pg_database WHERE datname LIKE %s", ("cerniq_restore_%",),
+                   dbname="postgres") == [(0,)]
+    after = lab.state()
+    for part in before:
+        assert after[part] == before[part], part
+
+
+def test_a_recovery_that_left_the_workers_stopped_is_finished_by_the_next_run(lab_single):
+    lab = lab_single
+    lab.reset()
+    assert lab.play("backup_database.yml").rc == 0
+    started = lab.play("workers.yml", extravars={"workers_action": "start"})
+    assert started.rc == 0, started.stdout[-4000:]
+    recovered = lab.play("dr_database.yml", extravars={"confirm": True})
+    assert recovered.rc == 0, recovered.stdout[-4000:]
+    assert _workers_connected(lab) >= 1
+    # What an interrupted forced re-run leaves: the live database is this backup's completed restore, and the
+    # workers it stopped were never started again.
+    stopped = lab.play("workers.yml", extravars={"workers_action": "stop"})
+    assert stopped.rc == 0, stopped.stdout[-4000:]
+    assert _workers_connected(lab) == 0
+    # Without confirm it says so and changes nothing.
+    looked = lab.play("dr_database.yml")
+    assert looked.rc == 0, looked.stdout[-4000:]
+    assert "No BullMQ worker is connected" in looked.stdout
+    assert _workers_connected(lab) == 0
+    again = lab.play("dr_database.yml", extravars={"confirm": True})
+    assert again.rc == 0, again.stdout[-4000:]
+    assert "they are started now" in again.stdout
+    _wait_for(lambda: _workers_connected(lab) >= 1, 30, "a worker connecting")
+    # Nothing was restored again.
+    assert lab.sql("SELECT count(*) FROM pg_database WHERE datname LIKE %s", ("cerniq_pre_dr_%",),
+                   dbname="postgres") == [(1,)]
