@@ -22,7 +22,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: help setup system-deps venv collection node demo demo-stop stack-start stack-stop stack-status \
-        test lint sanity pytest molecule compat bench clean
+        test lint sanity pytest molecule compat bench clean ee-context
 
 help:
 	@echo "make demo   # set up, start the local stack, run the main job (morning check) against it"
@@ -97,6 +97,10 @@ molecule:
 
 compat:
 	tools/compat-check "$(COMPAT_PYTHON)" "$(COMPAT_VENV)"
+
+# The build contexts of the AWX execution environment and the EDA decision environment (docs/awx.md).
+ee-context: venv
+	tools/build-ee-context all
 
 bench: setup
 	$(BIN)/python -m bench $(BENCH_ARGS)
