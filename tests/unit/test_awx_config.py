@@ -17,8 +17,6 @@ from dateutil.rrule import rrulestr
 
 from tests.support.services import REPO_ROOT
 
-pytestmark = pytest.mark.compat
-
 CONTROLLER = REPO_ROOT / "controller"
 BUCHAREST = tz.gettz("Europe/Bucharest")
 
