@@ -141,7 +141,8 @@ def test_full_recovery_then_a_node_worker_processes_the_queue(split_platform):
     # Same backup again: a clear no-op, the worker left alone.
     again = split_platform.play("dr_database.yml", {"confirm": True})
     assert again.rc == 0, again.stdout[-3000:]
-    assert "nothing was changed" in again.result("Nothing to do")["msg"]
+    assert "nothing was restored" in again.result("Nothing to do")["msg"]
+    assert "The workers are connected and were left alone" in again.result("Nothing to do")["msg"]
     assert split_platform.worker_pid() == new_pid and len(split_platform.databases()) == 2
 
     # Once confirmed, the kept database goes (and only a kept one may go this way).
