@@ -807,6 +807,9 @@ class Lab:
             "cerniq_db_password": DB_PASSWORD,
             "cerniq_db_sslmode": "disable",
             "cerniq_audit_actor": "pytest-lab",
+            # The controller's own directories (this test process's machine), inside the lab's dir.
+            "cerniq_report_dir": str(self.dir / "controller" / "reports"),
+            "cerniq_backup_copy_dir": str(self.dir / "controller" / "backups"),
             "cerniq_workers_manager": "process",
             "cerniq_workers_process_start": self.worker_command(),
             "cerniq_workers_environment": {"CERNIQ_REDIS_PASSWORD": REDIS_PASSWORD},

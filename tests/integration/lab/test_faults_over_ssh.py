@@ -119,3 +119,41 @@ def test_a_recovery_that_left_the_workers_stopped_is_finished_by_the_next_run(la
     # Nothing was restored again.
     assert lab.sql("SELECT count(*) FROM pg_database WHERE datname LIKE %s", ("cerniq_pre_dr_%",),
                    dbname="postgres") == [(1,)]
+
+
+def _log_rows(lab):
+    return lab.sql("SELECT (SELECT count(*) FROM gold_communication_log), "
+                   "(SELECT count(*) FROM gold_communication_log_archive), "
+                   "(SELECT count(*) FROM gold_communication_log l JOIN gold_communication_log_archive a "
+                   "ON a.id = l.id)")[0]
+
+
+def test_db_link_cut_during_the_archive_then_a_rerun_leaves_every_row_in_exactly_one_table(lab_single):
+    lab = lab_single
+    lab.reset(seed=False)
+    lab.seed(old_log_rows=6000)
+    live, archived, both = _log_rows(lab)
+    total = live + archived
+    batches = "SELECT count(*) FROM ops_audit_log WHERE action = 'comm_log_archive_batch'"
+    archive = dict(confirm=True, maintenance_weekly_archive_batch_size=200)
+    thread, outcome = _in_background(lambda: lab.play("maintenance_weekly.yml", extravars=archive, tags="archive"))
+    try:
+        _wait_for(lambda: lab.sql(batches)[0][0] >= 2, 120, "two archive batches committed")
+        lab.link_down("db-1")
+        thread.join(150)
+        assert not thread.is_alive()
+    finally:
+        lab.link_up("db-1")
+    cut = outcome["run"]
+    assert cut.rc != 0
+    assert "PostgreSQL at {0}:".format(lab.hosts["db-1"].address) in cut.stdout
+    # What was committed is committed whole; nothing is in both tables or in neither.
+    live, archived, both = _log_rows(lab)
+    assert (live + archived, both) == (total, 0)
+    assert archived > 0
+    rerun = lab.play("maintenance_weekly.yml", extravars=archive, tags="archive")
+    assert rerun.rc == 0, rerun.stdout[-4000:]
+    live, archived, both = _log_rows(lab)
+    assert (live + archived, both) == (total, 0)
+    assert lab.sql("SELECT count(*) FROM gold_communication_log WHERE created_at < now() - interval '90 days'") \
+        == [(0,)]
