@@ -1077,6 +1077,16 @@ def _manage_queue(params, check_mode, want_diff):
         raise CerniqError("chunk_size {0} must be between 1 and {1} (larger chunks stall Redis for every other "
                           "client)".format(params.get("chunk_size"), MAX_CHUNK))
 
+    job_id = params.get("job_id")
+    if job_id is not None:
+        job_id = validate_job_id(job_id)
+        if state not in JOB_ID_STATES:
+            raise CerniqError("job_id goes with state={0}, not state={1}".format(", ".join(JOB_ID_STATES), state))
+    elif state == "removed":
+        raise CerniqError("state=removed removes one job: give its job_id (state=absent obliterates the queue)")
+    job_count = _validate_count(params.get("job_count"), "job_count")
+    cutoff_ms = parse_cutoff_ms(params.get("retry_finished_before"), params["timezone"])
+
     client = redis_client(params, params["bullmq_db"])
     depths = queue_depths(client, [queue_name], prefix)[queue_name]
     schedulers = read_schedulers(client, [queue_name], prefix)[queue_name]
@@ -1086,13 +1096,15 @@ def _manage_queue(params, check_mode, want_diff):
     before = _queue_snapshot(depths, schedulers)
     expect = params.get("expect_node_major") or DEFAULT_NODE_MAJOR
     operation = dict(present=_op_present, drained=_op_drain, cleaned=_op_clean, paused=_op_pause,
-                     resumed=_op_pause, absent=_op_obliterate)[state]
+                     resumed=_op_pause, absent=_op_obliterate, retried=_op_retry, promoted=_op_retry,
+                     removed=_op_retry)[state]
 
     audit = RedisChangeAudit(params, "bullmq_queue", check_mode)
     try:
         context = dict(params=params, client=client, queue=queue_name, prefix=prefix, depths=depths,
                        schedulers=schedulers, check_mode=check_mode, audit=audit, expect=expect, result=result,
-                       jobs=jobs, scheduler=scheduler, state=state)
+                       jobs=jobs, scheduler=scheduler, state=state, job_id=job_id, job_count=job_count,
+                       cutoff_ms=cutoff_ms)
         operation(context)
     finally:
         audit.close()
@@ -1611,3 +1623,393 @@ def _dlq_lists(params, keep, check_mode, want_diff):
     dlq["removed"] = sum(e["removed"] for e in dlq["lists"])
     result["changed"] = dlq["removed"] > 0
     return result
+
+
+# --- Job operations after an alert: retry failed, promote delayed, retry / promote / remove one job ---------------
+
+# Which finished set a bulk retry takes jobs from; BullMQ's moveJobsToWait script (Node's Queue.retryJobs) selects
+# them by score (finishedOn) up to a cut-off time, oldest first.
+RETRY_STATES = ("failed", "completed")
+# At most this many ids are listed in a result or an audit row; the counts are always complete.
+LISTED_IDS = 100
+JOB_FIELDS = ("name", "data", "failedReason", "attemptsMade", "timestamp", "processedOn", "finishedOn", "delay")
+
+
+# States of bullmq_queue that take a job_id (one job) instead of acting on many.
+JOB_ID_STATES = ("retried", "promoted", "removed")
+
+
+def _op_retry(ctx):
+    """state=retried / promoted / removed: one job by id, or (retried, promoted) many by state, count, cut-off."""
+    if not _ensure_exists(ctx, dict(retried="retry", promoted="promote", removed="remove")[ctx["state"]]):
+        return
+    if ctx["job_id"] is not None:
+        _op_job(ctx, dict(retried="retry", promoted="promote", removed="remove")[ctx["state"]])
+    else:
+        _op_retry_bulk(ctx, ctx["state"])
+
+
+def _validate_count(value, option):
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise CerniqError("{0} {1!r} must be a non-negative integer (0: all)".format(option, value))
+    return value
+
+
+def parse_cutoff_ms(value, tz_name):
+    """A time cut-off (epoch ms or ISO 8601) or None (now, when the run starts)."""
+    if value in (None, ""):
+        return None
+    return parse_due_ms(value, tz_name, "retry_finished_before")
+
+
+def job_state(client, prefix, queue_name, job_id):
+    """(state, fields) of one job: the set or list that holds it (one pipeline), its hash; state None: no such job."""
+    key = job_key(prefix, queue_name, job_id)
+    pipe = client.pipeline(transaction=False)
+    for state in ZSET_STATES:
+        pipe.zscore(queue_key(prefix, queue_name, state), job_id)
+    for state in LIST_STATES:
+        pipe.lpos(queue_key(prefix, queue_name, state), job_id)
+    pipe.type(key)
+    pipe.hmget(key, *JOB_FIELDS)
+    replies = pipe.execute(raise_on_error=False)
+    where = _client_where(client)
+    errors = [r for r in replies if isinstance(r, Exception)]
+    if errors:
+        raise CerniqError("{0} answered an error reading job {1} of {2}: {3}".format(where, job_id, queue_name,
+                                                                                        errors[0]))
+    kind, values = replies[-2], replies[-1]
+    if kind not in ("hash", "none"):
+        raise CerniqError("{0}: {1} is a {2}, not a BullMQ job hash; something else writes under {3}:{4}:*".format(
+            where, key, kind, prefix, queue_name))
+    states = ZSET_STATES + LIST_STATES
+    found = [state for state, hit in zip(states, replies[:len(states)]) if hit is not None]
+    fields = dict(zip(JOB_FIELDS, values)) if kind == "hash" else None
+    state = found[0] if found else ("unknown" if fields else None)
+    return state, fields
+
+
+def _job_view(job_id, state, fields, redact_keys=None, queue_name=None):
+    fields = fields or {}
+    view = dict(id=job_id, state=state, name=fields.get("name"),
+                data=redact(_json_or_raw(fields.get("data"), {}), redact_keys),
+                failed_reason=fields.get("failedReason"), attempts_made=_int_or_none(fields.get("attemptsMade")),
+                timestamp=_int_or_none(fields.get("timestamp")), finished_on=_int_or_none(fields.get("finishedOn")),
+                processed_on=_int_or_none(fields.get("processedOn")))
+    if queue_name is not None:
+        view["queue"] = queue_name
+    return view
+
+
+def _op_retry_bulk(ctx, state):
+    """Retry every `retry_state` job finished before the cut-off (at most `job_count`), oldest first, in chunks of
+    at most chunk_size through BullMQ's moveJobsToWait script; each call holds Redis for one chunk only."""
+    params, client, prefix, name = ctx["params"], ctx["client"], ctx["prefix"], ctx["queue"]
+    from_state = "delayed" if state == "promoted" else (params.get("retry_state") or "failed")
+    if from_state not in RETRY_STATES + ("delayed",):
+        raise CerniqError("retry_state {0!r} must be one of {1}".format(from_state, ", ".join(RETRY_STATES)))
+    limit = ctx["job_count"]
+    # Delayed scores are due << 12: every delayed job sits below +inf. Finished jobs are scored by finishedOn, so a
+    # job failing again while we retry (finishedOn after the cut-off) is not picked up a second time.
+    cutoff = "+inf" if from_state == "delayed" else (ctx["cutoff_ms"] if ctx["cutoff_ms"] is not None else _now_ms())
+    key = queue_key(prefix, name, from_state)
+    with redis_errors(_client_where(client)):
+        matching = client.zcount(key, 0, cutoff)
+        total = min(matching, limit) if limit else matching
+        ids = client.zrangebyscore(key, 0, cutoff, start=0, num=min(total, LISTED_IDS)) if total else []
+    verb = "promoted" if state == "promoted" else "retried"
+    summary = {"from_state": from_state, verb: total, "ids": ids, "ids_truncated": total > len(ids),
+               "finished_before": None if from_state == "delayed" else _iso_ms(cutoff), "limit": limit}
+    ctx["result"]["jobs"] = summary
+    if not total:
+        return
+    if ctx["depths"]["prioritized"] and from_state == "delayed":
+        ctx["result"]["warnings"].append("BullMQ's promoteJobs moves delayed jobs to wait without their priority "
+                                         "(as Node's Queue.promoteJobs does)")
+    ctx["result"]["changed"] = True
+    target = "paused" if ctx["depths"]["is_paused"] else "wait"
+    _predict(ctx, **{from_state: lambda n: n - total, target: lambda n: n + total})
+    _guard_write(ctx)
+    if ctx["check_mode"]:
+        return
+    chunk = params.get("chunk_size") or MAX_CHUNK
+
+    async def move(queue):
+        done, calls = 0, 0
+        max_calls = (total + chunk - 1) // chunk + 1
+        while done < total and calls < max_calls:
+            calls += 1
+            batch = min(chunk, total - done)
+            before = await queue.client.zcount(key, 0, cutoff)
+            if from_state == "delayed":
+                keys, args = queue.scripts.moveJobsToWaitArgs("delayed", batch, 1.7976931348623157e+308)
+            else:
+                keys, args = queue.scripts.moveJobsToWaitArgs(from_state, batch, cutoff)
+            await queue.scripts.commands["moveJobsToWait"](keys=keys, args=args)
+            moved = before - await queue.client.zcount(key, 0, cutoff)
+            done += max(0, moved)
+            if moved <= 0:
+                break
+        return done
+
+    try:
+        summary[verb] = run_with_queue(params, name, prefix, move)
+    finally:
+        ctx["audit"].record("bullmq_promote_jobs" if verb == "promoted" else "bullmq_retry_jobs", _target(ctx),
+                            before=dict(_state_counts(ctx["depths"]), matching=matching),
+                            after=dict(summary, planned=total))
+
+
+def _op_job(ctx, action):
+    """Retry, promote or remove one job by id, through BullMQ's own reprocessJob / promote / removeJob scripts."""
+    params, client, prefix, name, job_id = ctx["params"], ctx["client"], ctx["prefix"], ctx["queue"], ctx["job_id"]
+    state, fields = job_state(client, prefix, name, job_id)
+    view = _job_view(job_id, state, fields, params.get("redact_keys"))
+    ctx["result"]["job"] = view
+    wanted = dict(retry=RETRY_STATES, promote=("delayed",), remove=None)[action]
+    if state is None:
+        if action == "remove":
+            ctx["result"]["msg"] = "job {0} is not in queue {1}: nothing to remove".format(job_id, name)
+            return
+        raise CerniqError("queue {0} has no job {1} (no {2}): check the id (bullmq_job_info finds jobs by "
+                          "data)".format(name, job_id, job_key(prefix, name, job_id)))
+    if wanted is not None and state not in wanted:
+        ctx["result"]["msg"] = "job {0} is {1}, not {2}: nothing to {3}".format(job_id, state, " or ".join(wanted),
+                                                                                  action)
+        return
+    if action == "remove" and state == "active":
+        raise CerniqError("job {0} of {1} is active (a worker holds its lock): BullMQ refuses to remove it; wait for "
+                          "it to finish. Nothing was changed".format(job_id, name))
+    ctx["result"]["changed"] = True
+    target = "paused" if ctx["depths"]["is_paused"] else "wait"
+    if action == "remove":
+        if state in STATES:
+            _predict(ctx, **{state: lambda n: n - 1})
+    else:
+        _predict(ctx, **{state: lambda n: n - 1, target: lambda n: n + 1})
+    _guard_write(ctx)
+    if ctx["check_mode"]:
+        return
+
+    async def operate(queue):
+        if action == "remove":
+            return await queue.scripts.remove(job_id, True)
+        if action == "promote":
+            await queue.scripts.promote(job_id)
+            return 1
+        job = await Job.fromId(queue, job_id)
+        if job is None:
+            return 0
+        await job.retry(state)
+        return 1
+
+    try:
+        done = run_with_queue(params, name, prefix, operate)
+    except CerniqError:
+        raise
+    except Exception as exc:  # pylint: disable=broad-except
+        if redis_exceptions is not None and isinstance(exc, redis_exceptions.RedisError):
+            raise
+        raise CerniqError("{0} job {1} of {2} failed: {3}".format(action, job_id, name, exc)) from exc
+    if not done:
+        raise CerniqError("job {0} of {1} could not be {2}d: it is locked by a worker or was removed meanwhile".format(
+            job_id, name, action))
+    ctx["audit"].record("bullmq_{0}_job".format(action), job_key(prefix, name, job_id),
+                        before=dict(state=state, name=view["name"], failed_reason=view["failed_reason"]),
+                        after=dict(state=None if action == "remove" else target))
+
+
+# --- Reading jobs: the newest of a state, or a search by data (read only, bounded) --------------------------------
+
+DEFAULT_REDACT_KEYS = ("password", "token", "api_key", "authorization", "secret")
+REDACTED = "********"
+SEARCH_STATES = ("wait", "paused", "active", "prioritized", "delayed", "waiting-children", "failed", "completed")
+SEARCH_PAGE = 1000
+
+
+def redact(value, keys=None):
+    """A copy of job data with the value of every key whose name contains one of `keys` (case-insensitive) masked,
+    at any depth."""
+    keys = tuple(k.lower() for k in (DEFAULT_REDACT_KEYS if keys is None else keys))
+    if not keys:
+        return value
+    if isinstance(value, dict):
+        return {k: (REDACTED if any(word in str(k).lower() for word in keys) else redact(v, keys))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v, keys) for v in value]
+    return value
+
+
+def _lookup(data, path):
+    for part in path.split("."):
+        if not isinstance(data, dict) or part not in data:
+            return _MISSING
+        data = data[part]
+    return data
+
+
+_MISSING = object()
+
+
+def _matches(data, match):
+    for path, wanted in match.items():
+        found = _lookup(data, path)
+        if found is _MISSING:
+            return False
+        if found != wanted and str(found) != str(wanted):
+            return False
+    return True
+
+
+def validate_match(match):
+    if match is None:
+        return {}
+    if not isinstance(match, dict):
+        raise CerniqError("match must be a dictionary of job data fields and values, e.g. {leadId: lead-42}")
+    for path, wanted in match.items():
+        if not isinstance(path, str) or not path or any(not p for p in path.split(".")):
+            raise CerniqError("match field {0!r} must be a field name of the job data (a.b for a nested one)".format(
+                path))
+        if isinstance(wanted, (dict, list)):
+            raise CerniqError("match {0}: give a single value (string, number, boolean), not {1}".format(
+                path, type(wanted).__name__))
+    return dict(match)
+
+
+def _needles(match):
+    """Strings every matching job's raw JSON data must contain: a cheap test before json.loads."""
+    needles = []
+    for path, wanted in match.items():
+        needles.append(json.dumps(path.split(".")[-1]))
+        if isinstance(wanted, str):
+            needles.append(json.dumps(wanted)[1:-1])
+        elif not isinstance(wanted, bool) and wanted is not None:
+            needles.append(str(wanted))
+    return needles
+
+
+def _state_page(client, key, state, start, size):
+    if state in LIST_STATES:
+        return client.lrange(key, start, start + size - 1)
+    # Newest first: failed and completed by finishedOn, delayed by due time, the others by score.
+    return client.zrevrange(key, start, start + size - 1)
+
+
+def find_jobs(params, queue_name, match=None, states=None, limit=20, max_scanned=0, time_budget_ms=5000,
+              page_size=SEARCH_PAGE, prefix=BULLMQ_PREFIX, redact_keys=None):
+    """Jobs of one queue whose data matches `match` (all of them when empty), newest first per state.
+
+    Bounded: pages of `page_size` ids (LRANGE / ZREVRANGE by index, never KEYS), one pipeline of HGET data per page,
+    the full fields only of the matches; stops at `limit` matches, `max_scanned` jobs examined or `time_budget_ms`.
+    """
+    validate_queue_name(queue_name)
+    match = validate_match(match)
+    states = list(dict.fromkeys(states or SEARCH_STATES))
+    bad = [s for s in states if s not in SEARCH_STATES]
+    if bad:
+        raise CerniqError("states {0} must be among {1}".format(bad, ", ".join(SEARCH_STATES)))
+    for option, value in (("limit", limit), ("max_scanned", max_scanned), ("time_budget_ms", time_budget_ms)):
+        _validate_count(value, option)
+    if not 1 <= page_size <= MAX_CHUNK:
+        raise CerniqError("page_size {0} must be between 1 and {1}".format(page_size, MAX_CHUNK))
+    client = redis_client(params, params["bullmq_db"])
+    where = _client_where(client)
+    needles = _needles(match)
+    started = time.monotonic()
+    deadline = started + time_budget_ms / 1000.0 if time_budget_ms else None
+    found, seen = [], set()
+    scanned = dict.fromkeys(states, 0)
+    stop_reason = None
+    with redis_errors(where):
+        for state in states:
+            key = queue_key(prefix, queue_name, state)
+            start = 0
+            while stop_reason is None:
+                size = page_size
+                if max_scanned:
+                    size = min(size, max_scanned - sum(scanned.values()))
+                ids = _state_page(client, key, state, start, size)
+                if not ids:
+                    break
+                start += len(ids)
+                scanned[state] += len(ids)
+                pipe = client.pipeline(transaction=False)
+                for job_id in ids:
+                    pipe.hget(job_key(prefix, queue_name, job_id), "data")
+                hits = []
+                for job_id, raw in zip(ids, pipe.execute(raise_on_error=False)):
+                    if job_id in seen or not isinstance(raw, str):
+                        continue
+                    if needles and not all(n in raw for n in needles):
+                        continue
+                    data = _json_or_raw(raw, {})
+                    if match and not _matches(data, match):
+                        continue
+                    seen.add(job_id)
+                    hits.append(job_id)
+                    if limit and len(found) + len(hits) >= limit:
+                        break
+                if hits:
+                    pipe = client.pipeline(transaction=False)
+                    for job_id in hits:
+                        pipe.hmget(job_key(prefix, queue_name, job_id), *JOB_FIELDS)
+                    for job_id, values in zip(hits, pipe.execute()):
+                        found.append(_job_view(job_id, state, dict(zip(JOB_FIELDS, values)), redact_keys,
+                                               queue_name))
+                if limit and len(found) >= limit:
+                    stop_reason = "limit"
+                elif max_scanned and sum(scanned.values()) >= max_scanned:
+                    stop_reason = "max_scanned"
+                elif deadline is not None and time.monotonic() >= deadline:
+                    stop_reason = "time_budget"
+                elif len(ids) < size:
+                    break
+            if stop_reason:
+                break
+    return dict(changed=False, queue=queue_name, match=match, states=states, jobs=found, found=len(found),
+                scanned=dict(scanned, total=sum(scanned.values())), stopped_early=stop_reason is not None,
+                stop_reason=stop_reason, elapsed_ms=int((time.monotonic() - started) * 1000))
+
+
+def newest_list_entries(params, keys, count=10, redact_keys=None):
+    """The newest `count` entries of application dead-letter lists (LPUSHed: the head), JSON parsed and redacted."""
+    client = redis_client(params, params["bullmq_db"])
+    keys = list(keys or ())
+    with redis_errors(_client_where(client)):
+        pipe = client.pipeline(transaction=False)
+        for key in keys:
+            pipe.type(key)
+        kinds = pipe.execute() if keys else []
+        pipe = client.pipeline(transaction=False)
+        listed = [key for key, kind in zip(keys, kinds) if kind == "list"]
+        for key in listed:
+            pipe.lrange(key, 0, count - 1)
+            pipe.llen(key)
+        replies = pipe.execute() if listed else []
+    entries = dict(zip(listed, zip(replies[0::2], replies[1::2])))
+    out = []
+    for key, kind in zip(keys, kinds):
+        items, length = entries.get(key, ([], 0))
+        out.append(dict(key=key, type=kind, length=length,
+                        newest=[redact(_json_or_raw(item, item), redact_keys) for item in items]))
+    return out
+
+
+def oldest_waiting_ms(client, queue_names, prefix=BULLMQ_PREFIX):
+    """{queue: timestamp (ms) of its oldest waiting job, or None}: the tail of `wait` (BullMQ LPUSHes), two
+    pipelines for any number of queues."""
+    names = list(dict.fromkeys(queue_names))
+    with redis_errors(_client_where(client)):
+        pipe = client.pipeline(transaction=False)
+        for name in names:
+            pipe.lindex(queue_key(prefix, name, "wait"), -1)
+        tails = pipe.execute() if names else []
+        pipe = client.pipeline(transaction=False)
+        for name, job_id in zip(names, tails):
+            if job_id is not None:
+                pipe.hget(job_key(prefix, name, job_id), "timestamp")
+        stamps = iter(pipe.execute() if any(t is not None for t in tails) else [])
+    return {name: (_int_or_none(next(stamps)) if job_id is not None else None) for name, job_id in zip(names, tails)}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: bullmq_queue
-short_description: Add jobs, manage job schedulers, drain, clean, pause, resume or obliterate a BullMQ queue; trim a DLQ
+short_description: Add, retry, promote or remove jobs; schedulers; drain, clean, pause, obliterate a queue; trim a DLQ
 version_added: 0.1.0
 description:
   - Changes one BullMQ queue of the platform only through the Python C(bullmq) package (BullMQ's own Lua
@@ -32,6 +32,16 @@ description:
   - Draining (O(state=drained)), cleaning (O(state=cleaned)), obliterating (O(state=absent)), trimming a dead-letter
     queue (O(dlq_keep)) and removing legacy repeatable jobs (O(scheduler.other_schedules=migrate)) are destructive, so
     they need O(confirmed=true). Adding jobs, creating or updating a scheduler, pausing and resuming do not.
+  - B(After an alert) (C(dlq:overflow), "fix errors, then retry"), O(state=retried) moves failed (or completed) jobs
+    back to wait with BullMQ's own C(moveJobsToWait) script (Node's C(Queue.retryJobs)), by O(retry_state), at most
+    O(job_count) of them, finished before O(retry_finished_before); O(state=promoted) moves delayed jobs to wait
+    now (Node's C(Queue.promoteJobs)). Both go in script calls of at most O(chunk_size) jobs, so one call holds Redis
+    for one chunk only, and both need O(confirmed=true) (the jobs run again, or early).
+  - With O(job_id), O(state=retried), V(promoted) or V(removed) act on that one job, through BullMQ's
+    C(reprocessJob) (Node's C(Job.retry)), C(promote) (C(Job.promote)) and C(removeJob) (C(Job.remove)) scripts.
+    Removing needs O(confirmed=true); retrying or promoting one job does not. A job in another state is left
+    alone (C(changed=false), a message says why); an active job is never removed.
+  - Check mode reports how many jobs and which ids (at most 100 listed, read with one bounded C(ZRANGEBYSCORE)).
 extends_documentation_fragment:
   - cerniq.outreach._redis
   - cerniq.outreach._postgres
@@ -60,10 +70,12 @@ options:
       - V(paused) / V(resumed) pause or resume the queue for every worker.
       - V(absent) obliterates the queue (jobs, schedulers, meta, events), in chunks of 1,000 jobs; if it fails the
         queue is resumed (BullMQ leaves it paused), unless it was paused before.
-      - V(drained), V(cleaned), V(paused), V(resumed) and V(absent) fail on a queue that does not exist, unless
-        O(allow_missing=true).
+      - V(retried) retries O(retry_state) jobs (or the one O(job_id)); V(promoted) promotes delayed jobs (or the
+        one O(job_id)) to wait; V(removed) removes the one job O(job_id) (its hash, logs and dependencies).
+      - V(drained), V(cleaned), V(paused), V(resumed), V(absent), V(retried), V(promoted) and V(removed) fail on a
+        queue that does not exist, unless O(allow_missing=true).
     type: str
-    choices: [present, drained, cleaned, paused, resumed, absent]
+    choices: [present, drained, cleaned, paused, resumed, absent, retried, promoted, removed]
     default: present
   jobs:
     description:
@@ -215,6 +227,37 @@ options:
         DLQ trims, reporting C(changed=false), instead of failing (a mistyped name fails by default).
     type: bool
     default: false
+  job_id:
+    description:
+      - With O(state=retried), V(promoted) or V(removed), the one job to act on (an id as BullMQ stores it, not all
+        digits, no C(:)). Required with O(state=removed).
+    type: str
+  job_count:
+    description:
+      - With O(state=retried) or V(promoted) and no O(job_id), act on at most this many jobs (oldest first);
+        C(0) means all of them.
+    type: int
+    default: 0
+  retry_state:
+    description:
+      - With O(state=retried) and no O(job_id), which finished jobs to retry.
+    type: str
+    choices: [failed, completed]
+    default: failed
+  retry_finished_before:
+    description:
+      - With O(state=retried) and no O(job_id), retry only jobs that finished before this time (epoch milliseconds,
+        or ISO 8601; a time without offset is in the platform O(timezone)). Default - the time the run starts, so a
+        job that fails again during the retry is not retried twice.
+    type: raw
+  redact_keys:
+    description:
+      - With O(job_id), the job data shown in RV(job) has the value of every key whose name contains one of these
+        (case-insensitive) replaced by C(********).
+    type: list
+    elements: str
+    default: [password, token, api_key, authorization, secret]
+    no_log: false
   expect_node_major:
     description:
       - Node BullMQ major the workers run, used when the queue has no C(meta.version) yet. The platform runs 5.
@@ -310,6 +353,33 @@ EXAMPLES = r"""
     grace_seconds: 604800
     confirmed: true
 
+- name: After fixing the cause, retry the jobs that failed before now, in chunks of 1000
+  cerniq.outreach.bullmq_queue:
+    queue: q:wa:phone_07
+    state: retried
+    retry_state: failed
+    reason: dlq:overflow - TimelinesAI token renewed
+    confirmed: true
+
+- name: Run every delayed follow-up now
+  cerniq.outreach.bullmq_queue:
+    queue: outreach:followup
+    state: promoted
+    confirmed: true
+
+- name: Retry one failed job
+  cerniq.outreach.bullmq_queue:
+    queue: q:wa:phone_07
+    state: retried
+    job_id: fu-lead-42-1764000000000
+
+- name: Remove one job
+  cerniq.outreach.bullmq_queue:
+    queue: q:wa:phone_07
+    state: removed
+    job_id: fu-lead-42-1764000000000
+    confirmed: true
+
 - name: Keep the newest 1000 entries of the application's dead-letter list
   cerniq.outreach.bullmq_queue:
     dlq_type: list
@@ -332,10 +402,21 @@ queue:
   type: str
   sample: q:wa:phone_07
 jobs:
-  description: Jobs requested, added (ids that did not exist), existing (left alone) and added as delayed.
-  returned: when O(jobs) was given
+  description:
+    - With O(jobs), jobs requested, added (ids that did not exist), existing (left alone) and added as delayed.
+    - With O(state=retried) or V(promoted) and no O(job_id) - C(from_state), how many were (or would be)
+      C(retried) or C(promoted), the first 100 C(ids) (oldest first) and C(ids_truncated), C(finished_before) (the
+      cut-off, ISO 8601 UTC) and C(limit).
+  returned: when O(jobs) was given, or O(state=retried) or V(promoted) without O(job_id)
   type: dict
   sample: {requested: 1000, added: 0, existing: 1000, delayed: 0}
+job:
+  description: With O(job_id), the job as it was - C(id), C(state) (null - no such job), C(name), C(data) (redacted
+    by O(redact_keys)), C(failed_reason), C(attempts_made), C(timestamp), C(processed_on), C(finished_on).
+  returned: when O(job_id) was given
+  type: dict
+  sample: {id: fu-lead-42-1764000000000, state: failed, name: send, data: {leadId: lead-42, token: "********"},
+           failed_reason: "TimelinesAI 401", attempts_made: 3}
 scheduler:
   description:
     - The scheduler's wanted settings and which stored fields differed (C(changed_fields)).
@@ -393,7 +474,8 @@ def argument_spec():
         queue=dict(type="str"),
         prefix=dict(type="str", default=BULLMQ_PREFIX),
         state=dict(type="str", default="present",
-                   choices=["present", "drained", "cleaned", "paused", "resumed", "absent"]),
+                   choices=["present", "drained", "cleaned", "paused", "resumed", "absent", "retried", "promoted",
+                            "removed"]),
         jobs=dict(type="list", elements="dict", options=dict(
             id=dict(type="str", required=True),
             name=dict(type="str"),
@@ -423,6 +505,12 @@ def argument_spec():
         clean_limit=dict(type="int", default=0),
         force=dict(type="bool", default=False),
         allow_missing=dict(type="bool", default=False),
+        job_id=dict(type="str"),
+        job_count=dict(type="int", default=0),
+        retry_state=dict(type="str", default="failed", choices=["failed", "completed"]),
+        retry_finished_before=dict(type="raw"),
+        redact_keys=dict(type="list", elements="str", no_log=False,
+                         default=["password", "token", "api_key", "authorization", "secret"]),
         expect_node_major=dict(type="int", default=5, choices=[5, 6]),
         dlq_type=dict(type="str", choices=["list", "failed", "queue"]),
         dlq_key=dict(type="str", default=DLQ_LIST_KEY, no_log=False),
@@ -441,8 +529,12 @@ def destructive(params):
         return "trimming a dead-letter queue" if params["dlq_keep"] is not None else None
     if (params["scheduler"] or {}).get("other_schedules") == "migrate":
         return "removing the legacy repeatable job(s) a scheduler replaces"
+    if params["state"] in ("retried", "promoted") and params["job_id"]:
+        return None
     return {"drained": "draining a queue", "cleaned": "cleaning jobs out of a queue",
-            "absent": "obliterating a queue"}.get(params["state"])
+            "absent": "obliterating a queue", "removed": "removing a job",
+            "retried": "retrying jobs (they run again)", "promoted": "promoting delayed jobs (they run now)"}.get(
+                params["state"])
 
 
 def main():

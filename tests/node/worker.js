@@ -69,6 +69,8 @@ async function main() {
     }
     const worker = new Worker(name, async (job) => {
       if (opts.workMs) await new Promise((resolve) => setTimeout(resolve, opts.workMs));
+      // A job asked to fail its first attempt (tests of retrying failed jobs): it fails until it is retried.
+      if (job.data && job.data.failFirst && !job.attemptsMade) throw new Error(`failing on purpose: ${job.data.failFirst}`);
       return { processedBy: 'node-bullmq', queue: keyPath };
     }, { connection, prefix, concurrency: opts.concurrency });
     worker.on('completed', (job) => {
@@ -77,6 +79,8 @@ async function main() {
         timestamp: job.timestamp, delay: job.delay, processedOn: job.processedOn, finishedOn: job.finishedOn });
       if (opts.exitAfter && completed >= opts.exitAfter) shutdown('exit-after');
     });
+    worker.on('failed', (job, err) => emit({ event: 'failed', queue: keyPath, id: job && job.id,
+      reason: String(err && err.message), attemptsMade: job && job.attemptsMade }));
     worker.on('error', (err) => emit({ event: 'error', queue: keyPath, message: String(err && err.message) }));
     await worker.waitUntilReady();
     workers.push(worker);
