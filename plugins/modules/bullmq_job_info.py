@@ -44,9 +44,9 @@ options:
     default: bull
   match:
     description:
-      - Fields of the job data and the value each must have, for example C({leadId: lead-42}) or
-        C({phone: "+40712345678"}); C(a.b) names a nested field. All must match. A value matches when equal or when
-        both read the same as text (C(42) matches C("42")).
+      - "Fields of the job data and the value each must have, for example C(leadId=lead-42) or
+        C(phone=+40712345678); C(a.b) names a nested field. All must match. A value matches when equal or when
+        both read the same as text (C(42) matches C('42'))."
       - Empty - every job of O(states) matches (the newest first).
     type: dict
   states:
