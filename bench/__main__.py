@@ -23,6 +23,7 @@ SCENARIO_MODULES = (
     "bench.archive",
     "bench.dlq_trim",
     "bench.bullmq_adds",
+    "bench.job_search",
     "bench.dr_database",
 )
 
