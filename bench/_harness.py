@@ -10,10 +10,10 @@ import contextlib
 import json
 import multiprocessing
 import os
-import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,17 +109,98 @@ def alternate(baseline, ours, repeat, redis_server=None, reset=None):
     return results
 
 
-def run_child(cmd, env=None, cwd=None):
-    """Run a command (a playbook, a shell baseline) and return (seconds, peak RSS of the child in MB, stdout)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    started = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, check=False)
-    elapsed = time.perf_counter() - started
-    if proc.returncode != 0:
+# The measuring wrapper: its only child is the measured command; it is a child subreaper, so what the command leaves
+# running (Ansible's async module process, daemonised) is re-parented to it and reaped here too. At the end
+# getrusage(RUSAGE_CHILDREN) holds exactly the command's process tree: ru_maxrss is the peak RSS of the largest
+# single process of that tree (ansible-playbook, a forked worker, a module's Python), never of the bench process's
+# other children (seeding, servers, earlier runs). SSH ControlPersist masters (a few MB, outliving the run on
+# purpose) are not waited for.
+_MEASURE = r"""
+import ctypes, json, os, resource, sys, time
+report, argv = sys.argv[1], sys.argv[2:]
+try:
+    ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+except (OSError, AttributeError):
+    pass
+started = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(argv[0], argv)
+    finally:
+        os._exit(127)
+status = os.waitpid(pid, 0)[1]
+seconds = time.perf_counter() - started
+
+def children():
+    found = []
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open("/proc/self/task/%s/children" % task) as handle:
+                found += handle.read().split()
+        except OSError:
+            pass
+    return found
+
+deadline = time.monotonic() + 5
+while True:
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+    except ChildProcessError:
+        break
+    waiting = []
+    for child in children():
+        try:
+            with open("/proc/%s/cmdline" % child, "rb") as handle:
+                name = os.path.basename(handle.read().split(b"\0")[0])
+        except OSError:
+            continue
+        if name != b"ssh":
+            waiting.append(child)
+    if not waiting or time.monotonic() > deadline:
+        break
+    time.sleep(0.02)
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+with open(report, "w") as handle:
+    json.dump({"seconds": seconds, "maxrss_kb": usage.ru_maxrss, "cpu_s": usage.ru_utime + usage.ru_stime}, handle)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+@dataclass
+class ChildRun:
+    """One measured command: wall seconds (fork to exit, as the wrapper saw them), peak RSS of its largest
+    process in MB, CPU seconds of its whole tree, its output."""
+    seconds: float
+    peak_rss_mb: float
+    cpu_s: float
+    stdout: str
+    stderr: str = ""
+
+
+def measured(cmd, env=None, cwd=None, timeout=None, check=True):
+    """Run `cmd` under the measuring wrapper (see _MEASURE): a ChildRun of that command's own process tree."""
+    fd, report = tempfile.mkstemp(prefix="bench-rss-", suffix=".json")
+    os.close(fd)
+    try:
+        proc = subprocess.run([sys.executable, "-S", "-c", _MEASURE, report, *[str(part) for part in cmd]],
+                              env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
+        figures = json.loads(Path(report).read_text() or "{}")
+    finally:
+        os.unlink(report)
+    if check and proc.returncode != 0:
         raise RuntimeError("{0} failed ({1}):\n{2}\n{3}".format(
             cmd[0], proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:]))
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return elapsed, max(peak, before) / 1024.0, proc.stdout
+    return ChildRun(seconds=figures.get("seconds", 0.0), peak_rss_mb=figures.get("maxrss_kb", 0) / 1024.0,
+                    cpu_s=figures.get("cpu_s", 0.0), stdout=proc.stdout, stderr=proc.stderr)
+
+
+def run_child(cmd, env=None, cwd=None, timeout=None):
+    """Run a command (a playbook, a shell baseline) and return (seconds, peak RSS of its own largest process in MB,
+    stdout); a failed run raises."""
+    child = measured(cmd, env=env, cwd=cwd, timeout=timeout)
+    return child.seconds, child.peak_rss_mb, child.stdout
 
 
 def python_cmd(*args):
@@ -147,10 +228,14 @@ class PlaybookCommand:
     """`ansible-playbook playbooks/<name>` as an operator runs it, against the benchmark's servers: the inventory is
     written into `directory`, the environment points at this checkout's collection and ansible.cfg."""
 
-    def __init__(self, redis_server, pg, directory):
+    def __init__(self, redis_server, pg, directory, inventory=None):
+        """`inventory`: an inventory dict to use instead (the lab's, tests/support/lab.py); then the servers are
+        not used."""
+        if inventory is None:
+            inventory = inventory_for(redis_server, pg, {"cerniq_audit_actor": "bench"})
+        Path(directory).mkdir(parents=True, exist_ok=True)
         self.inventory_path = Path(directory) / "inventory.yml"
-        self.inventory_path.write_text(yaml.safe_dump(inventory_for(redis_server, pg,
-                                                                    {"cerniq_audit_actor": "bench"})))
+        self.inventory_path.write_text(yaml.safe_dump(inventory))
         self.env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS_PATH),
                         ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
 
@@ -161,3 +246,7 @@ class PlaybookCommand:
     def run(self, playbook, extra_vars):
         """(seconds, peak RSS MB, stdout) of one run; a failed run raises."""
         return run_child(self.command(playbook, extra_vars), env=self.env)
+
+    def measured(self, playbook, extra_vars, timeout=None):
+        """A ChildRun of one run (seconds, peak RSS, CPU of the playbook's own process tree); a failed run raises."""
+        return measured(self.command(playbook, extra_vars), env=self.env, timeout=timeout)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import statistics
 import tempfile
 from pathlib import Path
@@ -41,11 +40,6 @@ def seed(redis_server, pg, phones):
         conn.close()
 
 
-def _children_cpu():
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def playbook_vars(report_dir, timelines):
     return {"check_morning_fail_on_failed_checks": False, "cerniq_report_dir": str(report_dir),
             "cerniq_timelinesai_base_url": timelines.base_url, "cerniq_timelinesai_api_token": TIMELINES_TOKEN,
@@ -66,11 +60,11 @@ def run(sizes, repeat):
                     run_baseline("morning_check.sh", baseline_env(redis_server, pg))
 
                 def ours(phones=phones, report_dir=report_dir, timelines=timelines):
-                    before = _children_cpu()
-                    _seconds, rss, _out = playbook.run("check_morning.yml", playbook_vars(report_dir, timelines))
-                    cpu_seconds.setdefault(phones, []).append(_children_cpu() - before)
+                    child = playbook.measured("check_morning.yml", playbook_vars(report_dir, timelines))
+                    cpu_seconds.setdefault(phones, []).append(child.cpu_s)
                     report = json.loads(next(report_dir.glob("check_morning-*.json")).read_text())
-                    return {"rss": rss, "counts": report["counts"], "failed": report["failed"], "phones": phones}
+                    return {"rss": child.peak_rss_mb, "counts": report["counts"], "failed": report["failed"],
+                            "phones": phones}
 
                 base, mine = alternate(baseline, ours, repeat, redis_server=redis_server)
             target = TARGET_S.get(phones)
