@@ -25,6 +25,8 @@ SCENARIO_MODULES = (
     "bench.bullmq_adds",
     "bench.job_search",
     "bench.dr_database",
+    # The lab of real hosts (tests/support/lab.py): over SSH, local connection, the runbook on the DB host.
+    "bench.lab_ssh",
 )
 
 

@@ -9,7 +9,10 @@ import pytest
 from bench.__main__ import load_scenarios
 from tests.support.services import REPO_ROOT
 
-SCENARIOS = [scenario.name for scenario in load_scenarios()]
+# A scenario on the lab of real hosts (bench/lab_*.py) builds one (root, network namespaces): marked `lab` like
+# tests/integration/lab, so `-m "not lab"` skips it too.
+SCENARIOS = [pytest.param(scenario.name, marks=pytest.mark.lab) if scenario.name.startswith("lab_") else scenario.name
+             for scenario in load_scenarios()]
 
 
 @pytest.mark.parametrize("name", SCENARIOS)
