@@ -146,14 +146,26 @@ class Gates:
                 (str(TENANT_ID), priority, now - timedelta(hours=1), now - timedelta(hours=age_h), count))
         self.logs.mkdir(parents=True, exist_ok=True)
         self.logrotate_dir.mkdir(parents=True, exist_ok=True)
-        # A config that would keep a regressed apt task harmless: simulate only, no sources (no network).
-        (self.work / "sources.list.d").mkdir(exist_ok=True)
-        self.apt_config.write_text('APT::Get::Simulate "true";\nDir::Etc::SourceList "/dev/null";\n'
-                                   'Dir::Etc::SourceParts "{0}";\n'.format(self.work / "sources.list.d"))
+        # A private apt root, as test_host_maintenance uses (APT_CONFIG): its own state, cache and (empty) dpkg
+        # status, no sources (no network), every install simulated - a regressed upgrade task could not touch this
+        # machine. The machine's dpkg status is still compared (maintenance_weekly), and the task must be skipped.
+        apt = self.work / "apt"
+        for sub in ("state/lists/partial", "cache/archives/partial", "etc/sources.list.d", "etc/apt.conf.d",
+                    "etc/preferences.d", "log"):
+            (apt / sub).mkdir(parents=True, exist_ok=True)
+        (apt / "status").write_text("")
+        self.apt_config.write_text("\n".join([
+            'Dir::State "{0}/state";', 'Dir::State::status "{0}/status";', 'Dir::Cache "{0}/cache";',
+            'Dir::Etc "{0}/etc";', 'Dir::Etc::SourceList "/dev/null";',
+            'Dir::Etc::SourceParts "{0}/etc/sources.list.d";',
+            'Dir::Etc::Parts "{0}/etc/apt.conf.d";', 'Dir::Etc::PreferencesParts "{0}/etc/preferences.d";',
+            'Dir::Log "{0}/log";', 'APT::Sandbox::User "root";', 'APT::Get::Simulate "true";', ""]).format(apt))
 
-    def state(self, vendor=None):
+    def state(self, vendor=None, dpkg=False):
+        """The digest; `dpkg`: also this machine's dpkg status (only where a run could reach apt: other work on the
+        machine may install packages meanwhile)."""
         return dict(platform=platform_state(self.platform), restart_marker=self.restart_marker.exists(),
-                    logrotate=_file_digest(self.logrotate_dir), dpkg=_file_digest(DPKG_STATUS),
+                    logrotate=_file_digest(self.logrotate_dir), dpkg=_file_digest(DPKG_STATUS) if dpkg else None,
                     vendor=vendor.snapshot() if vendor is not None else None)
 
     def play(self, playbook, extravars, skip_tags=None, **kwargs):
@@ -191,7 +203,8 @@ def _scenarios(gates_work=None):
         "review_sla": ("review_sla.yml", {"assign_to": "ana", "auto_approve": "true"}),
         "dr_redis": ("dr_redis.yml", {"dr_redis_restart": "true"}),
         "maintenance_weekly": ("maintenance_weekly.yml", {"maintenance_weekly_dlq_keep": "5",
-                                                          "host_maintenance_upgrade_packages": "true"}),
+                                                          "host_maintenance_upgrade_packages": "true",
+                                                          "host_maintenance_upgrade": "all"}),
         "quota_exhausted_adjust": ("quota_exhausted.yml", {"phone": "phone_01", "quota_value": "150",
                                                            "reason": "gate test"}),
         "quota_exhausted_resync": ("quota_exhausted.yml", {"quota_exhausted_resync": "true"}),
@@ -217,7 +230,8 @@ def test_no_tag_skips_the_confirmation(gates, seeded, name, skip):
     playbook, extravars = _scenarios()[name]
     extravars = dict(extravars, dr_redis_restart_command="touch " + str(gates.restart_marker),
                      host_maintenance_logrotate_dir=str(gates.logrotate_dir),
-                     host_maintenance_log_paths=[str(gates.logs / "*.log")])
+                     host_maintenance_log_paths=[str(gates.logs / "*.log")],
+                     host_maintenance_logrotate_state=str(gates.work / "logrotate.status"))
     if gates.state() != seeded["digest"]:
         # Another module's test emptied the session's servers meanwhile: seed again (same seed, same digest).
         gates.seed()
@@ -227,12 +241,15 @@ def test_no_tag_skips_the_confirmation(gates, seeded, name, skip):
         # finds nothing to write.
         gates.play("maintenance_weekly.yml", extravars, tags="logrotate", limit="workers")
         seeded["digest"] = gates.state()
+    dpkg = name == "maintenance_weekly"
+    before = dict(seeded["digest"], dpkg=gates.state(dpkg=dpkg)["dpkg"])
 
     run = gates.play(playbook, extravars, skip_tags=skip)
 
     _check(run, skip)
-    assert gates.state() == seeded["digest"], "--skip-tags {0} changed something:\n{1}".format(skip,
-                                                                                           run.stdout[-3000:])
+    after = gates.state(dpkg=dpkg)
+    assert after == before, "--skip-tags {0} changed {1}:\n{2}".format(skip, _differs(before, after),
+                                                                    run.stdout[-3000:])
     assert not gates.restart_marker.exists()
     assert all(r["_event"] == "runner_on_skipped" for r in run.results("Upgrade the packages"))
 
@@ -287,11 +304,12 @@ def _dr_state(split):
                 tables=database_snapshot(split.params)["tables"], backups=_file_digest(split.backup_dir))
 
 
-def _differs(before, after):
-    return {part: sorted(set(before[part]) ^ set(after[part]) | {k for k in before[part] if k in after[part]
-                                                                  and before[part][k] != after[part][k]})
-            if isinstance(before[part], dict) else (before[part], after[part])
-            for part in before if before[part] != after[part]}
+def _differs(before, after, depth=3):
+    """Where two digests differ (the keys, a few levels down), for the assertion message."""
+    if not isinstance(before, dict) or not isinstance(after, dict) or depth == 0:
+        return "{0!r:.200} != {1!r:.200}".format(before, after)
+    return {key: _differs(before.get(key), after.get(key), depth - 1)
+            for key in sorted(set(before) | set(after), key=str) if before.get(key) != after.get(key)}
 
 
 @pytest.mark.slow
@@ -397,7 +415,8 @@ def test_each_destructive_module_refuses_without_confirmed(gates, seeded, instan
         for name, *_ in MODULE_CALLS:
             # Check mode needs no confirmation, and each call has something to change (the refusal below is real).
             assert checked.result(name)["changed"] is True, (name, checked.result(name))
-        assert (gates.state(instantly), _databases(gates)) == before
+        after = gates.state(instantly), _databases(gates)
+        assert after == before, _differs(dict(enumerate(before)), dict(enumerate(after)))
 
         for confirmed in (None, False):  # left out, and said false
             run = gates.play(_module_playbook(tmp_path / "modules.yml", confirmed, [noop]), _vendor_vars(instantly))
@@ -410,7 +429,8 @@ def test_each_destructive_module_refuses_without_confirmed(gates, seeded, instan
             assert run.result("no old rows")["changed"] is False
             assert run.result("no old rows")["_event"] == "runner_on_ok"
             assert changes(instantly) == []
-            assert (gates.state(instantly), _databases(gates)) == before
+            after = gates.state(instantly), _databases(gates)
+            assert after == before, _differs(dict(enumerate(before)), dict(enumerate(after)))
         assert gates.platform.audit() == []
     finally:
         _throwaway(gates, create=False)
