@@ -519,6 +519,8 @@ def queue_info(params, queues=None, pattern=None, prefix=BULLMQ_PREFIX, include_
     with redis_errors(_client_where(client)):
         workers = node_worker_counts(client, names, prefix)
     python_version = installed_python_bullmq()
+    oldest = oldest_waiting_ms(client, [n for n in names if depths[n]["wait"]], prefix)
+    now_ms = _now_ms()
     entries = []
     totals = dict.fromkeys(STATES + ("due_delayed",), 0)
     for name in names:
@@ -530,6 +532,10 @@ def queue_info(params, queues=None, pattern=None, prefix=BULLMQ_PREFIX, include_
                      workers=workers.get(name),
                      pairing_problem=pairing_problem(name, d["version"], expect_node_major, python_version)
                      if python_version else None)
+        # The oldest waiting job (the tail of `wait`): how long the queue has kept someone waiting.
+        entry["oldest_wait_ms"] = oldest.get(name)
+        entry["oldest_wait_age_seconds"] = (max(0, now_ms - oldest[name]) // 1000 if oldest.get(name) is not None
+                                            else None)
         if include_schedulers:
             entry["schedulers"] = schedulers[name]
         entries.append(entry)

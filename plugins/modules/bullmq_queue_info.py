@@ -137,6 +137,13 @@ queues:
     pairing_problem:
       description: Why the installed Python C(bullmq) must not write to this queue; null when it may.
       type: str
+    oldest_wait_ms:
+      description: When the oldest waiting job (the tail of C(wait)) was added, epoch milliseconds; null when none
+        waits.
+      type: int
+    oldest_wait_age_seconds:
+      description: How long the oldest waiting job has waited, in seconds; null when none waits.
+      type: int
     workers:
       description: Connected Node BullMQ connections on this queue (from C(CLIENT LIST)); null when C(CLIENT) is
         disabled.

@@ -1,0 +1,80 @@
+"""metrics.yml and the morning check's metrics file for real: the Prometheus text file parsed with the Prometheus
+text parser (prometheus_client), every value checked against the seeded Redis and PostgreSQL; replaced atomically
+(the collector's *.prom never half written, no temp left under a *.prom name); check mode writes nothing."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
+    DLQ_LIST_KEY,
+    business_day,
+    phone_queue,
+    quota_key,
+)
+from tests.integration.test_check_morning import add_jobs
+
+
+def samples(path):
+    """{(metric, frozenset(labels)): value} of a Prometheus text file, through the official parser."""
+    out, types = {}, {}
+    for family in text_string_to_metric_families(path.read_text()):
+        types[family.name] = family.type
+        for sample in family.samples:
+            out[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return out, types
+
+
+def seed(platform):
+    platform.seed(phones=3, leads=50, old_log_rows=0, reviews=0, jobs_per_phone=0, dlq_entries=12)
+    add_jobs(platform.redis, phone_queue("phone_01"), waiting=7, due_delayed=2)
+    r = platform.r(2)
+    # The oldest waiting job (the tail of wait) was added two minutes ago.
+    tail = r.lindex("bull:{0}:wait".format(phone_queue("phone_01")), -1)
+    r.hset("bull:{0}:{1}".format(phone_queue("phone_01"), tail), "timestamp", int(time.time() * 1000) - 120000)
+    r.zadd("bull:{0}:failed".format(phone_queue("phone_01")), {"gone-1": 1, "gone-2": 2})
+    platform.r(0).set(quota_key("phone_02", business_day("Europe/Bucharest")), 150)
+
+
+def test_metrics_file_parses_and_matches_the_seeded_state(platform, tmp_path):
+    seed(platform)
+    r0, r2 = platform.r(0), platform.r(2)
+    metrics_dir = tmp_path / "textfile"
+    check = platform.play("metrics.yml", extravars={"metrics_dir": str(metrics_dir)}, check=True)
+    assert check.rc == 0 and not (metrics_dir / "cerniq.prom").exists()
+
+    run = platform.play("metrics.yml", extravars={"metrics_dir": str(metrics_dir)})
+    assert run.rc == 0, run.stdout[-3000:]
+    values, types = samples(metrics_dir / "cerniq.prom")
+    assert types["cerniq_bullmq_jobs"] == "gauge" and types["cerniq_quota_used"] == "gauge"
+    q = phone_queue("phone_01")
+
+    def job(state):
+        return values[("cerniq_bullmq_jobs", frozenset({("queue", q), ("state", state)}))]
+
+    assert job("wait") == 7 == r2.llen("bull:{0}:wait".format(q))
+    assert job("delayed") == 2 and job("failed") == 2 and job("active") == 0
+    assert values[("cerniq_bullmq_due_delayed_jobs", frozenset({("queue", q)}))] in (0, 2)
+    age = values[("cerniq_bullmq_oldest_waiting_seconds", frozenset({("queue", q)}))]
+    assert 120 <= age < 600
+    assert values[("cerniq_dlq_entries", frozenset({("key", DLQ_LIST_KEY)}))] == 12 == r2.llen(DLQ_LIST_KEY)
+    day = business_day("Europe/Bucharest")
+    for phone in ("phone_01", "phone_02", "phone_03"):
+        stored = r0.get(quota_key(phone, day))
+        assert values[("cerniq_quota_used", frozenset({("phone", phone)}))] == int(stored or 0)
+    limit = values[("cerniq_quota_limit", frozenset({("phone", "phone_02")}))]
+    assert limit > 0
+    assert values[("cerniq_quota_used_ratio", frozenset({("phone", "phone_02")}))] == round(150 / limit, 4)
+    assert abs(values[("cerniq_metrics_generated_timestamp_seconds", frozenset())] - time.time()) < 120
+    # Only the collector's file and the hidden staging file (not *.prom) are in the directory.
+    assert sorted(p.name for p in metrics_dir.iterdir()) == [".cerniq.prom.tmp", "cerniq.prom"]
+
+    # A second run replaces the file with the new figures (the inode changes: a rename, not a rewrite in place).
+    inode = (metrics_dir / "cerniq.prom").stat().st_ino
+    r2.lpush(DLQ_LIST_KEY, "one more")
+    assert platform.play("metrics.yml", extravars={"metrics_dir": str(metrics_dir)}).rc == 0
+    values, _types = samples(metrics_dir / "cerniq.prom")
+    assert values[("cerniq_dlq_entries", frozenset({("key", DLQ_LIST_KEY)}))] == 13
+    assert (metrics_dir / "cerniq.prom").stat().st_ino != inode
