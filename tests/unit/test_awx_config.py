@@ -331,7 +331,6 @@ def test_workflows_put_an_approval_between_the_plan_and_every_destructive_change
         assert workflow["notification_templates_error"] and workflow["notification_templates_approvals"]
         assert set(workflow["notification_templates_error"] + workflow["notification_templates_approvals"]) \
             <= notifications
-        assert workflow["inventory"] == template["inventory"]
     assert sorted(by_procedure) == sorted(DESTRUCTIVE)
 
 
