@@ -408,7 +408,8 @@ def test_info_discovers_queues_by_pattern_with_a_constant_number_of_round_trips(
     assert found["totals"]["wait"] == 30 and found["dlq_lists"] == [dict(key=DLQ_LIST_KEY, type="none", length=0)]
     assert any("persistence is off" in w for w in found["warnings"])
     # SCAN + TYPE + depths + schedulers + CLIENT LIST + preflight: per queue only the commands of its pipelines.
-    per_queue_commands = 11 + 1 + 1  # depths, repeat ZRANGE, TYPE of its id key
+    # depths, repeat ZRANGE, TYPE of its id key; LINDEX + HGET of the oldest waiting job (two pipelines in all)
+    per_queue_commands = 11 + 1 + 1 + 2
     assert calls <= len(names) * per_queue_commands + 30
 
 
