@@ -82,7 +82,6 @@ options:
     type: list
     elements: str
     default: [password, token, api_key, authorization, secret]
-    no_log: false
   dlq_keys:
     description:
       - Application dead-letter lists (LPUSHed, such as C(bull:dlq:outreach)) whose newest O(dlq_count) entries to
@@ -91,7 +90,6 @@ options:
     type: list
     elements: str
     default: []
-    no_log: false
   dlq_count:
     description:
       - How many of the newest entries of each O(dlq_keys) list.

@@ -257,7 +257,6 @@ options:
     type: list
     elements: str
     default: [password, token, api_key, authorization, secret]
-    no_log: false
   expect_node_major:
     description:
       - Node BullMQ major the workers run, used when the queue has no C(meta.version) yet. The platform runs 5.

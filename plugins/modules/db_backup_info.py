@@ -17,7 +17,8 @@ description:
     and would pass a truncated file), then C(pg_restore --list) and a data entry for every table of the manifest.
   - A backup that fails verification is reported (C(selected.verified=false), C(selected.problem)); the module
     itself fails only on bad options or a backup that does not exist.
-  - Directories in the runbook's own layout, C(<path>/<YYYY-MM-DD>/) holding C(cerniq.dump) (a C(pg_dump -Fc)
+  - >-
+    Directories in the runbook's own layout, C(<path>/<YYYY-MM-DD>/) holding C(cerniq.dump) (a C(pg_dump -Fc)
     without a manifest), are listed too, with C(layout=runbook) and the warning C(no manifest: row counts cannot be
     verified). V(latest) never selects one; name it (O(backup=2026-01-15)). Its verification is C(pg_restore --list)
     only (and a data entry for every contract table); C(selected.checks) says which checks ran.
