@@ -150,3 +150,21 @@ def test_ha_a_standby_or_replica_named_as_the_service_is_refused_and_nothing_cha
     assert refused_redis.rc != 0
     assert "is a replica of" in refused_redis.stdout
     assert lab.digest() == before
+
+
+def test_ha_the_backup_runs_once_on_the_primarys_host(lab_ha):
+    lab = lab_ha
+    lab.reset()
+    run = lab.play("backup_database.yml")
+    assert run.rc == 0, run.stdout[-4000:]
+    backups = {name: [p for p in lab.hosts[name].path("/backups/daily").glob("*")
+                      if not p.is_symlink() and (p / "manifest.json").exists()]
+               if lab.hosts[name].path("/backups/daily").exists() else [] for name in ("db-1", "db-2")}
+    assert (len(backups["db-1"]), len(backups["db-2"])) == (1, 0)
+    assert lab.hosts["db-1"].path(VENV_PYTHON).exists()
+    assert not lab.hosts["db-2"].path("/opt/cerniq").exists()
+    # One backup, and its copy imported on the controller (off the DB host).
+    audited = lab.sql("SELECT action, count(*) FROM ops_audit_log WHERE module = 'db_backup' GROUP BY action "
+                      "ORDER BY action")
+    assert [count for _action, count in audited] == [1, 1], audited
+    assert any(action == "db_backup_import" for action, _count in audited)
