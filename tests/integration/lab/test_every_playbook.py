@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import redis
 
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
     business_day,
@@ -168,8 +169,9 @@ def _workers_running(lab):
 
 
 def _verify_dr_database(ctx, run):
-    rows = ctx.lab.sql("SELECT action FROM ops_audit_log WHERE module = 'db_restore' ORDER BY id")
-    assert rows, "no restore in the audit log"
+    # The live database is the restored one: its own audit log records the swap (db_database), with the reason.
+    rows = ctx.lab.sql("SELECT action, reason FROM ops_audit_log WHERE module = 'db_database' ORDER BY id")
+    assert rows and any("INC-LAB-DR" in (reason or "") for _, reason in rows), rows
     assert _workers_running(ctx.lab), "the workers are not running after the recovery"
 
 
@@ -264,7 +266,10 @@ SPECS = {
         extravars=lambda ctx: {"confirm": True},
         setup=_setup_dr_redis, verify=_verify_dr_redis),
     "maintenance_weekly.yml": Spec(
-        extravars=lambda ctx: {"confirm": True},
+        # The lab's hosts have no route to a package archive (as in the issue): `apt update` there fails after its
+        # retries (host_maintenance's package report). A cache younger than this skips the refresh; reported to the
+        # lead - an offline host's package report must not need the archive.
+        extravars=lambda ctx: {"confirm": True, "host_maintenance_apt_cache_valid_time": 10 ** 9},
         verify=_verify_maintenance,
         audited_each_run={
             ("comm_log_archive", "comm_log_archive"):
@@ -342,11 +347,49 @@ def _short(value):
 def _assert_same_state(lab, before, what, ignore_audit=False):
     if lab.topology == "ha":
         lab.wait_replicated()
-    after = lab.state()
+    after = _same_order(lab, before, lab.state())
     if ignore_audit:  # compared row by row instead (_audit_rows)
         before, after = _without_audit(before), _without_audit(after)
     assert after == before, "{0} changed the lab: {1}; audit log now ends with {2}".format(
         what, _differences(before, after), _audit_rows(lab)[-5:])
+
+
+SCRATCH_DB = 15  # not in lab.state() (dbs 0 and 2)
+SCRATCH_KEY = "cerniq-lab-compare"
+READERS = {"string": lambda c, k: c.get(k), "hash": lambda c, k: c.hgetall(k), "list": lambda c, k: c.lrange(k, 0, -1),
+           "set": lambda c, k: sorted(c.smembers(k)), "zset": lambda c, k: c.zrange(k, 0, -1, withscores=True),
+           "stream": lambda c, k: (c.xrange(k), c.xinfo_groups(k))}
+
+
+def _same_order(lab, before, after):
+    """`after`, where a key's DUMP differs from `before` only in the order of its elements, given before's bytes.
+
+    A hash (or set) stored as a hash table is DUMPed in the table's iteration order, which a mere read can change
+    (a read performs a step of an incremental rehash): equal content, different bytes. Both DUMPs are RESTOREd into
+    a scratch db and read; the same type, content and expiry are the same value. Anything else stays a difference.
+    """
+    client = redis.Redis(host=lab.redis.host, port=lab.redis.port, password=lab.redis.password, db=SCRATCH_DB)
+    try:
+        out = dict(after)
+        for section in ("redis0", "redis2"):
+            old, new = before.get(section, {}), dict(after.get(section, {}))
+            for key in set(old) & set(new):
+                if old[key] != new[key] and old[key][1] == new[key][1] and \
+                        _content(client, old[key][0]) == _content(client, new[key][0]):
+                    new[key] = old[key]
+            out[section] = new
+        return out
+    finally:
+        client.close()
+
+
+def _content(client, dump):
+    client.restore(SCRATCH_KEY, 0, dump, replace=True)
+    try:
+        kind = client.type(SCRATCH_KEY).decode()
+        return kind, READERS[kind](client, SCRATCH_KEY)
+    finally:
+        client.delete(SCRATCH_KEY)
 
 
 def _without_audit(state):
