@@ -1638,7 +1638,8 @@ def _dlq_lists(params, keep, check_mode, want_diff):
 RETRY_STATES = ("failed", "completed")
 # At most this many ids are listed in a result or an audit row; the counts are always complete.
 LISTED_IDS = 100
-JOB_FIELDS = ("name", "data", "failedReason", "attemptsMade", "timestamp", "processedOn", "finishedOn", "delay")
+# A job hash's fields as BullMQ stores them (`atm`: attempts made).
+JOB_FIELDS = ("name", "data", "failedReason", "atm", "timestamp", "processedOn", "finishedOn", "delay")
 
 
 # States of bullmq_queue that take a job_id (one job) instead of acting on many.
@@ -1701,7 +1702,7 @@ def _job_view(job_id, state, fields, redact_keys=None, queue_name=None):
     fields = fields or {}
     view = dict(id=job_id, state=state, name=fields.get("name"),
                 data=redact(_json_or_raw(fields.get("data"), {}), redact_keys),
-                failed_reason=fields.get("failedReason"), attempts_made=_int_or_none(fields.get("attemptsMade")),
+                failed_reason=fields.get("failedReason"), attempts_made=_int_or_none(fields.get("atm")),
                 timestamp=_int_or_none(fields.get("timestamp")), finished_on=_int_or_none(fields.get("finishedOn")),
                 processed_on=_int_or_none(fields.get("processedOn")))
     if queue_name is not None:
@@ -1727,7 +1728,8 @@ def _op_retry_bulk(ctx, state):
         ids = client.zrangebyscore(key, 0, cutoff, start=0, num=min(total, LISTED_IDS)) if total else []
     verb = "promoted" if state == "promoted" else "retried"
     summary = {"from_state": from_state, verb: total, "ids": ids, "ids_truncated": total > len(ids),
-               "finished_before": None if from_state == "delayed" else _iso_ms(cutoff), "limit": limit}
+               "finished_before": None if from_state == "delayed" else _iso_ms(cutoff),
+               "finished_before_ms": None if from_state == "delayed" else cutoff, "limit": limit}
     ctx["result"]["jobs"] = summary
     if not total:
         return

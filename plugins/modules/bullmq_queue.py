@@ -179,8 +179,8 @@ options:
         description:
           - What to do about the queue's other registrations - job schedulers under other ids, and legacy repeatable
             jobs (Node BullMQ 5 C(Queue.add(name, data, {repeat})), the runbook's way to register the quota reset).
-            The result's RV(scheduler.registration) says which are there (C(scheduler), C(legacy),
-            C(other_scheduler), joined by C(+), or C(none)) and RV(scheduler.other_schedules) lists them.
+            The result's C(scheduler.registration) says which are there (C(scheduler), C(legacy),
+            C(other_scheduler), joined by C(+), or C(none)) and C(scheduler.other_schedules) lists them.
           - V(ignore) creates or updates this scheduler whatever else is there.
           - V(keep) never creates it beside another registration (a second schedule would run the job twice); it
             reports what is there instead (C(changed=false)). An existing scheduler with this id is still updated.
@@ -286,7 +286,7 @@ options:
       - With O(dlq_type=list), every key matching this pattern instead of the one O(dlq_key) (runbook 8.1 step 3
         trims every C(bull:dlq:*) list). Keys are found with C(SCAN MATCH), never C(KEYS), and each is C(TYPE)-checked
         - a key that is not a list, or is one of a BullMQ queue's own lists (C(wait), C(paused), C(active) beside its
-        C(meta) or C(id)), is reported in RV(dlq.skipped) and a warning, never touched.
+        C(meta) or C(id)), is reported in C(dlq.skipped) and a warning, never touched.
       - Each list is trimmed on its own, atomically (type, length and C(LTRIM) in one Lua call), and audited.
       - The pattern must start with a literal prefix ending in C(:) (for example C(bull:dlq:*)); more than 1,000
         matching keys is refused before anything changes.
@@ -405,7 +405,7 @@ jobs:
     - With O(jobs), jobs requested, added (ids that did not exist), existing (left alone) and added as delayed.
     - With O(state=retried) or V(promoted) and no O(job_id) - C(from_state), how many were (or would be)
       C(retried) or C(promoted), the first 100 C(ids) (oldest first) and C(ids_truncated), C(finished_before) (the
-      cut-off, ISO 8601 UTC) and C(limit).
+      cut-off, ISO 8601 UTC), C(finished_before_ms) (the same in epoch milliseconds) and C(limit).
   returned: when O(jobs) was given, or O(state=retried) or V(promoted) without O(job_id)
   type: dict
   sample: {requested: 1000, added: 0, existing: 1000, delayed: 0}
