@@ -29,6 +29,8 @@ STATUS_ACTIVE = 1
 STATUS_PAUSED = 2
 STATUS_COMPLETED = 3
 STATUS_SUBSEQUENCES = 4
+# Instantly's own pause on high bounces ("Bounce Protect" in the OpenAPI document's status enum).
+STATUS_BOUNCE_PROTECT = -2
 STATUS_NAMES = {
     STATUS_DRAFT: "draft",
     STATUS_ACTIVE: "active",
@@ -37,7 +39,7 @@ STATUS_NAMES = {
     STATUS_SUBSEQUENCES: "running_subsequences",
     -99: "account_suspended",
     -1: "accounts_unhealthy",
-    -2: "bounce_protect",
+    STATUS_BOUNCE_PROTECT: "bounce_protect",
 }
 # Statuses in which a campaign sends e-mail.
 SENDING_STATUSES = (STATUS_ACTIVE, STATUS_SUBSEQUENCES)
@@ -60,6 +62,8 @@ CAMPAIGN_ID_RE = contract.CAMPAIGN_ID_RE
 GUARD_MODULE = "instantly_deliverability_guard"
 GUARD_PAUSE = "pause_campaigns"
 GUARD_RESUME = "resume_campaigns"
+# An operator's resume of a campaign Instantly paused itself (bounce protect): one audit row per campaign.
+GUARD_RESUME_VENDOR = "resume_vendor_paused"
 GUARD_BLOCK = "block_bounced"
 GUARD_MARK = "mark_bounced_leads"
 # A lead whose every e-mail address bounced is DEAD only while e-mail is all there is to it; a lead talking to us on
@@ -271,13 +275,15 @@ def _state_view(described):
 def deliverability_guard(params, max_bounce_rate=3.0, min_emails_sent=100, campaign_ids=None, since=None,
                          pause_all=False, cooldown="24h", resume=False, ignore_cooldown=False, block_bounced=False,
                          mark_bounced_leads=True, lookback="30d", reason=None, check_mode=False, want_diff=False,
-                         now=None):
+                         now=None, resume_vendor_paused=False):
     """Guard mode: pause every campaign in scope whose bounce rate exceeds `max_bounce_rate` percent (from
     `min_emails_sent` sends), or every sending campaign with `pause_all` (recording a cool-down); optionally put the
     bounced addresses on the block list; mark the bounced leads in the database.
 
     Resume mode (`resume`): activate again the campaigns the guard paused, refused during a cool-down unless
-    `ignore_cooldown`. Every input is validated and every read done before the first change.
+    `ignore_cooldown`. With `resume_vendor_paused` (named campaigns and a reason), also the campaigns Instantly
+    paused itself (status -2, bounce protect), each audited with its status before and after. Every input is
+    validated and every read done before the first change.
     """
     tz_name = params.get("timezone") or contract.DEFAULT_TIMEZONE
     now = now or datetime.now(timezone.utc)
@@ -288,6 +294,15 @@ def deliverability_guard(params, max_bounce_rate=3.0, min_emails_sent=100, campa
     if resume and (pause_all or block_bounced):
         raise CerniqError("resume cannot be combined with pause_all or block_bounced: resume in a run of its own "
                           "after the investigation")
+    if resume_vendor_paused:
+        if not resume:
+            raise CerniqError("resume_vendor_paused goes with resume=true (a resume run of its own)")
+        if not campaign_ids:
+            raise CerniqError("resume_vendor_paused resumes only campaigns named in campaigns: name the campaign(s) "
+                              "Instantly paused (bounce protect) that the investigation cleared; nothing was changed")
+        if not (reason or "").strip():
+            raise CerniqError("resume_vendor_paused needs a reason (why Instantly's bounce protect may be overridden, "
+                              "e.g. the ticket); nothing was changed")
     cooldown_span = contract.parse_duration(cooldown, "cooldown")
     lookback_span = contract.parse_duration(lookback, "lookback")
     scope = [validate_campaign_id(c) for c in campaign_ids or []]
@@ -298,7 +313,8 @@ def deliverability_guard(params, max_bounce_rate=3.0, min_emails_sent=100, campa
     conn = postgres_connect(params, require=tables)
     try:
         if resume:
-            return _guard_resume(params, conn, client, scope, ignore_cooldown, reason, check_mode, want_diff, now)
+            return _guard_resume(params, conn, client, scope, ignore_cooldown, reason, check_mode, want_diff, now,
+                                 resume_vendor_paused)
         return _guard_pause(params, conn, client, dict(
             threshold=float(max_bounce_rate), min_sent=int(min_emails_sent), scope=scope, since=since_iso,
             pause_all=pause_all, cooldown=cooldown_span, block=block_bounced, mark=mark_bounced_leads,
@@ -410,7 +426,7 @@ def _guard_history(conn, params):
     """Campaigns the guard paused and has not resumed since, and the latest cool-down end, from the audit log."""
     with postgres_errors(params, conn), conn.cursor() as cur:
         cur.execute("SELECT action, after FROM " + contract.TABLE_AUDIT + " WHERE module = %s AND action = ANY(%s) "
-                    "ORDER BY id", (GUARD_MODULE, [GUARD_PAUSE, GUARD_RESUME]))
+                    "ORDER BY id", (GUARD_MODULE, [GUARD_PAUSE, GUARD_RESUME, GUARD_RESUME_VENDOR]))
         rows = cur.fetchall()
     conn.rollback()
     held, cooldown_until = {}, None
@@ -423,12 +439,14 @@ def _guard_history(conn, params):
                 held.pop(cid, None)
         if action == GUARD_PAUSE and after.get("cooldown_until"):
             cooldown_until = after["cooldown_until"]
+        # An operator's resume of a vendor-paused campaign releases that campaign only, never the cool-down.
         if action == GUARD_RESUME:
             cooldown_until = None
     return sorted(held), cooldown_until
 
 
-def _guard_resume(params, conn, client, scope, ignore_cooldown, reason, check_mode, want_diff, now):
+def _guard_resume(params, conn, client, scope, ignore_cooldown, reason, check_mode, want_diff, now,
+                  resume_vendor_paused=False):
     held, cooldown_until = _guard_history(conn, params)
     if cooldown_until and not ignore_cooldown:
         until = datetime.fromisoformat(cooldown_until)
@@ -437,26 +455,77 @@ def _guard_resume(params, conn, client, scope, ignore_cooldown, reason, check_mo
                               "ignore_cooldown=true once the investigation is done; nothing was changed".format(
                                   cooldown_until, _human(until - now)))
     candidates = [cid for cid in held if not scope or cid in scope]
-    campaigns = {c["id"]: c for c in list_campaigns(client)} if candidates else {}
-    to_resume, left_alone = [], []
+    campaigns = {c["id"]: c for c in list_campaigns(client)} if candidates or scope else {}
+    unknown = [cid for cid in scope if cid not in campaigns]
+    if resume_vendor_paused and unknown:
+        raise CerniqError("no campaign {0} in this Instantly workspace: check the ids (instantly_campaign_info "
+                          "lists them); nothing was changed".format(", ".join(unknown)))
+    to_resume, to_resume_vendor, vendor_paused, left_alone = [], [], [], []
     for cid in candidates:
         campaign = campaigns.get(cid)
         if campaign is None:
             left_alone.append(dict(id=cid, why="no longer in the workspace"))
-        elif campaign.get("status") != STATUS_PAUSED:
-            left_alone.append(dict(id=cid, why="status is {0}, not paused".format(status_name(campaign.get("status")))))
-        else:
+        elif campaign.get("status") == STATUS_PAUSED:
             to_resume.append(describe(campaign))
+        elif campaign.get("status") != STATUS_BOUNCE_PROTECT:
+            left_alone.append(dict(id=cid, why="status is {0}, not paused".format(status_name(campaign.get("status")))))
+    # Instantly's own pauses (bounce protect) among the campaigns in scope: a plain resume names them and leaves
+    # them; resume_vendor_paused (named campaigns, a reason) resumes them.
+    for cid in sorted(set(scope) | set(candidates)):
+        campaign = campaigns.get(cid)
+        if campaign is None or campaign.get("status") != STATUS_BOUNCE_PROTECT:
+            continue
+        vendor_paused.append(cid)
+        if resume_vendor_paused and cid in scope:
+            to_resume_vendor.append(describe(campaign))
+        else:
+            left_alone.append(dict(id=cid, why="paused by Instantly's bounce protect (status -2), not by the guard: "
+                                               "after the investigation, resume_vendor_paused=true with the campaign "
+                                               "named and a reason resumes it"))
+    vendor_done = []
     if not check_mode and to_resume:
         audit = AuditTrail(conn, GUARD_MODULE, params.get("audit_actor"))
         _switch_campaigns(params, conn, client, audit, to_resume, "active", GUARD_RESUME, reason)
+    if not check_mode and to_resume_vendor:
+        vendor_done = _resume_vendor_paused(params, conn, client, to_resume_vendor, reason)
     ids = [e["id"] for e in to_resume]
-    result = dict(changed=bool(to_resume), resumed=ids, left_alone=left_alone, held_by_guard=held,
+    vendor_ids = [e["id"] for e in to_resume_vendor]
+    result = dict(changed=bool(to_resume or to_resume_vendor), resumed=ids, resumed_vendor_paused=vendor_ids,
+                  vendor_paused=vendor_paused, left_alone=left_alone, held_by_guard=held,
                   cooldown_until=cooldown_until, api=client.figures())
+    if vendor_done:
+        result["vendor_paused_after"] = {e["id"]: e["status_name"] for e in vendor_done}
     if want_diff:
-        result["diff"] = dict(before=dict(campaigns={e["id"]: e["status_name"] for e in to_resume}),
-                              after=dict(campaigns={cid: status_name(STATUS_ACTIVE) for cid in ids}))
+        result["diff"] = dict(before=dict(campaigns={e["id"]: e["status_name"] for e in to_resume + to_resume_vendor}),
+                              after=dict(campaigns={cid: status_name(STATUS_ACTIVE) for cid in ids + vendor_ids}))
     return result
+
+
+def _resume_vendor_paused(params, conn, client, entries, reason):
+    """Activate each campaign Instantly paused itself, read its status back, and write its audit row (status before
+    and after, the actor, the reason) before the next one: a failure leaves every earlier resume audited."""
+    audit = AuditTrail(conn, GUARD_MODULE, params.get("audit_actor"))
+    done = []
+    for entry in entries:
+        path = "/api/v2/campaigns/{0}/{1}".format(entry["id"], STATE_ENDPOINT["active"])
+        try:
+            updated = client.request("POST", path, hints={404: "campaign {0} disappeared".format(entry["id"])})
+        except CerniqError as exc:
+            if not done:
+                raise
+            raise CerniqError("{0}. Before this failure, {1} vendor-paused campaign(s) were resumed (audited): "
+                              "{2}".format(exc.msg.rstrip("."), len(done), ", ".join(e["id"] for e in done)),
+                              changed=True) from exc
+        if not (isinstance(updated, dict) and "status" in updated):
+            updated = client.request("GET", "/api/v2/campaigns/{0}".format(entry["id"]))
+        after = describe(updated)
+        target = "instantly:campaign:" + entry["id"]
+        before = dict(_state_view(entry), paused_by="instantly bounce protect")
+        recorded = dict(_state_view(after), campaign_ids=[entry["id"]])
+        _commit_audit(params, conn, "Instantly campaign {0} (bounce protect) was resumed".format(entry["id"]),
+                      lambda t=target, b=before, a=recorded: audit.record(GUARD_RESUME_VENDOR, t, reason, b, a))
+        done.append(after)
+    return done
 
 
 def _human(span):

@@ -24,6 +24,10 @@ description:
     1000 per call).
   - B(Resume) (O(resume=true), a run of its own, after the investigation) activates again the campaigns the
     guard paused (from C(ops_audit_log)) that are still paused. The guard never resumes anything by itself.
+  - Instantly pauses a campaign itself on high bounces (status C(-2), bounce protect). A resume leaves such a
+    campaign alone and names it in RV(vendor_paused); with O(resume_vendor_paused=true), the campaigns named in
+    O(campaigns) that Instantly paused are activated too, which needs a O(reason). Each has its own audit row
+    (action C(resume_vendor_paused)) with the status before and after (read back from Instantly), the actor and the reason.
   - Every read and every check comes before the first change; a bad option, an unknown campaign id or an
     unreachable database fails with one message and changes nothing. Each change (pauses, block list, database)
     has its audit row. A second identical run changes nothing.
@@ -74,6 +78,13 @@ options:
     description:
       - Activate again the campaigns this guard paused and that are still paused (only those in O(campaigns) when
         given). Nothing else is done in that run.
+    type: bool
+    default: false
+  resume_vendor_paused:
+    description:
+      - With O(resume), also activate the campaigns in O(campaigns) that Instantly paused itself (status C(-2),
+        bounce protect), overriding the vendor's own protection after the investigation. Needs O(campaigns) (never
+        the whole workspace) and O(reason); refused otherwise, with nothing changed. The cool-down still applies.
     type: bool
     default: false
   ignore_cooldown:
@@ -130,6 +141,13 @@ EXAMPLES = r"""
   cerniq.outreach.instantly_deliverability_guard:
     resume: true
     reason: INC-1234 closed
+    confirmed: true
+- name: Resume a campaign Instantly's bounce protect paused (status -2), the list cleaned
+  cerniq.outreach.instantly_deliverability_guard:
+    resume: true
+    resume_vendor_paused: true
+    campaigns: [019cad8f-ac00-7000-8000-019cad8fac00]
+    reason: INC-1234 list cleaned, bounce protect overridden
     confirmed: true
 """
 
@@ -192,9 +210,25 @@ resumed:
   returned: when O(resume)
   type: list
   elements: str
+resumed_vendor_paused:
+  description: Ids of the campaigns Instantly had paused (bounce protect) activated with O(resume_vendor_paused).
+  returned: when O(resume)
+  type: list
+  elements: str
+vendor_paused:
+  description: Ids of the campaigns in scope Instantly paused itself (status C(-2), bounce protect), before this run.
+  returned: when O(resume)
+  type: list
+  elements: str
+vendor_paused_after:
+  description: Status name of each campaign resumed with O(resume_vendor_paused), as read back from Instantly.
+  returned: when O(resume_vendor_paused) resumed a campaign
+  type: dict
+  sample: {019cad8f-ac00-7000-8000-019cad8fac00: active}
 left_alone:
   description:
-    - Campaigns the guard paused that it did not resume, with why (C(id), C(why)).
+    - Campaigns the guard paused that it did not resume, and campaigns Instantly paused (bounce protect) that were
+      not resumed, with why (C(id), C(why)).
     - Not called C(skipped), which Ansible reads as "the task was skipped".
   returned: when O(resume)
   type: list
@@ -219,7 +253,8 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._instantly import 
 def destructive(params):
     """What this call would change that needs confirmation (see run_destructive)."""
     if params["resume"]:
-        return "resuming campaigns"
+        return "resuming campaigns" + (" (some paused by Instantly's bounce protect)"
+                                       if params["resume_vendor_paused"] else "")
     return "pausing campaigns, marking bounced leads and blocking addresses"
 
 
@@ -232,6 +267,7 @@ def main():
         pause_all=dict(type="bool", default=False),
         cooldown=dict(type="str", default="24h"),
         resume=dict(type="bool", default=False),
+        resume_vendor_paused=dict(type="bool", default=False),
         ignore_cooldown=dict(type="bool", default=False),
         block_bounced=dict(type="bool", default=False),
         mark_bounced_leads=dict(type="bool", default=True),
@@ -246,7 +282,7 @@ def main():
         cooldown=params["cooldown"], resume=params["resume"], ignore_cooldown=params["ignore_cooldown"],
         block_bounced=params["block_bounced"], mark_bounced_leads=params["mark_bounced_leads"],
         lookback=params["lookback"], reason=params["reason"], check_mode=check_mode,
-        want_diff=module._diff), destructive(params))
+        want_diff=module._diff, resume_vendor_paused=params["resume_vendor_paused"]), destructive(params))
 
 
 if __name__ == "__main__":
