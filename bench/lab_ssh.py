@@ -84,12 +84,12 @@ class LabBench:
                                      inventory=lab.inventory(extra, host_vars=local))
         self.env = baseline_env(lab.redis, lab.pg, BENCH_REPO=REPO_ROOT)
 
-    def on_db_host(self, argv, timeout=120, **env):
+    def on_db_host(self, argv, timeout=900, **env):
         """Run argv on the DB host as the operator (the runbook's shell); its stdout."""
         return self.lab.run(DB_HOST, argv, user=LAB_USER, timeout=timeout,
                             env=dict(self.env, **{key: str(value) for key, value in env.items()})).stdout
 
-    def script(self, name, timeout=120, **env):
+    def script(self, name, timeout=900, **env):
         return self.on_db_host(["bash", str(BASELINE_DIR / name)], timeout=timeout, **env)
 
     def rounds(self, repeat, baseline, playbook, extra_vars, reset=None, check=None, timeout=600):
@@ -183,7 +183,7 @@ def dr_redis_rows(bench, sizes, repeat):
 
     def baseline():
         bench.script("dr_redis.sh")
-        bench.on_db_host([sys.executable, "-c", _FOLLOWUP_LOOP], timeout=900)
+        bench.on_db_host([sys.executable, "-c", _FOLLOWUP_LOOP])
 
     def check(way):
         added[way] = lab.r(2).zcard("bull:{0}:delayed".format(dr_redis.FOLLOWUP_QUEUE))
@@ -207,11 +207,16 @@ def run(sizes, repeat):
     with Lab("single", seed=False) as lab, tempfile.TemporaryDirectory(prefix="bench-lab-") as tmp:
         bench = LabBench(lab, tmp)
         print("lab built in {0:.1f} s".format(lab.build_seconds), file=sys.stderr, flush=True)
-        rows += morning_rows(bench, sizes["morning_phones"], repeat, tmp)
+        parts = [lambda: morning_rows(bench, sizes["morning_phones"], repeat, tmp)]
         if sizes.get("ban"):
-            rows += ban_rows(bench, sizes["ban"], repeat)
+            parts.append(lambda: ban_rows(bench, sizes["ban"], repeat))
         if sizes.get("dr_redis"):
-            rows += dr_redis_rows(bench, sizes["dr_redis"], repeat)
+            parts.append(lambda: dr_redis_rows(bench, sizes["dr_redis"], repeat))
+        for part in parts:
+            for row in part():
+                # Each row as soon as it is measured: a long run that fails later keeps what it measured.
+                print("row: " + json.dumps(row, default=str), file=sys.stderr, flush=True)
+                rows.append(row)
     return rows
 
 
