@@ -194,6 +194,11 @@ def _verify_maintenance(ctx, run):
         assert host.path("/etc/logrotate.d/cerniq").is_file(), host.name
 
 
+def _verify_metrics(ctx, run):
+    text = (ctx.tmp_path / "textfile" / "cerniq.prom").read_text()
+    assert 'cerniq_dlq_entries{key="bull:dlq:outreach"} 30' in text, text[:2000]
+
+
 def _verify_ban(ctx, run):
     assert _phone_status(ctx.lab, "phone_02") == ("BANNED", "BANNED")
 
@@ -275,6 +280,13 @@ SPECS = {
             ("comm_log_archive", "comm_log_archive"):
                 "the archive's run summary, written by every run (0 rows moved included): the evening check and "
                 "outreach_stats_info read when the archive last ran from it (plugins/module_utils/_archive.py)"}),
+    "metrics.yml": Spec(
+        extravars=lambda ctx: {"metrics_dir": str(ctx.tmp_path / "textfile")},
+        verify=_verify_metrics,
+        always_changed={
+            "Rename it over the collector's file (atomic within the directory)":
+                "the file carries its own generation time (cerniq_metrics_generated_timestamp_seconds) and the "
+                "queues' ages: every run publishes new figures, on the controller (not in lab.state())"}),
     "phone_banned.yml": Spec(
         extravars=lambda ctx: {"phone": "phone_02", "confirm": True, "reason": "INC-LAB-BAN"},
         verify=_verify_ban),
