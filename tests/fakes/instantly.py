@@ -549,6 +549,16 @@ class InstantlyFake(FakeServer):
         campaign["timestamp_updated"] = iso_ms(_now_ms())
         return json_response(200, campaign)
 
+    def bounce_protect(self, campaign_id: str) -> dict[str, Any]:
+        """Instantly's own pause on high bounces: the campaign's status becomes -2 ("Bounce Protect" in the OpenAPI
+        document's status enum), its sending-status `campaign_bounce_protect`; /activate sets it to 1 again."""
+        campaign = self._campaign(campaign_id)
+        if campaign is None:
+            raise KeyError(campaign_id)
+        campaign["status"] = -2
+        campaign["timestamp_updated"] = iso_ms(_now_ms())
+        return campaign
+
     def pause_campaign(self, req: Request) -> Response:
         return self._set_status(req, 2)
 
