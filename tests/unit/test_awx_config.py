@@ -161,7 +161,7 @@ def test_every_survey_variable_is_accepted_by_the_roles_argument_specs():
     for name in ("phone_banned_phone", "confirm", "quota_exhausted_value", "phone_banned_reason",
                  "review_sla_assign_to", "alert_response_alert", "bounce_high_campaign",
                  "review_sla_assign_priority", "workers_action", "dr_database_backup_source",
-                 "phone_onboard_test_wait_for"):
+                 "phone_onboard_test_wait_for", "host_maintenance_upgrade"):
         assert name in asked, name
 
 
