@@ -74,7 +74,8 @@ root:
   returned: always
   type: str
 backups:
-  description: Every backup, newest first - C(id), C(path), C(taken_at), C(has_manifest), C(layout)
+  description: >-
+    Every backup, newest first - C(id), C(path), C(taken_at), C(has_manifest), C(layout)
     (V(manifest) or V(runbook)), C(warning) (null, or C(no manifest: row counts cannot be verified)), C(problem),
     C(database), C(bytes), C(rows).
   returned: always
