@@ -78,3 +78,16 @@ def test_metrics_file_parses_and_matches_the_seeded_state(platform, tmp_path):
     values, _types = samples(metrics_dir / "cerniq.prom")
     assert values[("cerniq_dlq_entries", frozenset({("key", DLQ_LIST_KEY)}))] == 13
     assert (metrics_dir / "cerniq.prom").stat().st_ino != inode
+
+
+def test_the_morning_check_writes_the_same_metrics_file(platform, tmp_path):
+    seed(platform)
+    run = platform.play("check_morning.yml", tags="queues,report", extravars={
+        "cerniq_report_dir": str(tmp_path / "reports"), "check_morning_timelinesai": "false",
+        "check_morning_fail_on_failed_checks": "false", "metrics_dir": str(tmp_path / "textfile")})
+    assert run.rc == 0, run.stdout[-3000:]
+    values, _types = samples(tmp_path / "textfile" / "cerniq.prom")
+    q = phone_queue("phone_01")
+    assert values[("cerniq_bullmq_jobs", frozenset({("queue", q), ("state", "wait")}))] == 7
+    assert values[("cerniq_dlq_entries", frozenset({("key", DLQ_LIST_KEY)}))] == 12
+    assert run.changed_tasks == []
