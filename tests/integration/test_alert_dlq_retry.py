@@ -60,6 +60,11 @@ def test_newest_failures_shown_redacted_and_the_retry_behind_the_gate(platform, 
     assert r.zcard("bull:{0}:failed".format(Q)) == 6 and r.llen("bull:{0}:wait".format(Q)) == 0
     assert platform.audit("bullmq_retry_jobs") == []
 
+    # Skipping the gate's tag (always) retries nothing either (the module's own lock is confirmed: true).
+    platform.play("alert_response.yml", skip_tags="always",
+                  extravars={"alert": "dlq:overflow", "alert_response_dlq_retry": "true"})
+    assert r.zcard("bull:{0}:failed".format(Q)) == 6 and platform.audit("bullmq_retry_jobs") == []
+
     done = platform.play("alert_response.yml", extravars={"alert": "dlq:overflow", "alert_response_dlq_retry": "true",
                                                           "confirm": "true"})
     assert done.rc == 0, done.stdout[-3000:]
