@@ -1888,13 +1888,19 @@ def validate_match(match):
 
 
 def _needles(match):
-    """Strings every matching job's raw JSON data must contain: a cheap test before json.loads."""
+    """Strings every matching job's raw JSON data must contain: a cheap test before json.loads.
+
+    Only forms every JSON writer spells the same: ASCII text (Node's JSON.stringify keeps non-ASCII characters as
+    they are, Python's json.dumps escapes them) and integers (1.0 is written 1 by Node); the rest is left to the
+    comparison after parsing."""
     needles = []
     for path, wanted in match.items():
-        needles.append(json.dumps(path.split(".")[-1]))
-        if isinstance(wanted, str):
+        field = json.dumps(path.split(".")[-1])
+        if field.isascii():
+            needles.append(field)
+        if isinstance(wanted, str) and wanted.isascii():
             needles.append(json.dumps(wanted)[1:-1])
-        elif not isinstance(wanted, bool) and wanted is not None:
+        elif isinstance(wanted, int) and not isinstance(wanted, bool):
             needles.append(str(wanted))
     return needles
 

@@ -68,6 +68,11 @@ def test_jobs_found_by_data_across_states_in_pages(platform):
     assert [j["id"] for j in by_phone["jobs"]] == ["fu-9"]
     assert search(platform, queue=QUEUE_FOLLOWUP, match={"auth.api_key": "k-11"})["found"] == 1
     assert search(platform, queue=QUEUE_FOLLOWUP, match={"leadId": "nobody"})["found"] == 0
+    # Data as Node's JSON.stringify writes it (non-ASCII kept as is, 1.0 written 1) is found too.
+    r.hset("bull:{0}:fu-3".format(QUEUE_FOLLOWUP), "data", '{"leadId":"lead-Ștefan","score":1}')
+    unicode = search(platform, queue=QUEUE_FOLLOWUP, match={"leadId": "lead-Ștefan"})
+    assert [j["id"] for j in unicode["jobs"]] == ["fu-3"]
+    assert [j["id"] for j in search(platform, queue=QUEUE_FOLLOWUP, match={"score": 1.0})["jobs"]] == ["fu-3"]
 
 
 def test_the_search_stops_at_limit_max_scanned_and_time_budget(platform):
