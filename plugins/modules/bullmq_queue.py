@@ -459,6 +459,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq import (
     BULLMQ_IMPORT_ERROR,
     BULLMQ_REQUIREMENT,
+    DEFAULT_REDACT_KEYS,
     manage_queue,
     with_warnings,
 )
@@ -508,8 +509,7 @@ def argument_spec():
         job_count=dict(type="int", default=0),
         retry_state=dict(type="str", default="failed", choices=["failed", "completed"]),
         retry_finished_before=dict(type="raw"),
-        redact_keys=dict(type="list", elements="str", no_log=False,
-                         default=["password", "token", "api_key", "authorization", "secret"]),
+        redact_keys=dict(type="list", elements="str", no_log=False, default=list(DEFAULT_REDACT_KEYS)),
         expect_node_major=dict(type="int", default=5, choices=[5, 6]),
         dlq_type=dict(type="str", choices=["list", "failed", "queue"]),
         dlq_key=dict(type="str", default=DLQ_LIST_KEY, no_log=False),
