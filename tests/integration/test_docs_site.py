@@ -93,7 +93,7 @@ def _render(browser: str, page: Path, profile: Path) -> str:
     return result.stdout
 
 
-def _broken_links(page: Path, links: list[str]) -> list[str]:
+def _broken_links(page: Path, links: list[str], site: Path = SITE) -> list[str]:
     """Links to local files that do not resolve (missing file, or a #fragment the target page lacks)."""
     broken = []
     ids_of: dict[Path, set[str]] = {}
@@ -110,7 +110,7 @@ def _broken_links(page: Path, links: list[str]) -> list[str]:
         if not target.is_file():
             broken.append(f"{link} -> {target} does not exist")
             continue
-        if SITE.resolve() not in target.resolve().parents:
+        if site.resolve() not in target.resolve().parents:
             broken.append(f"{link} -> {target} is outside the site")
             continue
         if parts.fragment and target.suffix == ".html":
@@ -139,3 +139,16 @@ def test_procedures_index_links_every_procedure_guide_and_none_is_broken(site, b
     missing = [name for name in PROCEDURES if f"{name}.html" not in targets]
     assert PROCEDURES and missing == [], f"procedure guides not linked from the procedures index: {missing}"
     assert _broken_links(PROCEDURES_PAGE, dom.links) == []
+
+
+def test_the_link_check_finds_a_missing_page_a_missing_anchor_and_a_page_outside_the_site(tmp_path):
+    site = tmp_path / "site"
+    (site / "sub").mkdir(parents=True)
+    (site / "sub" / "other.html").write_text('<html><body><p id="here">x</p></body></html>', encoding="utf-8")
+    (tmp_path / "outside.html").write_text("<html></html>", encoding="utf-8")
+    page = site / "sub" / "page.html"
+    page.write_text("<html></html>", encoding="utf-8")
+    links = ["other.html#here", "other.html", "https://example.org/x", "#top", "missing.html", "other.html#gone",
+             "../../outside.html"]
+    broken = _broken_links(page, links, site)
+    assert [b.split(" ->")[0] for b in broken] == ["#top", "missing.html", "other.html#gone", "../../outside.html"]
