@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: platform_primary_info
 short_description: Which PostgreSQL server is the primary and which Redis the master, asked of each at run time
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - With several hosts in the C(db) or C(redis) group (an HA pair), the procedures' service-level work must run
     once, against the primary. This module asks each candidate itself (PostgreSQL C(pg_is_in_recovery()),
