@@ -27,7 +27,8 @@ description:
   - Instantly pauses a campaign itself on high bounces (status C(-2), bounce protect). A resume leaves such a
     campaign alone and names it in RV(vendor_paused); with O(resume_vendor_paused=true), the campaigns named in
     O(campaigns) that Instantly paused are activated too, which needs a O(reason). Each has its own audit row
-    (action C(resume_vendor_paused)) with the status before and after (read back from Instantly), the actor and the reason.
+    (action C(resume_vendor_paused)) with the status before and after (read back from Instantly), the actor and
+    the reason.
   - Every read and every check comes before the first change; a bad option, an unknown campaign id or an
     unreachable database fails with one message and changes nothing. Each change (pauses, block list, database)
     has its audit row. A second identical run changes nothing.
