@@ -6,7 +6,8 @@ scenario. Each row times three runs per round, in this order, and reports median
 
 - baseline: the runbook's script (bench/baseline/*.sh: psql and redis-cli, as the runbook does) run ON db-1
   (`lab.run`, inside the host's namespaces, as the lab's operator user), against the lab's services. For dr_redis the
-  operator's follow-up loop (one `queue.add` per lead, bench/dr_redis.py) runs on db-1 too, in its own Python.
+  operator's follow-up loop (one `queue.add` per lead, bench/dr_redis.py) runs on the controller: the DB host has no
+  Python with bullmq (its system Python is bare; /root, where this machine's Python lives, is private to the host).
 - ours over SSH: `ansible-playbook playbooks/<name>` with the lab's inventory (`lab.inventory()`: SSH as cerniq-sre,
   the hosts' bare system Python, ansible.cfg's pipelining and ControlPersist). The service-level modules run on the
   controller, delegated (docs/hosts.md), so the SSH cost is Ansible's per-host work, not the modules'.
@@ -38,7 +39,6 @@ from bench._harness import BASELINE_DIR, PlaybookCommand, baseline_env, measure
 from bench._scenario import Scenario
 from tests.fakes.timelinesai import TimelinesAIFake
 from tests.support.lab import LAB_USER, Lab
-from tests.support.services import REPO_ROOT
 
 DB_HOST = "db-1"
 # Issue 12's targets over SSH.
@@ -51,26 +51,6 @@ SIZES = {
     "tiny": {"morning_phones": (5,), "ban": None, "dr_redis": None},
 }
 
-# The operator's follow-up loop of runbook 6.2 step 4 (bench/dr_redis.py's baseline), run on the DB host.
-_FOLLOWUP_LOOP = """
-import asyncio, os, sys, types
-sys.path.insert(0, os.environ["BENCH_REPO"])
-import psycopg2
-from bench.dr_redis import _one_by_one
-conn = psycopg2.connect(host=os.environ["PGHOST"], port=os.environ["PGPORT"], user=os.environ["PGUSER"],
-                        password=os.environ["PGPASSWORD"], dbname=os.environ["PGDATABASE"])
-with conn.cursor() as cur:
-    cur.execute("SELECT lead_id::text, floor(extract(epoch FROM next_action_at) * 1000)::bigint "
-                "FROM gold_lead_journey WHERE next_action_at > now() AND NOT sequence_paused")
-    rows = cur.fetchall()
-conn.close()
-server = types.SimpleNamespace(host=os.environ["REDIS_HOST"], port=int(os.environ["REDIS_PORT"]),
-                               password=os.environ["REDISCLI_AUTH"])
-asyncio.run(_one_by_one(server, rows))
-print(len(rows))
-"""
-
-
 class LabBench:
     """The lab and the two ways of running a playbook against it."""
 
@@ -82,7 +62,7 @@ class LabBench:
                  for name in lab.hosts}
         self.local = PlaybookCommand(None, None, Path(directory) / "local",
                                      inventory=lab.inventory(extra, host_vars=local))
-        self.env = baseline_env(lab.redis, lab.pg, BENCH_REPO=REPO_ROOT)
+        self.env = baseline_env(lab.redis, lab.pg)
 
     def on_db_host(self, argv, timeout=900, **env):
         """Run argv on the DB host as the operator (the runbook's shell); its stdout."""
@@ -183,7 +163,10 @@ def dr_redis_rows(bench, sizes, repeat):
 
     def baseline():
         bench.script("dr_redis.sh")
-        bench.on_db_host([sys.executable, "-c", _FOLLOWUP_LOOP])
+        # The operator's follow-up loop (runbook 6.2 step 4 only echoes) needs a Python with bullmq: the DB host's
+        # system Python has none and the collection's host virtualenv is not the operator's, so it runs on the
+        # controller, in the bench's process, as bench/dr_redis.py runs it.
+        dr_redis.baseline(lab.redis, lab.pg)
 
     def check(way):
         added[way] = lab.r(2).zcard("bull:{0}:delayed".format(dr_redis.FOLLOWUP_QUEUE))
@@ -198,8 +181,8 @@ def dr_redis_rows(bench, sizes, repeat):
                  "{0:,} delayed jobs after (SSH), {1:,} (local), {2:,} (baseline)".format(
                      added["ssh"], added["local"], added["baseline"]),
                  "re-run over SSH on the result {0:.2f} s ({1}); baseline = counters + status SETs (shell) + one "
-                 "queue.add per follow-up, all on {2}".format(
-                     again_s, "0 added" if "Follow-ups: 0 added" in again.stdout else "ADDED AGAIN", DB_HOST))]
+                 "queue.add per follow-up (the loop on the controller)".format(
+                     again_s, "0 added" if "Follow-ups: 0 added" in again.stdout else "ADDED AGAIN"))]
 
 
 def run(sizes, repeat):
