@@ -71,11 +71,12 @@ TOPOLOGIES = {
 }
 # Each host's own directories, bind-mounted in its mount namespace (parents before children; /run and /tmp last:
 # the lab dir may live under /tmp). /var/log/cerniq lives in the private /var/log.
+# /etc/cerniq: the workers role's environment file (the Redis password), never the machine's own /etc.
 PRIVATE_DIRS = ("/opt", "/backups", "/srv", "/var/lib/cerniq", "/var/log", "/etc/logrotate.d", "/etc/sudoers.d",
-                "/home", "/root", "/var/tmp", "/run", "/tmp")
+                "/etc/cerniq", "/home", "/root", "/var/tmp", "/run", "/tmp")
 PRIVATE_FILES = ("/etc/passwd", "/etc/group", "/etc/shadow", "/etc/hosts")
 # What state() lists (the directories the procedures write on hosts).
-STATE_DIRS = ("/opt", "/backups", "/srv", "/var/lib/cerniq", "/var/log/cerniq", "/etc/logrotate.d")
+STATE_DIRS = ("/opt", "/backups", "/srv", "/var/lib/cerniq", "/var/log/cerniq", "/etc/logrotate.d", "/etc/cerniq")
 # What reset() empties by default (/opt keeps a host Python virtualenv between tests).
 RESET_DIRS = ("/backups", "/srv", "/var/lib/cerniq", "/var/log/cerniq")
 SMALL_SEED = dict(phones=6, leads=300, old_log_rows=200, reviews=40, jobs_per_phone=5, dlq_entries=30,
