@@ -34,7 +34,7 @@ DEFAULT_LABELS = ("phone", "campaign")
 
 def _empty(value):
     return value is None or (isinstance(value, (str, Mapping, list)) and not (value.strip() if isinstance(value, str)
-                                                                             else value))
+                                                                              else value))
 
 
 def _as_text(value, where):

@@ -145,7 +145,7 @@ class ArchiveColumns(object):
                    if name not in self.archive]
         if missing:
             problems.append("{0} lacks column(s) {1} of {2}".format(TABLE_COMM_LOG_ARCHIVE, ", ".join(missing),
-                                                                   TABLE_COMM_LOG))
+                                                                    TABLE_COMM_LOG))
         differ = ["{0} ({1} live, {2} archive)".format(name, kind, self.archive[name][0])
                   for name, kind in ((c[0], c[1]) for c in self.live)
                   if name in self.archive and self.archive[name][0] != kind]

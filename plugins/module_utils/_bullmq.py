@@ -1686,7 +1686,7 @@ def job_state(client, prefix, queue_name, job_id):
     errors = [r for r in replies if isinstance(r, Exception)]
     if errors:
         raise CerniqError("{0} answered an error reading job {1} of {2}: {3}".format(where, job_id, queue_name,
-                                                                                        errors[0]))
+                                                                                     errors[0]))
     kind, values = replies[-2], replies[-1]
     if kind not in ("hash", "none"):
         raise CerniqError("{0}: {1} is a {2}, not a BullMQ job hash; something else writes under {3}:{4}:*".format(
@@ -1785,7 +1785,7 @@ def _op_job(ctx, action):
                           "data)".format(name, job_id, job_key(prefix, name, job_id)))
     if wanted is not None and state not in wanted:
         ctx["result"]["msg"] = "job {0} is {1}, not {2}: nothing to {3}".format(job_id, state, " or ".join(wanted),
-                                                                                  action)
+                                                                                action)
         return
     if action == "remove" and state == "active":
         raise CerniqError("job {0} of {1} is active (a worker holds its lock): BullMQ refuses to remove it; wait for "

@@ -283,7 +283,8 @@ def validate_webhook_url(url, allow_http):
     text = (url or "").strip()
     try:
         parts = urlsplit(text)
-        _ = parts.port  # a bad port raises here
+        if parts.port is None:  # reading the port raises on a bad one
+            pass
     except ValueError:
         parts = None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or re.search(r"\s", text):

@@ -244,7 +244,7 @@ def test_module_through_ansible_check_run_and_rerun(platform, tmp_path):
         "module_defaults": {"group/cerniq.outreach.all": "{{ cerniq_module_defaults }}"},
         "roles": [{"role": "cerniq.outreach.platform"}],
         "tasks": [{"name": "Archive the log", "cerniq.outreach.comm_log_archive": {"batch_size": "500",
-                                                                                        "confirmed": True}}]}]))
+                                                                                   "confirmed": True}}]}]))
     before = everything(platform)
     run = platform.play(str(playbook), check=True, diff=True)
     assert run.rc == 0, run.stdout

@@ -120,9 +120,9 @@ def awx_launch(awx_ee, tmp_path, platform, template_name, answers, job_type="run
     extravars.update(meta or {})
     (pdd / "env" / "extravars").write_text(yaml.safe_dump(extravars))
     env = {"ANSIBLE_COLLECTIONS_PATHS": "{0}:~/.ansible/collections:/usr/share/ansible/collections".format(
-               awx_ee / "collections"),
-           "ANSIBLE_COLLECTIONS_PATH": "{0}:~/.ansible/collections:/usr/share/ansible/collections".format(
-               awx_ee / "collections"),
+        awx_ee / "collections"),
+        "ANSIBLE_COLLECTIONS_PATH": "{0}:~/.ansible/collections:/usr/share/ansible/collections".format(
+        awx_ee / "collections"),
            "ANSIBLE_CONFIG": str(pdd / "project" / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
            "ANSIBLE_DEPRECATION_WARNINGS": "0", "PATH": str(BIN) + os.pathsep + os.environ.get("PATH", "")}
     if credentials:

@@ -98,7 +98,7 @@ def test_the_override_resumes_and_audits_before_and_after(params, platform, inst
                                                        VENDOR_ACTION, "instantly:campaign:" + protected,
                                                        "INC-7 list cleaned")
     assert (before["status"], before["status_name"], before["paused_by"]) == (-2, "bounce_protect",
-                                                                             "instantly bounce protect")
+                                                                              "instantly bounce protect")
     assert (after["status"], after["status_name"], after["campaign_ids"]) == (1, "active", [protected])
 
     again = instantly_mod.deliverability_guard(params, resume=True, resume_vendor_paused=True,

@@ -35,7 +35,7 @@ def test_every_matching_list_is_trimmed_and_other_keys_are_reported_untouched(pl
     r = platform.r(2)
     seed(r)
     untouched = {key: dump(r, key) for key in ("bull:dlq:stats", "bull:dlq:index", "bull:dlq:meta", "bull:dlq:wait",
-                                                "bull:other:outreach")}
+                                               "bull:other:outreach")}
 
     plan = run(platform, check_mode=True, diff=True, dlq_type="list", dlq_key=None, dlq_pattern=DLQ_LIST_PATTERN,
                dlq_keep=1000)

@@ -40,7 +40,7 @@ def seed(platform):
 def command_calls(r):
     stats = r.info("commandstats")
     return {name: stats.get("cmdstat_" + name, {}).get("calls", 0) for name in ("keys", "hget", "lrange", "zrevrange",
-                                                                                  "scan")}
+                                                                                "scan")}
 
 
 def test_jobs_found_by_data_across_states_in_pages(platform):

@@ -216,7 +216,7 @@ def _scenarios(gates_work=None):
     }
 
 
-CASES = [(name, skip) for name, (playbook, _) in _scenarios().items() for skip in skip_sets(playbook)]
+CASES = [(name, skip) for name, (playbook, _extra) in _scenarios().items() for skip in skip_sets(playbook)]
 
 
 @pytest.fixture(scope="module")
@@ -249,7 +249,7 @@ def test_no_tag_skips_the_confirmation(gates, seeded, name, skip):
     _check(run, skip)
     after = gates.state(dpkg=dpkg)
     assert after == before, "--skip-tags {0} changed {1}:\n{2}".format(skip, _differs(before, after),
-                                                                    run.stdout[-3000:])
+                                                                       run.stdout[-3000:])
     assert not gates.restart_marker.exists()
     assert all(r["_event"] == "runner_on_skipped" for r in run.results("Upgrade the packages"))
 
@@ -339,7 +339,7 @@ def test_no_tag_skips_the_dr_database_confirmation(split_platform, mode, skip):
     assert all(r["_event"] == "runner_on_skipped" for r in run.results("Stop the process"))
     after = _dr_state(split_platform)
     assert after == before, "--skip-tags {0} changed {1}:\n{2}".format(skip, _differs(before, after),
-                                                                    run.stdout[-3000:])
+                                                                       run.stdout[-3000:])
 
 
 # --- each destructive module on its own: refused without confirmed, the digest unchanged -----------------------
@@ -366,7 +366,7 @@ MODULE_CALLS = [
 
 def _module_playbook(path, confirmed=None, extra_tasks=()):
     tasks = []
-    for name, module, options, _ in MODULE_CALLS:
+    for name, module, options, _what in MODULE_CALLS:
         given = dict(options) if confirmed is None else dict(options, confirmed=confirmed)
         tasks.append({"name": name, COLLECTION + module: given, "ignore_errors": True})
     tasks += list(extra_tasks)
@@ -412,7 +412,7 @@ def test_each_destructive_module_refuses_without_confirmed(gates, seeded, instan
 
         checked = gates.play(playbook, _vendor_vars(instantly), check=True)
         assert checked.rc == 0, checked.stdout[-3000:]
-        for name, *_ in MODULE_CALLS:
+        for name, *_rest in MODULE_CALLS:
             # Check mode needs no confirmation, and each call has something to change (the refusal below is real).
             assert checked.result(name)["changed"] is True, (name, checked.result(name))
         after = gates.state(instantly), _databases(gates)
@@ -420,7 +420,7 @@ def test_each_destructive_module_refuses_without_confirmed(gates, seeded, instan
 
         for confirmed in (None, False):  # left out, and said false
             run = gates.play(_module_playbook(tmp_path / "modules.yml", confirmed, [noop]), _vendor_vars(instantly))
-            for name, _, _, what in MODULE_CALLS:
+            for name, _module, _options, what in MODULE_CALLS:
                 result = run.result(name)
                 assert result["_event"] == "runner_on_failed", (name, result)
                 assert result["msg"].startswith("Nothing was changed: " + what), (name, result["msg"])

@@ -347,7 +347,7 @@ def test_a_guessable_token_is_refused_at_start(token):
 def test_random_tokens_pass_the_entropy_rule():
     import secrets
 
-    for _ in range(200):
+    for _attempt in range(200):
         for token in (secrets.token_hex(16), secrets.token_hex(32), secrets.token_urlsafe(24)):
             assert source.token_bits(token) >= source.MIN_TOKEN_BITS, token
     assert source.token_bits("a" * 16) == 0.0
@@ -383,7 +383,7 @@ def _raw_post(server, head, body=b""):
             if not chunk:
                 break
             reply += chunk
-    status_line, _, rest = reply.partition(b"\r\n")
+    status_line, _crlf, rest = reply.partition(b"\r\n")
     return int(status_line.split()[1]), rest.split(b"\r\n\r\n", 1)[-1].decode()
 
 

@@ -266,7 +266,7 @@ def test_hosts_one_at_a_time_and_a_failing_host_stops_the_rest(platform, host):
     assert run.rc == 0, run.stdout[-3000:]
     per_task = [(e["event_data"]["host"], e["event_data"]["task"]) for e in run.events
                 if e.get("event") == "runner_on_ok" and e["event_data"].get("task", "").startswith("Refresh")]
-    assert [h for h, _ in per_task] == order
+    assert [host for host, _result in per_task] == order
     # Every host's tasks end before the next host's begin (serial: 1).
     hosts_seq = [e["event_data"]["host"] for e in run.events
                  if e.get("event") in ("runner_on_ok", "runner_on_skipped") and e["event_data"].get("host") in order]

@@ -96,7 +96,7 @@ def test_migration_replaces_the_legacy_job_by_our_scheduler_check_mode_first(pla
     # One schedule left, ours; the legacy hash and its next delayed job are gone.
     assert [member for member, _score in r.zrange(repeat, 0, -1, withscores=True)] == [QUOTA_RESET_SCHEDULER_ID]
     assert not r.exists(repeat + ":" + legacy_key, "{0}:{1}:{2}".format(BULLMQ_PREFIX, QUEUE_QUOTA_RESET,
-                                                                         legacy_reset["id"]))
+                                                                        legacy_reset["id"]))
     delayed = r.zrange("{0}:{1}:delayed".format(BULLMQ_PREFIX, QUEUE_QUOTA_RESET), 0, -1)
     assert len(delayed) == 1 and delayed[0].startswith("repeat:{0}:".format(QUOTA_RESET_SCHEDULER_ID))
     (ours,) = bq.read_schedulers(r, [QUEUE_QUOTA_RESET])[QUEUE_QUOTA_RESET]
@@ -137,7 +137,7 @@ CLEAN = dict(offline=(), banned=(), drift_phone="", leak_phone="", no_ttl_phone=
 
 def morning_quota(platform, tmp_path):
     play = platform.play("check_morning.yml", tags="quota", extravars={"cerniq_report_dir": str(tmp_path),
-                                                                      "check_morning_timelinesai": "false"})
+                                                                       "check_morning_timelinesai": "false"})
     (check,) = play.result("Judge each check")["ansible_facts"]["check_morning_report"]["checks"]
     return play, check
 

@@ -269,7 +269,7 @@ def test_modules_through_ansible_with_check_and_diff(platform, tmp_path):
              "cerniq.outreach.review_queue_info": {"breaches_since": "overnight"}},
             {"name": "Read the queue again", "cerniq.outreach.review_queue_info": {}, "register": "info"},
             {"name": "Assign", "cerniq.outreach.review_queue": {"assign_to": "ana", "ensure_assigned": 5,
-                                                                  "confirmed": True}},
+                                                                "confirmed": True}},
         ]}]))
     run = platform.play(str(playbook), check=True, diff=True)
     assert run.rc == 0, run.stdout

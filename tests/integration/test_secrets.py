@@ -358,7 +358,7 @@ def test_webhook_url_secret_is_in_no_result_audit_row_or_verbose_output(platform
     # ... while the output (-vvv), every task result and the audit rows show scheme://host:port/… only.
     created = next(r for r in run.results() if r["_task"] == "Register the disconnect webhook")
     assert created["webhook"]["url"] == "https://alerts.cerniq.example:8443/…"
-    shown = run.stdout + json.dumps([r for r in run.results()]) + json.dumps(platform.audit(), default=str)
+    shown = run.stdout + json.dumps(list(run.results())) + json.dumps(platform.audit(), default=str)
     for secret in (HOOK_SECRET, HOOK_QUERY, HOOK_PASSWORD, SECRET_RECEIVER):
         assert secret not in shown, secret
     rows = platform.audit("webhook_create")

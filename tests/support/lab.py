@@ -407,7 +407,7 @@ class Lab:
                                 netns=[h.netns for h in self.hosts.values()],
                                 veths=[h.veth for h in self.hosts.values()], topology=self.topology)
             (STATE_DIR / "{0}.json".format(self.n)).write_text(json.dumps(self._record))
-            _ensure_mountpoints([d for d in PRIVATE_DIRS])
+            _ensure_mountpoints(list(PRIVATE_DIRS))
         atexit.register(self.close)
 
     def _prepare_hosts(self):
@@ -997,7 +997,7 @@ def main(argv=None):
 
     import yaml
 
-    parser = argparse.ArgumentParser(prog="python -m tests.support.lab", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tests.support.lab", description=__doc__.split("\n", maxsplit=1)[0])
     sub = parser.add_subparsers(dest="command", required=True)
     start = sub.add_parser("start", help="build a lab; write <dir>/inventory.yml and <dir>/lab.json")
     start.add_argument("--dir", required=True, help="where the inventory and the lab's record go")
@@ -1020,7 +1020,7 @@ def main(argv=None):
         (out / "lab.json").write_text(json.dumps(dict(lab._record, hosts={  # pylint: disable=protected-access
             h.name: h.address for h in lab.hosts.values()}, build_seconds=round(lab.build_seconds, 2))))
         print("lab {0} ({1}) up in {2:.1f}s: inventory {3}".format(lab.n, lab.topology, lab.build_seconds,
-                                                                  out / "inventory.yml"))
+                                                                   out / "inventory.yml"))
         return 0
     if args.command == "stop":
         path = Path(args.dir) / "lab.json"

@@ -33,7 +33,7 @@ PROBE = [{
         {"name": "become root", "become": True, "ansible.builtin.command": "id -un", "changed_when": False},
         {"name": "hostname", "ansible.builtin.command": "hostname", "changed_when": False},
         {"name": "write /backups without become", "ansible.builtin.copy": {"content": "x\n",
-                                                                          "dest": "/backups/lab-probe"},
+                                                                           "dest": "/backups/lab-probe"},
          "ignore_errors": True},
         {"name": "write /backups with become", "become": True,
          "ansible.builtin.copy": {"content": "x\n", "dest": "/backups/lab-probe-root", "mode": "0600"}},
@@ -199,7 +199,7 @@ def test_a_node_worker_on_the_workers_host_reaches_redis(lab_single):
         deadline = time.monotonic() + 20
         line = b""
         while time.monotonic() < deadline and b'"ready"' not in line:
-            ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+            ready = select.select([proc.stdout], [], [], 0.5)[0]
             if ready:
                 line = proc.stdout.readline()
                 assert line, "the worker exited: {0}".format(proc.poll())
@@ -347,7 +347,7 @@ def test_state_sees_a_host_file_and_reset_brings_the_seeded_lab_back(lab_single)
     lab.run("db-1", ["sh", "-c", "mkdir -p /var/lib/cerniq/x && echo 1 > /var/lib/cerniq/x/marker"])
     after = lab.state(services_too=False)["files"]
     assert {p for p in after["db-1"] if p not in before["files"]["db-1"]} == {"/var/lib/cerniq/x",
-                                                                             "/var/lib/cerniq/x/marker"}
+                                                                              "/var/lib/cerniq/x/marker"}
     assert after["redis-1"] == before["files"]["redis-1"] and after["workers-1"] == before["files"]["workers-1"]
     assert not Path("/var/lib/cerniq/x").exists()  # the machine's own is untouched
     lab.r().set("lab:extra", "1")
