@@ -119,10 +119,8 @@ def awx_launch(awx_ee, tmp_path, platform, template_name, answers, job_type="run
             extravars[prefix + "_user_name"] = user
     extravars.update(meta or {})
     (pdd / "env" / "extravars").write_text(yaml.safe_dump(extravars))
-    env = {"ANSIBLE_COLLECTIONS_PATHS": "{0}:~/.ansible/collections:/usr/share/ansible/collections".format(
-        awx_ee / "collections"),
-        "ANSIBLE_COLLECTIONS_PATH": "{0}:~/.ansible/collections:/usr/share/ansible/collections".format(
-        awx_ee / "collections"),
+    collections = "{0}:~/.ansible/collections:/usr/share/ansible/collections".format(awx_ee / "collections")
+    env = {"ANSIBLE_COLLECTIONS_PATHS": collections, "ANSIBLE_COLLECTIONS_PATH": collections,
            "ANSIBLE_CONFIG": str(pdd / "project" / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
            "ANSIBLE_DEPRECATION_WARNINGS": "0", "PATH": str(BIN) + os.pathsep + os.environ.get("PATH", "")}
     if credentials:
