@@ -84,7 +84,8 @@ def test_the_morning_check_writes_the_same_metrics_file(platform, tmp_path):
     seed(platform)
     run = platform.play("check_morning.yml", tags="queues,report", extravars={
         "cerniq_report_dir": str(tmp_path / "reports"), "check_morning_timelinesai": "false",
-        "check_morning_fail_on_failed_checks": "false", "metrics_dir": str(tmp_path / "textfile")})
+        "check_morning_fail_on_failed_checks": "false", "metrics_dir": str(tmp_path / "textfile"),
+        "check_morning_write_metrics": "true"})
     assert run.rc == 0, run.stdout[-3000:]
     values, _types = samples(tmp_path / "textfile" / "cerniq.prom")
     q = phone_queue("phone_01")
