@@ -54,6 +54,7 @@ SIZES = {
     "tiny": {"morning_phones": (), "ban": {"leads": 50, "jobs": 300}, "dr_redis": None},
 }
 
+
 class LabBench:
     """The lab and the two ways of running a playbook against it."""
 

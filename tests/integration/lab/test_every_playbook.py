@@ -171,7 +171,7 @@ def _workers_running(lab):
 def _verify_dr_database(ctx, run):
     # The live database is the restored one: its own audit log records the swap (db_database), with the reason.
     rows = ctx.lab.sql("SELECT action, reason FROM ops_audit_log WHERE module = 'db_database' ORDER BY id")
-    assert rows and any("INC-LAB-DR" in (reason or "") for _, reason in rows), rows
+    assert rows and any("INC-LAB-DR" in (reason or "") for _action, reason in rows), rows
     assert _workers_running(ctx.lab), "the workers are not running after the recovery"
 
 
