@@ -482,8 +482,14 @@ class Lab:
                  "if [ -w /proc/sys/net/ipv6/conf/all/disable_ipv6 ]; then "
                  "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; fi",
                  "echo {0} > /proc/sys/kernel/hostname".format(host.name)]
+        # The checkout (the Node worker, its node_modules) stays visible when it lives under a private dir (a clone
+        # in /tmp, /root or /home): bound into that dir's private copy first, carried over by --rbind.
+        for inside in PRIVATE_DIRS:
+            if str(REPO_ROOT).startswith(inside.rstrip("/") + "/"):
+                copy = fs / str(REPO_ROOT).lstrip("/")
+                lines += ["mkdir -p {0}".format(_q(copy)), "mount --bind {0} {1}".format(_q(REPO_ROOT), _q(copy))]
         for inside in PRIVATE_FILES + PRIVATE_DIRS:
-            lines.append("mount --bind {0} {1}".format(_q(fs / inside.lstrip("/")), inside))
+            lines.append("mount --rbind {0} {1}".format(_q(fs / inside.lstrip("/")), inside))
         lines.append("exec /usr/sbin/sshd -D -f /run/lab-sshd/sshd_config -E /run/lab-sshd/sshd.log")
         return "\n".join(lines) + "\n"
 
