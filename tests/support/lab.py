@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support import services
+from tests.support.seed import SMALL_SEED, seed_small
 from tests.support.services import REPO_ROOT
 
 STATE_DIR = Path("/run/cerniq-lab")
@@ -79,9 +80,6 @@ PRIVATE_FILES = ("/etc/passwd", "/etc/group", "/etc/shadow", "/etc/hosts")
 STATE_DIRS = ("/opt", "/backups", "/srv", "/var/lib/cerniq", "/var/log/cerniq", "/etc/logrotate.d", "/etc/cerniq")
 # What reset() empties by default (/opt keeps a host Python virtualenv between tests).
 RESET_DIRS = ("/backups", "/srv", "/var/lib/cerniq", "/var/log/cerniq")
-SMALL_SEED = dict(phones=6, leads=300, old_log_rows=200, reviews=40, jobs_per_phone=5, dlq_entries=30,
-                  offline=("phone_04",), banned=(), drift_phone="phone_04", leak_phone="phone_02",
-                  no_ttl_phone="phone_03")
 
 
 class LabError(RuntimeError):
@@ -604,15 +602,7 @@ class Lab:
 
     def seed(self, **plan):
         """Load tests/support/seed.py's data (SMALL_SEED, then these SeedPlan fields) into the primary and master."""
-        from tests.support.seed import SeedPlan, seed_all
-
-        full = dict(SMALL_SEED)
-        full.update(plan)
-        conn = self.pg.connect()
-        try:
-            return seed_all(conn, self.redis, SeedPlan(**full))
-        finally:
-            conn.close()
+        return seed_small(self.pg, self.redis, **plan)
 
     def wait_replicated(self, timeout=20):
         """In "ha": until the standby replayed the primary's WAL and the replica acknowledged the master's writes."""

@@ -228,3 +228,18 @@ def seed_all(pg_conn, redis_server, plan=None, bullmq_db=contract.DEFAULT_BULLMQ
     seed_bullmq(dict(host=redis_server.host, port=redis_server.port, db=bullmq_db, password=redis_server.password),
                 plan, facts, redis_server.client(bullmq_db))
     return facts
+
+
+# The small plan the multi-host harnesses (split_platform, the lab) load: a few of everything, fast to reseed.
+SMALL_SEED = dict(phones=6, leads=300, old_log_rows=200, reviews=40, jobs_per_phone=5, dlq_entries=30,
+                  offline=("phone_04",), banned=(), drift_phone="phone_04", leak_phone="phone_02",
+                  no_ttl_phone="phone_03")
+
+
+def seed_small(pg_server, redis_server, **overrides):
+    """SMALL_SEED, then `overrides` (SeedPlan fields), into a services.PostgresServer and RedisServer."""
+    conn = pg_server.connect()
+    try:
+        return seed_all(conn, redis_server, SeedPlan(**dict(SMALL_SEED, **overrides)))
+    finally:
+        conn.close()

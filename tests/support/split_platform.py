@@ -27,16 +27,13 @@ import redis.asyncio
 from tests.support import services
 from tests.support.nodeworker import WORKER_JS
 from tests.support.playbooks import run_playbook, three_host_inventory
-from tests.support.seed import SeedPlan, seed_all
+from tests.support.seed import seed_small
 from tests.support.services import REPO_ROOT, module_params
 
 REDIS_ADDRESS = "127.0.0.11"
 DB_ADDRESS = "127.0.0.12"
 REDIS_PASSWORD = "split-redis-pw"
 WORKER_QUEUE = "q:wa:phone_01"
-SMALL_SEED = dict(phones=6, leads=300, old_log_rows=200, reviews=40, jobs_per_phone=5, dlq_entries=30,
-                  offline=("phone_04",), banned=(), drift_phone="phone_04", leak_phone="phone_02",
-                  no_ttl_phone="phone_03")
 
 
 class SplitPlatform:
@@ -80,13 +77,7 @@ class SplitPlatform:
                 path.unlink()
 
     def seed(self, **overrides):
-        plan = dict(SMALL_SEED)
-        plan.update(overrides)
-        conn = self.pg.connect()
-        try:
-            return seed_all(conn, self.redis, SeedPlan(**plan))
-        finally:
-            conn.close()
+        return seed_small(self.pg, self.redis, **overrides)
 
     def sql(self, query, args=None, dbname=services.DB_NAME):
         conn = self.pg.connect(dbname)
