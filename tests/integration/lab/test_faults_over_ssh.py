@@ -128,6 +128,19 @@ def _log_rows(lab):
                    "ON a.id = l.id)")[0]
 
 
+# Each archive batch lasts at least half a second on the server (a statement trigger on the archive table), so the
+# link is cut while batches remain however fast the machine is: 6,000 rows in batches of 200 otherwise finish in
+# less time than the test takes to see the second batch.
+SLOW_ARCHIVE_BATCHES = (
+    "CREATE FUNCTION lab_slow_archive_batch() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$BEGIN PERFORM pg_sleep(0.5); RETURN NULL; END$$; "
+    "CREATE TRIGGER lab_slow_archive_batch AFTER INSERT ON gold_communication_log_archive "
+    "FOR EACH STATEMENT EXECUTE FUNCTION lab_slow_archive_batch()")
+NORMAL_ARCHIVE_BATCHES = (
+    "DROP TRIGGER IF EXISTS lab_slow_archive_batch ON gold_communication_log_archive; "
+    "DROP FUNCTION IF EXISTS lab_slow_archive_batch()")
+
+
 def test_db_link_cut_during_the_archive_then_a_rerun_leaves_every_row_in_exactly_one_table(lab_single):
     lab = lab_single
     lab.reset(seed=False)
@@ -136,14 +149,20 @@ def test_db_link_cut_during_the_archive_then_a_rerun_leaves_every_row_in_exactly
     total = live + archived
     batches = "SELECT count(*) FROM ops_audit_log WHERE action = 'comm_log_archive_batch'"
     archive = dict(confirm=True, maintenance_weekly_archive_batch_size=200)
-    thread, outcome = _in_background(lambda: lab.play("maintenance_weekly.yml", extravars=archive, tags="archive"))
+    lab.sql(SLOW_ARCHIVE_BATCHES)
     try:
-        _wait_for(lambda: lab.sql(batches)[0][0] >= 2, 120, "two archive batches committed")
-        lab.link_down("db-1")
-        thread.join(150)
-        assert not thread.is_alive()
+        thread, outcome = _in_background(lambda: lab.play("maintenance_weekly.yml", extravars=archive,
+                                                          tags="archive"))
+        try:
+            _wait_for(lambda: lab.sql(batches)[0][0] >= 2, 120, "two archive batches committed")
+            lab.link_down("db-1")
+            thread.join(150)
+            assert not thread.is_alive()
+        finally:
+            lab.link_up("db-1")
     finally:
-        lab.link_up("db-1")
+        lab.sql(NORMAL_ARCHIVE_BATCHES)
+    assert lab.sql(batches)[0][0] < 6000 // 200
     cut = outcome["run"]
     assert cut.rc != 0
     assert "PostgreSQL at {0}:".format(lab.hosts["db-1"].address) in cut.stdout

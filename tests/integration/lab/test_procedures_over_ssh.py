@@ -11,6 +11,8 @@ import json
 
 import pytest
 
+from tests.support.lab import RESET_DIRS
+
 pytestmark = pytest.mark.lab
 
 VENV_PYTHON = "/opt/cerniq/venv/bin/python"
@@ -31,7 +33,8 @@ def _host_python_changes(run):
 
 def test_backup_provisions_the_collections_python_on_the_db_host_only_and_writes_as_root(lab_single):
     lab = lab_single
-    lab.reset()
+    # reset() keeps /opt (the virtualenv an earlier test provisioned): this test starts from a host without it.
+    lab.reset(wipe=RESET_DIRS + ("/opt",))
     first = lab.play("backup_database.yml")
     assert first.rc == 0, first.stdout[-4000:]
     # The virtualenv exists on the DB host, imports the libraries; the host's own Python still lacks them.
