@@ -56,15 +56,6 @@ def _missing_procedures():
     return missing
 
 
-# Procedure roles another engineer was still writing when the matrix landed (issue 5). The test fails for any other
-# missing role, and runs normally (and must pass) as soon as these exist; then drop them from here.
-PENDING_ROLES = {"bounce_high"}
-
-
-@pytest.mark.xfail(condition=bool(_missing_procedures()) and {m.split("roles/")[1].split("/")[0]
-                                                              for m in _missing_procedures()} <= PENDING_ROLES,
-                   reason="roles/bounce_high (runbook 4.1) has no tasks yet; bounce:high cannot be dispatched until it "
-                          "lands, and bounce_high_campaign is not checked against its argument spec", strict=True)
 def test_every_procedure_of_the_matrix_exists_and_takes_the_variables_it_is_given():
     assert _missing_procedures() == []
     for name, entry in MATRIX.items():
