@@ -9,7 +9,8 @@ import json
 import pytest
 
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import DLQ_LIST_KEY, phone_queue
-from tests.integration.test_bullmq_queue import now_ms, run
+from tests.support.cores import run
+from tests.support.producers import now_ms
 
 Q = phone_queue("phone_03")
 SECRET = "tl-live-SECRET-77"

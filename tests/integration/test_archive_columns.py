@@ -11,7 +11,7 @@ import pytest
 from ansible_collections.cerniq.outreach.plugins.module_utils import _archive as archive
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import TABLE_COMM_LOG, TABLE_COMM_LOG_ARCHIVE
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
-from tests.integration.test_archive import add_log_rows
+from tests.support.comm_log import add_log_rows
 
 # A name that needs quoting (space, capital, double quote) and a binary column holding every byte value.
 ODD = '"Vendor ""Ref"""'

@@ -9,7 +9,7 @@ import pytest
 from ansible_collections.cerniq.outreach.plugins.module_utils import _bullmq as bq
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import DLQ_LIST_PATTERN
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
-from tests.integration.test_bullmq_queue import run
+from tests.support.cores import run
 
 
 def dump(r, key):

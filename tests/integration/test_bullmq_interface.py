@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
@@ -11,32 +10,17 @@ from ansible_collections.cerniq.outreach.plugins.module_utils import _bullmq as 
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import phone_queue
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
 from tests.support.nodeworker import NodeWorker
+from tests.support.producers import add_jobs, wait_for_meta_version
 
 PHONE_Q = phone_queue("phone_07")
 OTHER_Q = phone_queue("phone_08")
 
 
-def produce(redis_server, queue_name, jobs, db=2):
-    """Add jobs as the platform's producers do: the bullmq package's addBulk, `jobs` = [(id, delay_ms, opts)]."""
-    from bullmq import Queue
-
-    async def run():
-        queue = Queue(queue_name, {"connection": {"host": redis_server.host, "port": redis_server.port, "db": db,
-                                                  "password": redis_server.password}})
-        try:
-            await queue.addBulk([{"name": "send", "data": {"id": job_id},
-                                  "opts": dict(opts, jobId=job_id, delay=delay)} for job_id, delay, opts in jobs])
-        finally:
-            await queue.close()
-
-    asyncio.run(run())
-
-
 def test_queue_depths_reads_every_state_of_many_queues_in_one_pipeline(platform):
     r = platform.r(2)
-    produce(platform.redis, PHONE_Q, [("w-1", 0, {}), ("w-2", 0, {}), ("p-1", 0, {"priority": 3}),
-                                      ("d-1", 3600_000, {})])
-    produce(platform.redis, OTHER_Q, [("w-1", 0, {})])
+    add_jobs(platform.redis, PHONE_Q, [("w-1", {}), ("w-2", {}), ("p-1", {"priority": 3}),
+                                       ("d-1", {"delay": 3600_000})])
+    add_jobs(platform.redis, OTHER_Q, [("w-1", {})])
     now_ms = int(time.time() * 1000)
     # A delayed job already due but not promoted (no worker ran): the due_delayed figure.
     r.zadd("bull:{0}:delayed".format(PHONE_Q), {"d-due": (now_ms - 5000) * 4096})
@@ -66,8 +50,8 @@ def test_cancel_pending_jobs_drains_through_bullmq_and_the_node_worker_never_see
     # The Node side stamps meta.version first (as the platform's workers do), then stops: jobs pile up.
     with NodeWorker(platform.redis, [PHONE_Q]):
         wait_for_meta_version(r, PHONE_Q)
-    produce(platform.redis, PHONE_Q, [("c-1", 0, {}), ("c-2", 0, {}), ("c-3", 0, {"priority": 5}),
-                                      ("c-4", 1500, {}), ("c-5", 60_000, {})])
+    add_jobs(platform.redis, PHONE_Q, [("c-1", {}), ("c-2", {}), ("c-3", {"priority": 5}),
+                                       ("c-4", {"delay": 1500}), ("c-5", {"delay": 60_000})])
     expected = {"waiting": 2, "paused": 0, "prioritized": 1, "delayed": 2, "cancelled": 5}
 
     assert bq.cancel_pending_jobs(platform.params, PHONE_Q, check_mode=True) == expected
@@ -77,7 +61,7 @@ def test_cancel_pending_jobs_drains_through_bullmq_and_the_node_worker_never_see
     assert not r.exists("bull:{0}:c-1".format(PHONE_Q), "bull:{0}:c-4".format(PHONE_Q))
     assert bq.cancel_pending_jobs(platform.params, PHONE_Q, check_mode=False)["cancelled"] == 0
 
-    produce(platform.redis, PHONE_Q, [("after-ban", 0, {})])
+    add_jobs(platform.redis, PHONE_Q, [("after-ban", {})])
     with NodeWorker(platform.redis, [PHONE_Q]) as worker:
         worker.wait_completed(1)
         time.sleep(2)  # past c-4's due time: had it survived, the worker would run it now
@@ -91,27 +75,17 @@ def test_cancel_pending_jobs_of_a_missing_queue_is_zeros(platform):
 
 def test_cancel_pending_jobs_refuses_a_node_v6_queue_and_changes_nothing(platform):
     r = platform.r(2)
-    produce(platform.redis, PHONE_Q, [("v6-1", 0, {})])
+    add_jobs(platform.redis, PHONE_Q, [("v6-1", {})])
     r.hset("bull:{0}:meta".format(PHONE_Q), "version", "bullmq:6.7.0")
     with pytest.raises(CerniqError, match=r"managed by Node BullMQ 6\.7\.0; install bullmq>=3,<4"):
         bq.cancel_pending_jobs(platform.params, PHONE_Q, check_mode=False)
     assert r.lrange("bull:{0}:wait".format(PHONE_Q), 0, -1) == ["v6-1"]
 
 
-def wait_for_meta_version(r, queue_name, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        version = r.hget("bull:{0}:meta".format(queue_name), "version")
-        if version:
-            return version
-        time.sleep(0.05)
-    raise AssertionError("the Node Queue did not write meta.version")
-
-
 def test_cancel_pending_jobs_records_its_audit_row_on_the_callers_trail(platform):
     from ansible_collections.cerniq.outreach.plugins.module_utils._audit import AuditTrail
 
-    produce(platform.redis, PHONE_Q, [("a-1", 0, {}), ("a-2", 5000, {})])
+    add_jobs(platform.redis, PHONE_Q, [("a-1", {}), ("a-2", {"delay": 5000})])
     conn = platform.pg.connect()
     try:
         counts = bq.cancel_pending_jobs(platform.params, PHONE_Q, False, audit=AuditTrail(conn, "wa_phone", "pytest"),

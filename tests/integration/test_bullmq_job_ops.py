@@ -13,9 +13,9 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._contract import p
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
 from ansible_collections.cerniq.outreach.plugins.modules.bullmq_queue import argument_spec as queue_spec
 from ansible_collections.cerniq.outreach.plugins.modules.bullmq_queue import destructive
-from tests.integration.test_bullmq_interface import wait_for_meta_version
-from tests.integration.test_bullmq_queue import options, run
+from tests.support.cores import options, run
 from tests.support.nodeworker import NodeWorker
+from tests.support.producers import wait_for_meta_version
 
 Q = phone_queue("phone_07")
 

@@ -12,7 +12,8 @@ from ansible_collections.cerniq.outreach.plugins.module_utils import _bullmq as 
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import QUEUE_FOLLOWUP
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
 from ansible_collections.cerniq.outreach.plugins.modules.bullmq_job_info import argument_spec, job_info
-from tests.integration.test_bullmq_queue import now_ms, options, run
+from tests.support.cores import options, run
+from tests.support.producers import now_ms
 
 
 def search(platform, **given):

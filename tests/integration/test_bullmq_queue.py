@@ -20,22 +20,11 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
 from ansible_collections.cerniq.outreach.plugins.modules.bullmq_queue import argument_spec as queue_spec
 from ansible_collections.cerniq.outreach.plugins.modules.bullmq_queue_info import argument_spec as info_spec
-from tests.integration.test_bullmq_interface import produce, wait_for_meta_version
+from tests.support.cores import options, run
 from tests.support.nodeworker import NodeWorker
+from tests.support.producers import add_jobs, now_ms, wait_for_meta_version
 
 PHONE_Q = phone_queue("phone_07")
-
-
-def options(spec, platform, **given):
-    """Module parameters as AnsibleModule would hand them over: the spec's defaults, the test servers, `given`."""
-    params = {name: opt.get("default") for name, opt in spec().items()}
-    params.update(platform.params)
-    params.update(given)
-    return params
-
-
-def run(platform, check_mode=False, diff=False, **given):
-    return bq.manage_queue(options(queue_spec, platform, **given), check_mode=check_mode, want_diff=diff)
 
 
 def info(platform, **given):
@@ -43,10 +32,6 @@ def info(platform, **given):
     return bq.queue_info(params, queues=params["queues"], pattern=params["pattern"], prefix=params["prefix"],
                          include_schedulers=params["include_schedulers"], dlq_list_keys=params["dlq_keys"],
                          expect_node_major=params["expect_node_major"], check_preflight=params["preflight"])
-
-
-def now_ms():
-    return int(time.time() * 1000)
 
 
 def keys_of(r, queue=PHONE_Q):
@@ -188,7 +173,7 @@ def test_scheduler_upsert_is_idempotent_and_keeps_the_platform_time_zone(platfor
 
 def test_a_queue_managed_by_node_v6_is_refused_and_nothing_changes(platform):
     r = platform.r(2)
-    produce(platform.redis, PHONE_Q, [("old-1", 0, {})])
+    add_jobs(platform.redis, PHONE_Q, [("old-1", {})])
     r.hset("bull:{0}:meta".format(PHONE_Q), "version", "bullmq:6.7.0")
     before = {key: r.dump(key) for key in keys_of(r)}
     message = ("queue q:wa:phone_07 is managed by Node BullMQ 6.7.0; install bullmq>=3,<4 on the host running this "
@@ -392,8 +377,8 @@ def fail_all(platform, queue_name, count):
 def test_info_discovers_queues_by_pattern_with_a_constant_number_of_round_trips(platform):
     r = platform.r(2)
     for n in range(1, 31):
-        produce(platform.redis, phone_queue("phone_{0:02d}".format(n)), [("j-1", 0, {})])
-    produce(platform.redis, QUEUE_FOLLOWUP, [("fu-1", 3600_000, {})])
+        add_jobs(platform.redis, phone_queue("phone_{0:02d}".format(n)), [("j-1", {})])
+    add_jobs(platform.redis, QUEUE_FOLLOWUP, [("fu-1", {"delay": 3600_000})])
     r.zadd("bull:q:wa:phone_03:delayed", {"stuck": (now_ms() - 60_000) * 4096})
     r.hset("bull:q:wa:phone_05:x:id", "name", "a job whose id is 'id', not a queue's counter")
     calls_before = r.info("stats")["total_commands_processed"]

@@ -3,7 +3,6 @@ pass, check mode and a second run changing nothing, TimelinesAI down, part of th
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import datetime, timedelta, timezone
 
@@ -20,6 +19,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
 )
 from tests.fakes import timelinesai as timelinesai_fake
 from tests.support import vendors
+from tests.support.producers import add_waiting_and_due
 from tests.support.seed import TENANT_ID
 from tests.support.snapshots import platform_state
 from tests.support.vendors import TIMELINES_TOKEN
@@ -31,24 +31,6 @@ THRESHOLDS = {"check_morning_queue_waiting_warn": "50", "check_morning_queue_wai
 CLEAN = dict(offline=(), banned=(), drift_phone="", leak_phone="", no_ttl_phone="", stale_yesterday_keys=False)
 timelines_server = vendors.timelines_server
 timelines = vendors.timelines
-
-
-def add_jobs(redis_server, queue_name, waiting=0, due_delayed=0):
-    """As the platform's producers do (the bullmq package): `waiting` jobs now, `due_delayed` jobs due in 1 ms."""
-    from bullmq import Queue
-
-    async def run():
-        queue = Queue(queue_name, {"connection": {"host": redis_server.host, "port": redis_server.port, "db": 2,
-                                                  "password": redis_server.password}, "prefix": BULLMQ_PREFIX})
-        try:
-            jobs = [{"name": "send", "data": {}, "opts": {"jobId": "w-{0}".format(i)}} for i in range(waiting)]
-            jobs += [{"name": "send", "data": {}, "opts": {"jobId": "d-{0}".format(i), "delay": 1}}
-                     for i in range(due_delayed)]
-            await queue.addBulk(jobs)
-        finally:
-            await queue.close()
-
-    asyncio.run(run())
 
 
 def add_reviews(platform, rows):
@@ -77,8 +59,8 @@ def faulty(platform, timelines):
                           leak_extra=7, no_ttl_phone="phone_03")
     timelines.reset(timelinesai_fake.build_demo_state(phones=8, disconnected=(4, 6)))
     add_reviews(platform, REVIEWS)
-    add_jobs(platform.redis, phone_queue("phone_01"), waiting=60)
-    add_jobs(platform.redis, phone_queue("phone_02"), due_delayed=2)
+    add_waiting_and_due(platform.redis, phone_queue("phone_01"), waiting=60)
+    add_waiting_and_due(platform.redis, phone_queue("phone_02"), due_delayed=2)
     return facts
 
 

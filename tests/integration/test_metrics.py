@@ -14,7 +14,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
     phone_queue,
     quota_key,
 )
-from tests.integration.test_check_morning import add_jobs
+from tests.support.producers import add_waiting_and_due
 
 
 def samples(path):
@@ -29,7 +29,7 @@ def samples(path):
 
 def seed(platform):
     platform.seed(phones=3, leads=50, old_log_rows=0, reviews=0, jobs_per_phone=0, dlq_entries=12)
-    add_jobs(platform.redis, phone_queue("phone_01"), waiting=7, due_delayed=2)
+    add_waiting_and_due(platform.redis, phone_queue("phone_01"), waiting=7, due_delayed=2)
     r = platform.r(2)
     # The oldest waiting job (the tail of wait) was added two minutes ago.
     tail = r.lindex("bull:{0}:wait".format(phone_queue("phone_01")), -1)

@@ -3,8 +3,6 @@ phones and queues that must come out untouched."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
@@ -14,6 +12,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
     phone_queue,
     phone_status_key,
 )
+from tests.support.producers import add_jobs
 from tests.support.seed import TENANT_ID
 
 BANNED = "phone_02"
@@ -23,23 +22,6 @@ LEADS_BY_STAGE = {"COLD": 15, "CONTACTED_WA": 12, "CONTACTED_EMAIL": 8, "REPLIED
 RELEASABLE = sum(n for stage, n in LEADS_BY_STAGE.items() if stage in RELEASABLE_STAGES)
 # 300 pending jobs on the banned phone's queue: waiting, delayed and prioritized.
 JOBS = {"wait": 120, "delayed": 150, "prioritized": 30}
-
-
-def add_jobs(redis_server, queue_name, jobs, db=2):
-    """The platform's producers: the bullmq package's addBulk; `jobs` = [(id, opts)]."""
-    from bullmq import Queue
-
-    async def run():
-        queue = Queue(queue_name, {"connection": {"host": redis_server.host, "port": redis_server.port, "db": db,
-                                                  "password": redis_server.password}, "prefix": BULLMQ_PREFIX})
-        try:
-            for start in range(0, len(jobs), 500):
-                await queue.addBulk([{"name": "send", "data": {"id": job_id}, "opts": dict(opts, jobId=job_id)}
-                                     for job_id, opts in jobs[start:start + 500]])
-        finally:
-            await queue.close()
-
-    asyncio.run(run())
 
 
 def insert_leads(platform, phone_id, by_stage, tag):

@@ -11,8 +11,8 @@ import pytest
 
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import phone_queue, phone_status_key
 from tests.fakes import timelinesai as timelinesai_fake
-from tests.integration.test_phone_playbooks_banned import add_jobs
 from tests.support.nodeworker import NodeWorker
+from tests.support.producers import add_jobs
 from tests.support.vendors import (  # noqa: F401  # pylint: disable=unused-import
     TIMELINES_TOKEN,
     timelines,

@@ -19,7 +19,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
     QUOTA_RESET_SCHEDULER_ID,
 )
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
-from tests.integration.test_bullmq_queue import run
+from tests.support.cores import run
 from tests.support.services import REPO_ROOT
 
 LEGACY_JS = REPO_ROOT / "tests" / "node" / "legacy_repeat.js"
