@@ -15,6 +15,10 @@ from tests.support.playbooks import inventory_for, run_playbook
 from tests.support.seed import SeedPlan, seed_all
 from tests.support.services import module_params
 
+# Fixtures shared by many test modules, registered once for the whole suite: the vendor fakes (instantly,
+# timelines, their documents) and split_platform (the platform on three hosts).
+pytest_plugins = ["tests.support.vendor_fixtures", "tests.support.split_platform"]
+
 REDIS_PASSWORD = "test-redis-pw"
 
 

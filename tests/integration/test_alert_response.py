@@ -13,7 +13,6 @@ import yaml
 
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import DLQ_LIST_KEY, phone_status_key
 from tests.fakes import timelinesai as timelinesai_fake
-from tests.support import vendors
 from tests.support.playbooks import COLLECTIONS_PATH, VENV_BIN, run_playbook
 from tests.support.services import REPO_ROOT
 from tests.support.snapshots import platform_state
@@ -25,8 +24,6 @@ MATRIX = yaml.safe_load((ROLE_DIR / "vars" / "main.yml").read_text())["alert_res
 RUNBOOK_ALERTS = ["phone:offline", "phone:banned", "bounce:high", "sla:breach", "quota:exhausted", "dlq:overflow",
                   "timelinesai:down"]
 PHONE = "phone_03"
-timelines_server = vendors.timelines_server
-timelines = vendors.timelines
 
 
 def _role_options(role):

@@ -20,8 +20,6 @@ from ansible_collections.cerniq.outreach.plugins.module_utils import _backup, _s
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import TABLE_AUDIT, TABLE_COMM_LOG
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
 
-pytest_plugins = ["tests.support.split_platform"]  # the split_platform fixture
-
 
 @pytest.fixture()
 def copy_dir(split_platform):

@@ -12,8 +12,6 @@ from pathlib import Path
 from ansible_collections.cerniq.outreach.plugins.module_utils import _backup, _database, _snapshot
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import ALL_TABLES, TABLE_COMM_LOG
 
-pytest_plugins = ["tests.support.split_platform"]  # the split_platform fixture
-
 
 def test_checksum_follows_content_not_row_order(split_platform):
     split_platform.seed()

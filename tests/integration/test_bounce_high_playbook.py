@@ -10,14 +10,7 @@ import pytest
 
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import TABLE_COMM_LOG, TABLE_LEADS
 from tests.support.seed import TENANT_ID
-from tests.support.vendors import (  # noqa: F401  # pylint: disable=unused-import
-    INSTANTLY_KEY,
-    campaign_ids,
-    campaign_status,
-    changes,
-    instantly,
-    instantly_server,
-)
+from tests.support.vendors import INSTANTLY_KEY, campaign_ids, campaign_status, changes
 
 TENANT = str(TENANT_ID)
 
@@ -28,7 +21,7 @@ def _bounced_in_hot(fake):
 
 
 @pytest.fixture()
-def bounce(platform, instantly):  # noqa: F811
+def bounce(platform, instantly):
     """Two leads the hot campaign bounced (a COLD one, a REPLIED one), a bystander, and yesterday's bounces the
     platform already recorded."""
     bounced = _bounced_in_hot(instantly)
@@ -61,7 +54,7 @@ def _db(platform):
             platform.audit())
 
 
-def test_pause_marks_and_resumes_only_what_the_guard_paused(platform, instantly, bounce):  # noqa: F811
+def test_pause_marks_and_resumes_only_what_the_guard_paused(platform, instantly, bounce):
     ids = campaign_ids(instantly)
     before = _db(platform)
 
@@ -108,7 +101,7 @@ def test_pause_marks_and_resumes_only_what_the_guard_paused(platform, instantly,
     assert resumed.result("Summary")["msg"]["done"][-1] == "1 campaign(s) resumed: {0}".format(ids["hot"])
 
 
-def test_pause_all_holds_a_cooldown_that_refuses_resume(platform, instantly, bounce):  # noqa: F811
+def test_pause_all_holds_a_cooldown_that_refuses_resume(platform, instantly, bounce):
     ids = campaign_ids(instantly)
     held = bounce["play"](bounce_high_pause_all="true", bounce_high_mark_bounced_leads="false", confirm="true")
     assert held.rc == 0, held.stdout[-3000:]

@@ -9,16 +9,13 @@ import pytest
 
 from ansible_collections.cerniq.outreach.plugins.module_utils import _instantly as instantly_mod
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
-from tests.support.vendors import (  # noqa: F401  # pylint: disable=unused-import
+from tests.support.vendors import (
     INSTANTLY_KEY,
     INSTANTLY_SERVER,
     assert_traffic_matches_openapi,
     campaign_ids,
     campaign_status,
     changes,
-    instantly,
-    instantly_server,
-    instantly_spec,
     vendor_params,
 )
 
@@ -26,12 +23,12 @@ VENDOR_ACTION = "resume_vendor_paused"
 
 
 @pytest.fixture()
-def params(platform, instantly):  # noqa: F811
+def params(platform, instantly):
     return vendor_params(platform.params, instantly=instantly)
 
 
 @pytest.fixture()
-def protected(instantly):  # noqa: F811
+def protected(instantly):
     """The hot campaign as Instantly leaves it after its bounce protect fired."""
     hot = campaign_ids(instantly)["hot"]
     instantly.bounce_protect(hot)
@@ -44,8 +41,8 @@ def audit(platform, action=VENDOR_ACTION):
                         "WHERE action = %s ORDER BY id", (action,))
 
 
-def test_a_plain_resume_names_the_vendor_paused_campaign_and_leaves_it(params, platform, instantly,  # noqa: F811
-                                                                      instantly_spec, protected):  # noqa: F811
+def test_a_plain_resume_names_the_vendor_paused_campaign_and_leaves_it(params, platform, instantly,
+                                                                      instantly_spec, protected):
     for scope in ([protected], None):
         result = instantly_mod.deliverability_guard(params, resume=True, campaign_ids=scope, reason="INC-7")
         assert result["changed"] is False and result["resumed"] == [] and result["resumed_vendor_paused"] == []
@@ -64,7 +61,7 @@ def test_a_plain_resume_names_the_vendor_paused_campaign_and_leaves_it(params, p
     (dict(resume=True, reason="  "), "needs a reason"),
     (dict(resume=True, reason=None), "needs a reason"),
 ])
-def test_the_override_needs_the_campaign_and_a_reason(params, platform, instantly, protected,  # noqa: F811
+def test_the_override_needs_the_campaign_and_a_reason(params, platform, instantly, protected,
                                                       kwargs, message):
     kwargs.setdefault("campaign_ids", [protected])
     with pytest.raises(CerniqError, match=message):
@@ -73,7 +70,7 @@ def test_the_override_needs_the_campaign_and_a_reason(params, platform, instantl
     assert platform.sql("SELECT count(*) FROM ops_audit_log")[0][0] == 0
 
 
-def test_the_override_resumes_and_audits_before_and_after(params, platform, instantly, instantly_spec,  # noqa: F811
+def test_the_override_resumes_and_audits_before_and_after(params, platform, instantly, instantly_spec,
                                                           protected):
     other = campaign_ids(instantly)["paused"]
     planned = instantly_mod.deliverability_guard(params, resume=True, resume_vendor_paused=True,
@@ -107,7 +104,7 @@ def test_the_override_resumes_and_audits_before_and_after(params, platform, inst
     assert_traffic_matches_openapi(instantly, instantly_spec, INSTANTLY_SERVER)
 
 
-def test_a_cooldown_holds_the_override_too(params, platform, instantly, protected):  # noqa: F811
+def test_a_cooldown_holds_the_override_too(params, platform, instantly, protected):
     held = instantly_mod.deliverability_guard(params, pause_all=True, mark_bounced_leads=False, reason="INC-8")
     assert held["changed"] is True
     with pytest.raises(CerniqError, match="cool-down until"):
@@ -118,7 +115,7 @@ def test_a_cooldown_holds_the_override_too(params, platform, instantly, protecte
 
 # --- the playbook ------------------------------------------------------------------------------------------------
 
-def play(platform, instantly, check=False, **extravars):  # noqa: F811
+def play(platform, instantly, check=False, **extravars):
     base = {"cerniq_instantly_base_url": instantly.url, "cerniq_instantly_api_key": INSTANTLY_KEY,
             "cerniq_vendor_allow_http": "true"}
     base.update(extravars)
@@ -126,7 +123,7 @@ def play(platform, instantly, check=False, **extravars):  # noqa: F811
 
 
 def test_bounce_high_resumes_a_vendor_paused_campaign_only_with_flag_reason_and_confirm(
-        platform, instantly, instantly_spec, protected):  # noqa: F811
+        platform, instantly, instantly_spec, protected):
     plain = play(platform, instantly, resume="true", campaign=protected, confirm="true")
     assert plain.rc == 0, plain.stdout[-3000:]
     summary = plain.result("Summary")["msg"]

@@ -18,7 +18,6 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
     quota_key,
 )
 from tests.fakes import timelinesai as timelinesai_fake
-from tests.support import vendors
 from tests.support.producers import add_waiting_and_due
 from tests.support.seed import TENANT_ID
 from tests.support.snapshots import platform_state
@@ -29,8 +28,6 @@ CHECKS = ["phones", "quota_reset", "reviews", "queues", "sla", "timelinesai", "d
 THRESHOLDS = {"check_morning_queue_waiting_warn": "50", "check_morning_queue_waiting_fail": "500",
               "check_morning_pending_reviews_warn": "5", "check_morning_dlq_warn": "10"}
 CLEAN = dict(offline=(), banned=(), drift_phone="", leak_phone="", no_ttl_phone="", stale_yesterday_keys=False)
-timelines_server = vendors.timelines_server
-timelines = vendors.timelines
 
 
 def add_reviews(platform, rows):

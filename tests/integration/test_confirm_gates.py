@@ -30,16 +30,7 @@ from tests.conftest import Platform
 from tests.support.seed import TENANT_ID
 from tests.support.services import REPO_ROOT
 from tests.support.snapshots import platform_state, redis_dump
-from tests.support.vendors import (  # noqa: F401  # pylint: disable=unused-import
-    INSTANTLY_KEY,
-    campaign_ids,
-    campaign_status,
-    changes,
-    instantly,
-    instantly_server,
-)
-
-pytest_plugins = ["tests.support.split_platform"]  # the split_platform fixture (dr_database on three hosts)
+from tests.support.vendors import INSTANTLY_KEY, campaign_ids, campaign_status, changes
 
 ROLES = REPO_ROOT / "roles"
 PLAYBOOKS = REPO_ROOT / "playbooks"
@@ -262,7 +253,7 @@ def _vendor_vars(fake):
 
 
 @pytest.mark.parametrize("skip", skip_sets("bounce_high.yml"))
-def test_no_tag_skips_the_bounce_high_confirmation(gates, seeded, instantly, skip):  # noqa: F811
+def test_no_tag_skips_the_bounce_high_confirmation(gates, seeded, instantly, skip):
     if gates.state() != seeded["digest"]:
         gates.seed()
         seeded["digest"] = gates.state()
@@ -400,7 +391,7 @@ def _databases(gates):
         conn.close()
 
 
-def test_each_destructive_module_refuses_without_confirmed(gates, seeded, instantly, tmp_path):  # noqa: F811
+def test_each_destructive_module_refuses_without_confirmed(gates, seeded, instantly, tmp_path):
     gates.seed()
     seeded["digest"] = gates.state()
     _throwaway(gates, create=True)

@@ -12,12 +12,12 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._readings import d
 from ansible_collections.cerniq.outreach.plugins.module_utils._stats import outreach_stats
 from ansible_collections.cerniq.outreach.plugins.module_utils._timelinesai import account_info
 from tests.fakes import timelinesai as timelinesai_fake
-from tests.support.vendors import timelines, timelines_server, vendor_params  # noqa: F401  # pylint: disable=unused-import
+from tests.support.vendors import vendor_params
 
 FIGURES = ["reviews_pending", "sla_breaches", "whatsapp_per_phone"]
 
 
-def options(platform, timelines, **given):  # noqa: F811
+def options(platform, timelines, **given):
     params = vendor_params(platform.params, timelines=timelines)
     params.update(phones=True, quota_warn_percent=90, stats=list(FIGURES), breaches_since="15h", queue_pattern="*",
                   timelinesai=True)
@@ -26,13 +26,13 @@ def options(platform, timelines, **given):  # noqa: F811
 
 
 @pytest.fixture()
-def seeded(platform, timelines):  # noqa: F811
+def seeded(platform, timelines):
     platform.seed(phones=6, leads=120, old_log_rows=0, reviews=8, jobs_per_phone=3, dlq_entries=4,
                   offline=("phone_04",), drift_phone="phone_04", leak_phone="phone_02", leak_extra=3)
     timelines.reset(timelinesai_fake.build_demo_state(phones=6, disconnected=(4,)))
 
 
-def test_each_view_is_what_its_own_module_returns(platform, timelines, seeded):  # noqa: F811
+def test_each_view_is_what_its_own_module_returns(platform, timelines, seeded):
     params = options(platform, timelines)
     readings = daily_readings(params)
     assert readings["readings"] == ["phones", "stats", "queues", "vendor"] and readings["changed"] is False
@@ -52,7 +52,7 @@ def test_each_view_is_what_its_own_module_returns(platform, timelines, seeded): 
     assert [p["id"] for p in readings["phones"]["phones"] if p["drift"]] == ["phone_04"]
 
 
-def test_only_the_views_asked_for_are_read(platform, timelines, seeded):  # noqa: F811
+def test_only_the_views_asked_for_are_read(platform, timelines, seeded):
     readings = daily_readings(options(platform, timelines, phones=False, stats=["sla_breaches"], queue_pattern=None,
                                       timelinesai=False))
     assert readings["readings"] == ["stats"] and set(readings["stats"]["figures"]) == {"sla_breaches"}
@@ -62,13 +62,13 @@ def test_only_the_views_asked_for_are_read(platform, timelines, seeded):  # noqa
     assert nothing == dict(changed=False, readings=[], warnings=[])
 
 
-def test_timelinesai_down_is_a_finding_and_the_other_views_are_read(platform, timelines, seeded):  # noqa: F811
+def test_timelinesai_down_is_a_finding_and_the_other_views_are_read(platform, timelines, seeded):
     readings = daily_readings(options(platform, timelines, timelinesai_api_token="wrong-token"))
     assert readings["vendor"]["failed"] is True and "TimelinesAI" in readings["vendor"]["msg"]
     assert "wrong-token" not in readings["vendor"]["msg"]
     assert len(readings["phones"]["phones"]) == 6 and readings["queues"]["queues"]
 
 
-def test_a_database_that_cannot_be_read_fails_the_whole_read_with_one_line(platform, timelines, seeded):  # noqa: F811
+def test_a_database_that_cannot_be_read_fails_the_whole_read_with_one_line(platform, timelines, seeded):
     with pytest.raises(CerniqError, match="PostgreSQL at .*:1 "):
         daily_readings(options(platform, timelines, db_port=1, timelinesai=False, queue_pattern=None))

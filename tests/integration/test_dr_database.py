@@ -25,8 +25,6 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
 from tests.support.snapshots import redis_dump
 
-pytest_plugins = ["tests.support.split_platform"]  # the split_platform fixture
-
 
 def _backup_now(platform):
     return _backup.create_backup(platform.params, str(platform.backup_dir), 7, False)["backup"]

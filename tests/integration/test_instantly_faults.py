@@ -11,22 +11,19 @@ import pytest
 from ansible_collections.cerniq.outreach.plugins.module_utils import _instantly as instantly_mod
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
 from tests.support.services import free_port
-from tests.support.vendors import (  # noqa: F401  # pylint: disable=unused-import
+from tests.support.vendors import (
     INSTANTLY_KEY,
     INSTANTLY_SERVER,
     assert_traffic_matches_openapi,
     campaign_ids,
     campaign_status,
     changes,
-    instantly,
-    instantly_server,
-    instantly_spec,
     vendor_params,
 )
 
 
 @pytest.fixture()
-def params(platform, instantly):  # noqa: F811
+def params(platform, instantly):
     return vendor_params(platform.params, instantly=instantly)
 
 
@@ -41,7 +38,7 @@ def assert_nothing_changed(platform, fake):
     assert platform.audit() == []
 
 
-def test_bad_api_key(params, platform, instantly, instantly_spec):  # noqa: F811
+def test_bad_api_key(params, platform, instantly, instantly_spec):
     with pytest.raises(CerniqError) as err:
         pause_hot(params, instantly, instantly_api_key="wrong-SECRET-key-123")
     assert err.value.msg == ("Instantly API: GET /api/v2/campaigns/{0} answered 401 Unauthorized: Invalid API key. "
@@ -53,7 +50,7 @@ def test_bad_api_key(params, platform, instantly, instantly_spec):  # noqa: F811
     assert_traffic_matches_openapi(instantly, instantly_spec, INSTANTLY_SERVER)
 
 
-def test_missing_or_mangled_token_is_refused_before_any_request(params, instantly):  # noqa: F811
+def test_missing_or_mangled_token_is_refused_before_any_request(params, instantly):
     with pytest.raises(CerniqError, match="token is not set: set cerniq_instantly_api_key .*CERNIQ_INSTANTLY_API_KEY"):
         instantly_mod.campaign_info(dict(params, instantly_api_key=None))
     with pytest.raises(CerniqError) as err:
@@ -62,7 +59,7 @@ def test_missing_or_mangled_token_is_refused_before_any_request(params, instantl
     assert instantly.requests() == []
 
 
-def test_plain_http_is_refused_unless_allowed(params, instantly):  # noqa: F811
+def test_plain_http_is_refused_unless_allowed(params, instantly):
     with pytest.raises(CerniqError) as err:
         instantly_mod.campaign_info(dict(params, allow_http=False))
     assert err.value.msg == ("Instantly API base URL {0} is plain http://: the token would travel unencrypted. Use "
@@ -76,14 +73,14 @@ def test_plain_http_is_refused_unless_allowed(params, instantly):  # noqa: F811
     assert instantly.requests() == []
 
 
-def test_unknown_route_names_the_base_url_setting(params, instantly):  # noqa: F811
+def test_unknown_route_names_the_base_url_setting(params, instantly):
     with pytest.raises(CerniqError) as err:
         instantly_mod.campaign_info(dict(params, instantly_base_url=instantly.url + "/api"))
     assert ("answered 404 Not Found: Route GET:/api/api/v2/campaigns not found. Check cerniq_instantly_base_url: it "
             "must be the API root, e.g. https://api.instantly.ai") in err.value.msg
 
 
-def test_429_with_retry_after_is_waited_out(params, platform, instantly):  # noqa: F811
+def test_429_with_retry_after_is_waited_out(params, platform, instantly):
     instantly.add_fault(429, retry_after=1, times=2, path="/pause$")
     started = time.monotonic()
     result = pause_hot(params, instantly)
@@ -94,7 +91,7 @@ def test_429_with_retry_after_is_waited_out(params, platform, instantly):  # noq
     assert len(platform.audit("campaign_pause")) == 1
 
 
-def test_429_storm_without_retry_after_gives_up_after_bounded_retries(params, platform, instantly):  # noqa: F811
+def test_429_storm_without_retry_after_gives_up_after_bounded_retries(params, platform, instantly):
     instantly.add_fault(429, times=50, path="/pause$")
     started = time.monotonic()
     with pytest.raises(CerniqError) as err:
@@ -106,7 +103,7 @@ def test_429_storm_without_retry_after_gives_up_after_bounded_retries(params, pl
     assert_nothing_changed(platform, instantly)
 
 
-def test_429_storm_on_a_client_with_fast_backoff(params, instantly):  # noqa: F811
+def test_429_storm_on_a_client_with_fast_backoff(params, instantly):
     instantly.add_fault(429, times=50)
     client = instantly_mod.instantly_client(dict(params, vendor_retries=4), backoff_base=0.01)
     with pytest.raises(CerniqError, match="after 5 attempts"):
@@ -114,7 +111,7 @@ def test_429_storm_on_a_client_with_fast_backoff(params, instantly):  # noqa: F8
     assert len(instantly.requests()) == 5 and client.figures()["retries"] == 4
 
 
-def test_a_long_retry_after_fails_at_once(params, platform, instantly):  # noqa: F811
+def test_a_long_retry_after_fails_at_once(params, platform, instantly):
     instantly.add_fault(429, retry_after=600, times=5)
     started = time.monotonic()
     with pytest.raises(CerniqError, match=r"asks to retry after 600 s \(Retry-After\), longer than the 120 s"):
@@ -123,7 +120,7 @@ def test_a_long_retry_after_fails_at_once(params, platform, instantly):  # noqa:
     assert_nothing_changed(platform, instantly)
 
 
-def test_5xx_is_retried_then_reported(params, platform, instantly):  # noqa: F811
+def test_5xx_is_retried_then_reported(params, platform, instantly):
     instantly.add_fault(500, times=1, path="/pause$")
     assert pause_hot(params, instantly)["changed"] is True
     assert [r["status"] for r in instantly.requests(method="POST")] == [500, 200]
@@ -138,7 +135,7 @@ def test_5xx_is_retried_then_reported(params, platform, instantly):  # noqa: F81
                              "again later")
 
 
-def test_malformed_json_is_one_clear_line_and_nothing_is_changed(params, platform, instantly):  # noqa: F811
+def test_malformed_json_is_one_clear_line_and_nothing_is_changed(params, platform, instantly):
     instantly.add_fault("malformed", path="/campaigns/")
     with pytest.raises(CerniqError) as err:
         pause_hot(params, instantly)
@@ -147,7 +144,7 @@ def test_malformed_json_is_one_clear_line_and_nothing_is_changed(params, platfor
     assert_nothing_changed(platform, instantly)
 
 
-def test_slow_vendor_times_out_and_is_retried(params, platform, instantly):  # noqa: F811
+def test_slow_vendor_times_out_and_is_retried(params, platform, instantly):
     instantly.add_fault("delay", seconds=1.5, times=3)
     with pytest.raises(CerniqError) as err:
         pause_hot(params, instantly, vendor_timeout=0.3, vendor_retries=0)
@@ -172,7 +169,7 @@ def test_vendor_down(params, platform):
     assert platform.audit() == []
 
 
-def test_no_secret_in_any_failure_message(params, instantly):  # noqa: F811
+def test_no_secret_in_any_failure_message(params, instantly):
     messages = []
     for kind in (401, 404, 429, 500, "malformed"):
         instantly.reset()

@@ -12,16 +12,13 @@ import pytest
 from ansible_collections.cerniq.outreach.plugins.module_utils import _instantly as instantly_mod
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
 from tests.fakes import instantly as instantly_fake
-from tests.support.vendors import (  # noqa: F401  # pylint: disable=unused-import
+from tests.support.vendors import (
     INSTANTLY_KEY,
     INSTANTLY_SERVER,
     assert_traffic_matches_openapi,
     campaign_ids,
     campaign_status,
     changes,
-    instantly,
-    instantly_server,
-    instantly_spec,
     vendor_params,
 )
 
@@ -29,7 +26,7 @@ TENANT = "5b1f0c1e-0000-4000-8000-00000000c3e1"
 
 
 @pytest.fixture()
-def params(platform, instantly):  # noqa: F811
+def params(platform, instantly):
     return vendor_params(platform.params, instantly=instantly)
 
 
@@ -41,7 +38,7 @@ def audit_rows(platform, module):
 # ---- instantly_campaign_info ---------------------------------------------------------------------------------
 
 
-def test_info_names_every_status_and_computes_the_bounce_rate(params, instantly, instantly_spec):  # noqa: F811
+def test_info_names_every_status_and_computes_the_bounce_rate(params, instantly, instantly_spec):
     ids = campaign_ids(instantly)
     result = instantly_mod.campaign_info(params)
     by_id = {c["id"]: c for c in result["campaigns"]}
@@ -67,7 +64,7 @@ def test_info_status_names_cover_the_vendor_enum():
     assert set(instantly_mod.STATUS_NAMES) == set(instantly_fake.CAMPAIGN_STATUS_NAMES)
 
 
-def test_info_follows_the_bounced_leads_cursor_to_the_empty_page(params, instantly, instantly_spec):  # noqa: F811
+def test_info_follows_the_bounced_leads_cursor_to_the_empty_page(params, instantly, instantly_spec):
     hot = campaign_ids(instantly)["hot"]
     result = instantly_mod.campaign_info(params, campaign_id=hot, include_bounced_leads=True, since="7d")
     (campaign,) = result["campaigns"]
@@ -82,7 +79,7 @@ def test_info_follows_the_bounced_leads_cursor_to_the_empty_page(params, instant
     assert_traffic_matches_openapi(instantly, instantly_spec, INSTANTLY_SERVER)
 
 
-def test_info_by_name_and_clear_errors(params, instantly):  # noqa: F811
+def test_info_by_name_and_clear_errors(params, instantly):
     ids = campaign_ids(instantly)
     found = instantly_mod.campaign_info(params, name="ro enterprise q3")
     assert [c["id"] for c in found["campaigns"]] == [ids["healthy"]]
@@ -100,7 +97,7 @@ def test_info_by_name_and_clear_errors(params, instantly):  # noqa: F811
 # ---- instantly_campaign --------------------------------------------------------------------------------------
 
 
-def test_pause_reads_first_changes_once_and_audits(params, platform, instantly, instantly_spec):  # noqa: F811
+def test_pause_reads_first_changes_once_and_audits(params, platform, instantly, instantly_spec):
     hot = campaign_ids(instantly)["hot"]
     first = instantly_mod.set_campaign_state(params, "paused", campaign_id=hot, reason="bounce:high",
                                              want_diff=True)
@@ -120,7 +117,7 @@ def test_pause_reads_first_changes_once_and_audits(params, platform, instantly, 
     assert_traffic_matches_openapi(instantly, instantly_spec, INSTANTLY_SERVER)
 
 
-def test_check_mode_predicts_without_sending(params, platform, instantly):  # noqa: F811
+def test_check_mode_predicts_without_sending(params, platform, instantly):
     ids = campaign_ids(instantly)
     predicted = instantly_mod.set_campaign_state(params, "active", campaign_id=ids["draft"], check_mode=True,
                                                  want_diff=True)
@@ -136,14 +133,14 @@ def test_check_mode_predicts_without_sending(params, platform, instantly):  # no
 @pytest.mark.parametrize(("status", "state", "changed"), [
     (0, "paused", False), (3, "paused", False), (4, "active", False), (4, "paused", True), (-2, "paused", True),
     (-2, "active", True), (-1, "active", True), (3, "active", True)])
-def test_what_counts_as_already_there(params, instantly, status, state, changed):  # noqa: F811
+def test_what_counts_as_already_there(params, instantly, status, state, changed):
     hot = campaign_ids(instantly)["hot"]
     instantly.state["campaigns"][[c["id"] for c in instantly.state["campaigns"]].index(hot)]["status"] = status
     assert instantly_mod.set_campaign_state(params, state, campaign_id=hot)["changed"] is changed
     assert len(changes(instantly)) == int(changed)
 
 
-def test_unknown_campaign_changes_nothing(params, platform, instantly):  # noqa: F811
+def test_unknown_campaign_changes_nothing(params, platform, instantly):
     before = instantly.snapshot()["campaigns"]
     with pytest.raises(CerniqError, match="No campaign .* in this Instantly workspace"):
         instantly_mod.set_campaign_state(params, "paused", campaign_id=str(uuid.uuid4()))
@@ -153,7 +150,7 @@ def test_unknown_campaign_changes_nothing(params, platform, instantly):  # noqa:
     assert audit_rows(platform, "instantly_campaign") == []
 
 
-def test_unreachable_audit_database_stops_before_the_vendor(params, instantly):  # noqa: F811
+def test_unreachable_audit_database_stops_before_the_vendor(params, instantly):
     with pytest.raises(CerniqError, match="cannot reach PostgreSQL"):
         instantly_mod.set_campaign_state(dict(params, db_port=1), "paused",
                                          campaign_id=campaign_ids(instantly)["hot"])
@@ -205,8 +202,8 @@ def db_state(platform):
             platform.sql("SELECT lead_id::text, engagement_stage FROM gold_lead_journey ORDER BY lead_id"))
 
 
-def test_guard_pauses_the_bouncing_campaign_and_marks_its_leads(params, platform, instantly,  # noqa: F811
-                                                                 instantly_spec):  # noqa: F811
+def test_guard_pauses_the_bouncing_campaign_and_marks_its_leads(params, platform, instantly,
+                                                                 instantly_spec):
     ids = campaign_ids(instantly)
     bounced = hot_bounced_emails(instantly)
     lead = seed_bounce_story(platform, bounced)
@@ -254,7 +251,7 @@ def test_guard_pauses_the_bouncing_campaign_and_marks_its_leads(params, platform
     assert_traffic_matches_openapi(instantly, instantly_spec, INSTANTLY_SERVER)
 
 
-def test_guard_threshold_and_minimum_sends(params, instantly):  # noqa: F811
+def test_guard_threshold_and_minimum_sends(params, instantly):
     ids = campaign_ids(instantly)
     lenient = instantly_mod.deliverability_guard(params, max_bounce_rate=5.0, mark_bounced_leads=False,
                                                  check_mode=True)
@@ -273,8 +270,8 @@ def test_guard_threshold_and_minimum_sends(params, instantly):  # noqa: F811
     assert changes(instantly) == []
 
 
-def test_guard_blocks_bounced_addresses_in_batches_of_1000(params, platform, instantly,  # noqa: F811
-                                                            instantly_spec):  # noqa: F811
+def test_guard_blocks_bounced_addresses_in_batches_of_1000(params, platform, instantly,
+                                                            instantly_spec):
     instantly.reset(instantly_fake.build_demo_state(bounced_leads=1100))
     result = instantly_mod.deliverability_guard(params, block_bounced=True, mark_bounced_leads=False)
     assert len(result["block_list_added"]) == 1100
@@ -291,8 +288,8 @@ def test_guard_blocks_bounced_addresses_in_batches_of_1000(params, platform, ins
     assert_traffic_matches_openapi(instantly, instantly_spec, INSTANTLY_SERVER)
 
 
-def test_pause_all_holds_a_cooldown_and_resume_needs_the_flag(params, platform, instantly,  # noqa: F811
-                                                               instantly_spec):  # noqa: F811
+def test_pause_all_holds_a_cooldown_and_resume_needs_the_flag(params, platform, instantly,
+                                                               instantly_spec):
     ids = campaign_ids(instantly)
     held = instantly_mod.deliverability_guard(params, pause_all=True, cooldown="24h", mark_bounced_leads=False,
                                               reason="INC-1 reputation")
@@ -317,7 +314,7 @@ def test_pause_all_holds_a_cooldown_and_resume_needs_the_flag(params, platform, 
     assert_traffic_matches_openapi(instantly, instantly_spec, INSTANTLY_SERVER)
 
 
-def test_resume_after_the_cooldown_ends(params, platform, instantly):  # noqa: F811
+def test_resume_after_the_cooldown_ends(params, platform, instantly):
     ids = campaign_ids(instantly)
     instantly_mod.deliverability_guard(params, pause_all=True, cooldown="1h", mark_bounced_leads=False)
     later = datetime.now(timezone.utc) + timedelta(hours=1, minutes=1)
@@ -333,7 +330,7 @@ def test_resume_after_the_cooldown_ends(params, platform, instantly):  # noqa: F
     (dict(campaigns=["not-an-id"]), "is not an Instantly campaign id"),
     (dict(campaigns=["00000000-0000-4000-8000-00000000abcd"]), "no campaign 00000000-.* nothing was changed"),
 ])
-def test_guard_bad_input_changes_nothing(params, platform, instantly, options, message):  # noqa: F811
+def test_guard_bad_input_changes_nothing(params, platform, instantly, options, message):
     options = dict(options)
     campaigns = options.pop("campaigns", None)
     with pytest.raises(CerniqError, match=message):
@@ -341,13 +338,13 @@ def test_guard_bad_input_changes_nothing(params, platform, instantly, options, m
     assert changes(instantly) == [] and platform.audit() == []
 
 
-def test_api_key_never_reaches_the_record_or_a_message(params, instantly):  # noqa: F811
+def test_api_key_never_reaches_the_record_or_a_message(params, instantly):
     instantly_mod.campaign_info(params)
     assert all(r["authorization"] and r["authorized"] for r in instantly.requests())
     assert INSTANTLY_KEY not in str(instantly.requests())
 
 
-def test_a_pause_failing_midway_reports_and_audits_what_already_changed(params, platform, instantly):  # noqa: F811
+def test_a_pause_failing_midway_reports_and_audits_what_already_changed(params, platform, instantly):
     ids = campaign_ids(instantly)
     instantly.add_fault(500, times=10, path="/{0}/pause$".format(ids["healthy"]))
     with pytest.raises(CerniqError) as err:

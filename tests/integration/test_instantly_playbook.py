@@ -10,16 +10,13 @@ from pathlib import Path
 import pytest
 
 from tests.support.services import free_port
-from tests.support.vendors import (  # noqa: F401  # pylint: disable=unused-import
+from tests.support.vendors import (
     INSTANTLY_KEY,
     INSTANTLY_SERVER,
     assert_traffic_matches_openapi,
     campaign_ids,
     campaign_status,
     changes,
-    instantly,
-    instantly_server,
-    instantly_spec,
 )
 
 pytestmark = pytest.mark.slow
@@ -33,7 +30,7 @@ def task(run, name):
     return result
 
 
-def test_instantly_modules_end_to_end(platform, instantly, instantly_spec):  # noqa: F811
+def test_instantly_modules_end_to_end(platform, instantly, instantly_spec):
     ids = campaign_ids(instantly)
     unknown = str(uuid.uuid4())
     run = platform.play(PLAYBOOK, verbosity=3, extravars=dict(

@@ -13,18 +13,14 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._contract import p
 from tests.fakes import timelinesai as timelinesai_fake
 from tests.support.nodeworker import NodeWorker
 from tests.support.producers import add_jobs
-from tests.support.vendors import (  # noqa: F401  # pylint: disable=unused-import
-    TIMELINES_TOKEN,
-    timelines,
-    timelines_server,
-)
+from tests.support.vendors import TIMELINES_TOKEN
 
 PHONE = "phone_07"
 NUMBER = "+40700000007"
 
 
 @pytest.fixture()
-def offline(platform, timelines):  # noqa: F811
+def offline(platform, timelines):
     # phone_07 is OFFLINE in the DB but ACTIVE in Redis (drift); its account is disconnected at TimelinesAI.
     platform.seed(phones=8, leads=0, old_log_rows=0, reviews=0, jobs_per_phone=0, dlq_entries=0,
                   offline=(PHONE,), banned=("phone_08",), drift_phone=PHONE, leak_phone="", no_ttl_phone="")
@@ -80,7 +76,7 @@ def test_disconnected_account_sets_offline_everywhere_and_asks_for_the_qr_code(p
     assert len(platform.audit()) == 1
 
 
-def test_account_back_sets_active_and_watches_the_queue_drain(platform, timelines, offline):  # noqa: F811
+def test_account_back_sets_active_and_watches_the_queue_drain(platform, timelines, offline):
     timelines.set_account_status(NUMBER, "active")
     checked = offline(check=True)
     assert checked.rc == 0, checked.stdout[-3000:]
@@ -116,7 +112,7 @@ def test_nobody_works_the_queue_the_wait_ends_and_says_so(platform, offline):
     assert "q:wa:phone_07 did not move within 2 s: 6 job(s) ready, 0 running, 0 worker connection(s)" in run.stdout
 
 
-def test_a_banned_phone_is_refused(platform, timelines, offline):  # noqa: F811
+def test_a_banned_phone_is_refused(platform, timelines, offline):
     timelines.set_account_status("+40700000008", "active")
     before = (_status(platform, "phone_08"), platform.audit())
     run = offline(phone="phone_08")

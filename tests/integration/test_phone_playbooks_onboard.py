@@ -15,13 +15,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
 )
 from tests.fakes import timelinesai as timelinesai_fake
 from tests.support.seed import TENANT_ID
-from tests.support.vendors import (  # noqa: F401  # pylint: disable=unused-import
-    TIMELINES_TOKEN,
-    assert_traffic_matches_openapi,
-    timelines,
-    timelines_server,
-    timelines_spec,
-)
+from tests.support.vendors import TIMELINES_TOKEN, assert_traffic_matches_openapi
 
 NUMBER = "+40700000021"
 ACCOUNT = "40700000021@s.whatsapp.net"
@@ -30,7 +24,7 @@ HOOK_URL = "http://127.0.0.1:9/cerniq/timelinesai"
 
 
 @pytest.fixture()
-def onboard(platform, timelines):  # noqa: F811
+def onboard(platform, timelines):
     platform.seed(phones=4, leads=0, old_log_rows=0, reviews=0, jobs_per_phone=0, dlq_entries=0, offline=(),
                   banned=(), drift_phone="", leak_phone="", no_ttl_phone="")
     timelines.reset(timelinesai_fake.build_demo_state(phones=21))
@@ -51,7 +45,7 @@ def _state(platform):
             sorted(platform.r(0).scan_iter(count=1000)), platform.audit())
 
 
-def test_onboard_check_mode_then_real_then_again(platform, timelines, timelines_spec, onboard):  # noqa: F811
+def test_onboard_check_mode_then_real_then_again(platform, timelines, timelines_spec, onboard):
     before = _state(platform)
     checked = onboard(check=True, phone_onboard_webhook_url=HOOK_URL)
     assert checked.rc == 0, checked.stdout[-3000:]
@@ -89,7 +83,7 @@ def test_onboard_check_mode_then_real_then_again(platform, timelines, timelines_
     assert "nothing changed in this run" in " ".join(again.result("Summary")["msg"]["done"])
 
 
-def test_skip_test_send_from_a_survey_string(platform, timelines, onboard):  # noqa: F811
+def test_skip_test_send_from_a_survey_string(platform, timelines, onboard):
     run = onboard(skip_test_send="true", test_number="")
     assert run.rc == 0, run.stdout[-3000:]
     assert platform.sql("SELECT id FROM wa_phone_numbers WHERE phone_number = %s", (NUMBER,)) == [("phone_05",)]
@@ -104,7 +98,7 @@ def test_skip_test_send_from_a_survey_string(platform, timelines, onboard):  # n
     ({"test_number": "12"}, "is not E.164"),
     ({"test_number": ""}, "-e test_number=<E.164>"),
 ])
-def test_bad_input_changes_nothing_and_sends_nothing(platform, timelines, onboard, extravars, message):  # noqa: F811
+def test_bad_input_changes_nothing_and_sends_nothing(platform, timelines, onboard, extravars, message):
     if extravars.pop("disconnect", False):
         timelines.set_account_status(NUMBER, "disconnected")
     before = _state(platform)

@@ -22,14 +22,12 @@ import pytest
 from ansible_collections.cerniq.outreach.plugins.module_utils import _backup
 from ansible_collections.cerniq.outreach.plugins.module_utils import _timelinesai as tl_mod
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
-from tests.support import services, vendors
+from tests.support import services
 from tests.support.playbooks import run_playbook
 from tests.support.split_platform import SplitPlatform
 from tests.support.vendors import TIMELINES_TOKEN, seed_phones
 
 PLAYBOOKS = Path(__file__).parent / "playbooks"
-timelines_server = vendors.timelines_server
-timelines = vendors.timelines
 
 TRANSPORT_PLAY = """
 - name: What the platform role hands to the modules

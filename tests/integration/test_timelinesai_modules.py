@@ -14,15 +14,12 @@ from ansible_collections.cerniq.outreach.plugins.module_utils import _timelinesa
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
 from ansible_collections.cerniq.outreach.plugins.module_utils._http import VendorClient
 from tests.fakes import timelinesai as timelinesai_fake
-from tests.support.vendors import (  # noqa: F401  # pylint: disable=unused-import
+from tests.support.vendors import (
     TIMELINES_SERVER,
     TIMELINES_TOKEN,
     assert_traffic_matches_openapi,
     changes,
     seed_phones,
-    timelines,
-    timelines_server,
-    timelines_spec,
     vendor_params,
 )
 
@@ -30,7 +27,7 @@ RECIPIENT = "+40712345678"
 
 
 @pytest.fixture()
-def params(platform, timelines):  # noqa: F811
+def params(platform, timelines):
     # 600/min spaces polls 0.1 s apart; test_poll_spacing_respects_the_rate_limit checks the spacing itself
     return vendor_params(platform.params, timelines=timelines, timelinesai_rate_limit=600)
 
@@ -43,7 +40,7 @@ def audit_rows(platform, module):
 # ---- timelinesai_account_info --------------------------------------------------------------------------------
 
 
-def test_accounts_matched_to_phones(params, platform, timelines, timelines_spec):  # noqa: F811
+def test_accounts_matched_to_phones(params, platform, timelines, timelines_spec):
     seed_phones(platform)
     state = timelinesai_fake.build_demo_state()
     state["accounts"] = [a for a in state["accounts"] if a["phone"] != "+40700000020"]
@@ -71,7 +68,7 @@ def test_accounts_matched_to_phones(params, platform, timelines, timelines_spec)
     assert assert_traffic_matches_openapi(timelines, timelines_spec, TIMELINES_SERVER) == 1
 
 
-def test_account_info_for_some_phones(params, platform, timelines):  # noqa: F811
+def test_account_info_for_some_phones(params, platform, timelines):
     seed_phones(platform)
     result = tl_mod.account_info(params, ["phone_07", "phone_01"])
     assert [p["phone_id"] for p in result["phones"]] == ["phone_01", "phone_07"]
@@ -85,7 +82,7 @@ def test_account_info_for_some_phones(params, platform, timelines):  # noqa: F81
 # ---- test send -----------------------------------------------------------------------------------------------
 
 
-def test_send_polls_until_sent_and_audits(params, platform, timelines, timelines_spec):  # noqa: F811
+def test_send_polls_until_sent_and_audits(params, platform, timelines, timelines_spec):
     seed_phones(platform)
     result = tl_mod.send_test_message(params, RECIPIENT, phone_id="phone_01", text="onboarding test",
                                       reason="onboarding phone_01", poll_interval=0.05)
@@ -102,14 +99,14 @@ def test_send_polls_until_sent_and_audits(params, platform, timelines, timelines
     assert_traffic_matches_openapi(timelines, timelines_spec, TIMELINES_SERVER)
 
 
-def test_send_can_wait_for_delivery_and_by_sender_number(params, platform, timelines):  # noqa: F811
+def test_send_can_wait_for_delivery_and_by_sender_number(params, platform, timelines):
     result = tl_mod.send_test_message(params, RECIPIENT, sender_phone="+40 700 000 002", wait_for="delivered",
                                       poll_interval=0.05)
     assert result["statuses"] == ["Sending", "Sent", "Delivered"] and result["delivered"] is True
     assert result["sender"] == "+40700000002"
 
 
-def test_poll_spacing_respects_the_rate_limit(params, platform, timelines):  # noqa: F811
+def test_poll_spacing_respects_the_rate_limit(params, platform, timelines):
     seed_phones(platform)
     started = time.monotonic()
     tl_mod.send_test_message(dict(params, timelinesai_rate_limit=120), RECIPIENT, phone_id="phone_01",
@@ -118,7 +115,7 @@ def test_poll_spacing_respects_the_rate_limit(params, platform, timelines):  # n
     assert polls[1] - polls[0] >= 0.5 - 0.02 and time.monotonic() - started >= 0.5
 
 
-def test_check_mode_sends_nothing_and_reports_skipped(params, platform, timelines):  # noqa: F811
+def test_check_mode_sends_nothing_and_reports_skipped(params, platform, timelines):
     seed_phones(platform)
     result = tl_mod.send_test_message(params, RECIPIENT, phone_id="phone_01", check_mode=True)
     assert result["skipped"] is True and result["changed"] is False
@@ -137,7 +134,7 @@ def test_check_mode_sends_nothing_and_reports_skipped(params, platform, timeline
     (dict(phone_id="phone_01", text="x" * 2001), "at most 2000"),
     (dict(phone_id="phone_01", sender_phone="+40700000001"), "exactly one of phone_id"),
 ])
-def test_send_bad_input_sends_nothing(params, platform, timelines, kwargs, message):  # noqa: F811
+def test_send_bad_input_sends_nothing(params, platform, timelines, kwargs, message):
     seed_phones(platform)
     kwargs = dict(kwargs)
     to = kwargs.pop("to", RECIPIENT)
@@ -146,7 +143,7 @@ def test_send_bad_input_sends_nothing(params, platform, timelines, kwargs, messa
     assert changes(timelines) == [] and platform.audit() == []
 
 
-def test_a_failed_message_fails_the_send(params, platform, timelines):  # noqa: F811
+def test_a_failed_message_fails_the_send(params, platform, timelines):
     seed_phones(platform)
     timelines.config["failing_recipients"] = [RECIPIENT]
     with pytest.raises(CerniqError) as err:
@@ -157,14 +154,14 @@ def test_a_failed_message_fails_the_send(params, platform, timelines):  # noqa: 
     assert len(audit_rows(platform, "timelinesai_message")) == 1
 
 
-def test_no_outcome_in_time_fails_naming_the_message(params, platform, timelines):  # noqa: F811
+def test_no_outcome_in_time_fails_naming_the_message(params, platform, timelines):
     seed_phones(platform)
     timelines.config.update(message_progression="time", seconds_per_step=60)
     with pytest.raises(CerniqError, match=r"is still 'Sending' after [0-9.]+ s: WhatsApp has not confirmed it"):
         tl_mod.send_test_message(params, RECIPIENT, phone_id="phone_01", wait_timeout=0.5, poll_interval=0.1)
 
 
-def test_a_send_is_not_repeated_after_a_5xx_but_is_after_a_429(params, platform, timelines):  # noqa: F811
+def test_a_send_is_not_repeated_after_a_5xx_but_is_after_a_429(params, platform, timelines):
     seed_phones(platform)
     timelines.add_fault(500, method="POST", path="/messages$")
     with pytest.raises(CerniqError) as err:
@@ -178,7 +175,7 @@ def test_a_send_is_not_repeated_after_a_5xx_but_is_after_a_429(params, platform,
     assert result["status"] == "Sent" and [r["status"] for r in timelines.requests(method="POST")] == [429, 200]
 
 
-def test_client_rate_limiter_keeps_under_the_vendor_limit(timelines):  # noqa: F811
+def test_client_rate_limiter_keeps_under_the_vendor_limit(timelines):
     timelines.set_rate_limit(5, 1.0)
     client = VendorClient(tl_mod.SETTINGS, timelines.base_url, TIMELINES_TOKEN, allow_http=True, retries=0,
                           rate_windows=((5, 1.0),))
@@ -189,7 +186,7 @@ def test_client_rate_limiter_keeps_under_the_vendor_limit(timelines):  # noqa: F
     assert [r["status"] for r in timelines.requests()] == [200] * 12
 
 
-def test_bad_token_and_wrong_base_url(params, timelines, platform):  # noqa: F811
+def test_bad_token_and_wrong_base_url(params, timelines, platform):
     with pytest.raises(CerniqError) as err:
         tl_mod.account_info(dict(params, timelinesai_api_token="wrong-SECRET"))
     assert ("TimelinesAI API: GET /whatsapp_accounts answered 401 Unauthorized: Invalid or expired token; "
@@ -243,7 +240,7 @@ def receiver():
     rcv.close()
 
 
-def test_webhook_is_registered_once_and_delivers(params, platform, timelines, timelines_spec,  # noqa: F811
+def test_webhook_is_registered_once_and_delivers(params, platform, timelines, timelines_spec,
                                                  receiver):
     predicted = tl_mod.webhook(params, receiver.url, check_mode=True, want_diff=True)
     assert predicted["changed"] is True and predicted["action"] == "webhook_create"
@@ -285,7 +282,7 @@ def test_webhook_is_registered_once_and_delivers(params, platform, timelines, ti
     ("ftp://alerts.example/hook", {}, "is not an http\\(s\\) URL"),
     ("https://alerts.example/a hook", {}, "is not an http\\(s\\) URL"),
 ])
-def test_webhook_bad_url_changes_nothing(params, platform, timelines, url, kwargs, message):  # noqa: F811
+def test_webhook_bad_url_changes_nothing(params, platform, timelines, url, kwargs, message):
     with pytest.raises(CerniqError, match=message):
         tl_mod.webhook(dict(params, **kwargs), url)
     with pytest.raises(CerniqError, match="not a TimelinesAI webhook event"):

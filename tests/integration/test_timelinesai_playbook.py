@@ -9,15 +9,12 @@ from pathlib import Path
 import pytest
 
 from tests.support.services import free_port
-from tests.support.vendors import (  # noqa: F401  # pylint: disable=unused-import
+from tests.support.vendors import (
     TIMELINES_SERVER,
     TIMELINES_TOKEN,
     assert_traffic_matches_openapi,
     changes,
     seed_phones,
-    timelines,
-    timelines_server,
-    timelines_spec,
 )
 
 pytestmark = pytest.mark.slow
@@ -32,7 +29,7 @@ def task(run, name):
     return result
 
 
-def test_timelinesai_modules_end_to_end(platform, timelines, timelines_spec):  # noqa: F811
+def test_timelinesai_modules_end_to_end(platform, timelines, timelines_spec):
     seed_phones(platform)
     run = platform.play(PLAYBOOK, verbosity=3, extravars=dict(
         cerniq_timelinesai_base_url=timelines.base_url, cerniq_timelinesai_api_token=TIMELINES_TOKEN,

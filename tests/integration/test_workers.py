@@ -8,8 +8,6 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq import que
 
 WORKER_QUEUE = "q:wa:phone_01"  # what tests.support.split_platform's worker consumes
 
-pytest_plugins = ["tests.support.split_platform"]  # the split_platform fixture
-
 
 def test_process_manager_stops_after_the_running_job_and_starts_idempotently(split_platform):
     # A job takes 3 s, so the stop arrives while it runs.

@@ -4,9 +4,8 @@ The inventory (three_host_inventory) names only the hosts' addresses, so a play 
 through the inventory groups (localhost, the wrong group) fails. The workers host runs a real Node BullMQ worker
 managed by the `process` manager of the workers role (a pid file), so tests can see it stopped and started.
 
-    pytest_plugins = ["tests.support.split_platform"]  # in a test module: the split_platform fixture
-
-Its servers live for the test module; `split_platform` empties them for each test.
+A pytest plugin (registered in tests/conftest.py): its servers live for the test module that asks for
+`split_platform`, which empties them for each test.
 """
 
 from __future__ import annotations

@@ -1,27 +1,26 @@
-"""The vendor fakes for the vendor modules' tests: fixtures, module parameters, and the contract check that every
-request a module sent and every response it got match the vendors' OpenAPI documents.
+"""The vendor fakes for the vendor modules' tests: module parameters, the fakes' demo campaigns, and the contract
+check that every request a module sent and every response it got match the vendors' OpenAPI documents.
 
-Import the fixtures into a test module (`from tests.support.vendors import instantly, timelines  # noqa: F401`).
+The fixtures (`instantly`, `timelines`, their servers and documents) come from tests/support/vendor_fixtures.py,
+a plugin tests/conftest.py registers for the whole suite.
 """
 
 from __future__ import annotations
 
 import json
 
-import pytest
 import requests
-from openapi_core import OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
-
-from tests.fakes import OPENAPI_DIR, InstantlyFake, TimelinesAIFake
-from tests.fakes import instantly as instantly_fake
-from tests.fakes import timelinesai as timelinesai_fake
 
 INSTANTLY_KEY = "inst-SECRET-key-7f3a9c"
 TIMELINES_TOKEN = "tl-SECRET-token-2b8c41"
 INSTANTLY_SERVER = "https://api.instantly.ai"
 TIMELINES_SERVER = "https://app.timelines.ai"  # + the fake's base path /integrations/api
 TENANT = "5b1f0c1e-0000-4000-8000-00000000c3e1"
+# The vendors' documents in tests/fakes/openapi (byte copies of the shared reference).
+INSTANTLY_DOCUMENT = "instantly-api-v2.subset.json"
+TIMELINES_DOCUMENT = "timelinesai-public-api.yaml"
+WEBHOOKS_DOCUMENT = "timelinesai-webhooks.yaml"
 
 
 def vendor_params(platform_params, instantly=None, timelines=None, **overrides):
@@ -39,42 +38,6 @@ def vendor_params(platform_params, instantly=None, timelines=None, **overrides):
     )
     params.update(overrides)
     return params
-
-
-@pytest.fixture(scope="session")
-def instantly_server():
-    with InstantlyFake(api_key=INSTANTLY_KEY) as fake:
-        yield fake
-
-
-@pytest.fixture(scope="session")
-def timelines_server():
-    with TimelinesAIFake(api_key=TIMELINES_TOKEN) as fake:
-        yield fake
-
-
-@pytest.fixture()
-def instantly(instantly_server):
-    """The Instantly fake in its demo state: four campaigns, one bouncing 5 % over 4,200 sends (210 bounced leads)."""
-    instantly_server.reset(instantly_fake.build_demo_state())
-    return instantly_server
-
-
-@pytest.fixture()
-def timelines(timelines_server):
-    """The TimelinesAI fake in its demo state: accounts +40700000001..20, numbers 7 and 19 disconnected."""
-    timelines_server.reset(timelinesai_fake.build_demo_state())
-    return timelines_server
-
-
-@pytest.fixture(scope="session")
-def instantly_spec():
-    return OpenAPI.from_file_path(str(OPENAPI_DIR / "instantly-api-v2.subset.json"))
-
-
-@pytest.fixture(scope="session")
-def timelines_spec():
-    return OpenAPI.from_file_path(str(OPENAPI_DIR / "timelinesai-public-api.yaml"))
 
 
 def campaign_ids(fake):

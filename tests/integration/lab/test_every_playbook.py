@@ -6,12 +6,6 @@ from __future__ import annotations
 import pytest
 
 from tests.support.every_playbook import HA_PLAYBOOKS, PLAYBOOKS_DIR, SPECS, run_case
-from tests.support.vendors import (  # noqa: F401  # pylint: disable=unused-import
-    instantly,
-    instantly_server,
-    timelines,
-    timelines_server,
-)
 
 pytestmark = pytest.mark.lab
 
@@ -22,5 +16,5 @@ def test_every_playbook_has_a_case():
 
 
 @pytest.mark.parametrize("playbook", sorted(SPECS))
-def test_playbook_on_single_hosts(playbook, lab_single, tmp_path, instantly, timelines):  # noqa: F811
+def test_playbook_on_single_hosts(playbook, lab_single, tmp_path, instantly, timelines):
     run_case(lab_single, playbook, tmp_path, instantly, timelines)

@@ -5,16 +5,10 @@ from __future__ import annotations
 import pytest
 
 from tests.support.every_playbook import HA_PLAYBOOKS, run_case
-from tests.support.vendors import (  # noqa: F401  # pylint: disable=unused-import
-    instantly,
-    instantly_server,
-    timelines,
-    timelines_server,
-)
 
 pytestmark = pytest.mark.lab
 
 
 @pytest.mark.parametrize("playbook", HA_PLAYBOOKS)
-def test_playbook_on_ha_pairs(playbook, lab_ha, tmp_path, instantly, timelines):  # noqa: F811
+def test_playbook_on_ha_pairs(playbook, lab_ha, tmp_path, instantly, timelines):
     run_case(lab_ha, playbook, tmp_path, instantly, timelines)
