@@ -22,7 +22,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: help setup system-deps venv collection node demo demo-stop stack-start stack-stop stack-status \
-        test lint docs sanity pytest molecule compat bench clean ee-context
+        test lint docs sanity units pytest molecule compat bench clean ee-context
 
 help:
 	@echo "make demo   # set up, start the local stack, run the main job (morning check) against it"
@@ -78,7 +78,7 @@ demo: stack-start
 
 demo-stop: stack-stop
 
-test: setup lint docs sanity pytest molecule compat
+test: setup lint docs sanity units pytest molecule compat
 	@echo "make test: every suite passed"
 
 lint:
@@ -88,13 +88,18 @@ lint:
 sanity:
 	tools/ansible-test-sanity
 
+# The unit tests (tests/unit/plugins/, mirroring plugins/) through ansible-test units, on a copy, in the venv.
+units: setup
+	tools/ansible-test-units
+
 # The HTML docsite into .build/docs (antsibull-docs lint and build, Sphinx) and antsibull-changelog lint.
 docs: setup
 	tools/build-docs
 
-# One worker per core; a file's tests stay together (they share seeded data and servers).
+# One worker per core; a file's tests stay together (they share seeded data and servers). The unit tests of
+# tests/unit/plugins/ are `make units`' (ansible-test units), not run twice.
 pytest:
-	$(BIN)/pytest tests -q -n auto --dist loadfile
+	$(BIN)/pytest tests -q -n auto --dist loadfile --ignore=tests/unit/plugins
 
 molecule:
 	tools/molecule-all
