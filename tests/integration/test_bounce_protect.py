@@ -42,7 +42,7 @@ def audit(platform, action=VENDOR_ACTION):
 
 
 def test_a_plain_resume_names_the_vendor_paused_campaign_and_leaves_it(params, platform, instantly,
-                                                                      instantly_spec, protected):
+                                                                       instantly_spec, protected):
     for scope in ([protected], None):
         result = instantly_mod.deliverability_guard(params, resume=True, campaign_ids=scope, reason="INC-7")
         assert result["changed"] is False and result["resumed"] == [] and result["resumed_vendor_paused"] == []

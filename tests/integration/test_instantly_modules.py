@@ -203,7 +203,7 @@ def db_state(platform):
 
 
 def test_guard_pauses_the_bouncing_campaign_and_marks_its_leads(params, platform, instantly,
-                                                                 instantly_spec):
+                                                                instantly_spec):
     ids = campaign_ids(instantly)
     bounced = hot_bounced_emails(instantly)
     lead = seed_bounce_story(platform, bounced)
@@ -271,7 +271,7 @@ def test_guard_threshold_and_minimum_sends(params, instantly):
 
 
 def test_guard_blocks_bounced_addresses_in_batches_of_1000(params, platform, instantly,
-                                                            instantly_spec):
+                                                           instantly_spec):
     instantly.reset(instantly_fake.build_demo_state(bounced_leads=1100))
     result = instantly_mod.deliverability_guard(params, block_bounced=True, mark_bounced_leads=False)
     assert len(result["block_list_added"]) == 1100
@@ -289,7 +289,7 @@ def test_guard_blocks_bounced_addresses_in_batches_of_1000(params, platform, ins
 
 
 def test_pause_all_holds_a_cooldown_and_resume_needs_the_flag(params, platform, instantly,
-                                                               instantly_spec):
+                                                              instantly_spec):
     ids = campaign_ids(instantly)
     held = instantly_mod.deliverability_guard(params, pause_all=True, cooldown="24h", mark_bounced_leads=False,
                                               reason="INC-1 reputation")
