@@ -60,8 +60,9 @@ options:
   vendor_retries:
     description:
       - How many times a request is retried after a 429, a 5xx, a timeout or a refused connection, with
-        exponential backoff (1 s, 2 s, 4 s, ... with jitter, at most 30 s) or the vendor's C(Retry-After)
-        (up to 120 s; a longer one fails at once).
+        urllib3's exponential backoff (the first retry at once, then 1 s, 2 s, 4 s, ... plus up to 0.5 s of
+        jitter, at most 30 s) or the vendor's C(Retry-After). One request waits at most 120 s in all; a
+        C(Retry-After) beyond that fails at once.
       - A message send that may have reached the vendor (a timeout, a 5xx) is never repeated; a 429 is, since
         the vendor did not act on it.
     type: int

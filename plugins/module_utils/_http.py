@@ -3,9 +3,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The one HTTP client of the vendor modules (Instantly, TimelinesAI), on `requests`.
 
-Bearer auth, a timeout on every call, bounded retries with backoff on 429/5xx that honour Retry-After, a client-side
-rate limiter, plain http:// refused unless allowed, and one clear line for every failure with the vendor's own error
-text in it. The token is never part of a message: it only ever travels in the Authorization header.
+Bearer auth, a timeout on every call, bounded retries on 429/5xx with backoff that honour Retry-After (urllib3's
+`Retry` on requests' `HTTPAdapter`; we add only the cap on the total wait and the figures), a client-side rate
+limiter, plain http:// refused unless allowed, and one clear line for every failure with the vendor's own error text
+in it. The token is never part of a message: it only ever travels in the Authorization header.
 
 The argument spec here and the doc fragment plugins/doc_fragments/_vendors.py describe the same options;
 `module_defaults: {group/cerniq.outreach.vendors: "{{ cerniq_vendor_defaults }}"}` sets them once for a play.
@@ -14,12 +15,9 @@ The argument spec here and the doc fragment plugins/doc_fragments/_vendors.py de
 from __future__ import annotations
 
 import collections
-import email.utils
-import random
 import re
 import time
 import traceback
-from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
@@ -30,9 +28,20 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._errors import Cer
 try:
     import requests
     import requests.exceptions
+    from requests.adapters import HTTPAdapter
+    from urllib3.exceptions import (
+        InvalidHeader,
+        MaxRetryError,
+        NewConnectionError,
+        ProtocolError,
+        ResponseError,
+    )
+    from urllib3.exceptions import TimeoutError as Urllib3Timeout
+    from urllib3.util.retry import Retry
     REQUESTS_IMPORT_ERROR = None
 except ImportError:
     requests = None
+    HTTPAdapter = Retry = object
     REQUESTS_IMPORT_ERROR = traceback.format_exc()
 
 INSTANTLY_DEFAULT_URL = "https://api.instantly.ai"
@@ -42,10 +51,16 @@ DEFAULT_RETRIES = 4
 DEFAULT_TIMELINESAI_RATE_LIMIT = 50
 # 429 is "not processed, come back later"; these 5xx are a gateway or server that may answer the next time.
 RETRY_STATUSES = (429, 500, 502, 503, 504)
-BACKOFF_BASE = 1.0
+# A send (a call the vendor must not act on twice) is repeated only when the vendor surely did not act on it.
+SEND_RETRY_STATUSES = (429,)
+# urllib3's backoff: no pause before the first retry, then 1, 2, 4 ... s, each plus up to BACKOFF_JITTER, at most
+# BACKOFF_CAP; a Retry-After header replaces it.
+BACKOFF_FACTOR = 0.5
+BACKOFF_JITTER = 0.5
 BACKOFF_CAP = 30.0
-# A vendor asking for a longer pause than this is better answered by a clear failure than by a hung play.
-RETRY_AFTER_CAP = 120.0
+# The most one call waits between its attempts in all: a vendor asking for more is better answered by a clear failure
+# than by a hung play.
+WAIT_CAP = 120.0
 USER_AGENT = "cerniq.outreach (Ansible collection)"
 MASK = "********"
 UNSURE_SEND = "It was not repeated, since the vendor may have acted on it: check there before sending again"
@@ -129,33 +144,6 @@ class RateLimiter(object):
             hits.append(stamp)
 
 
-def parse_retry_after(value, now=None):
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date); None when absent or unreadable."""
-    if value is None:
-        return None
-    text = str(value).strip()
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    now = now or datetime.now(timezone.utc)
-    return max(0.0, (when - now).total_seconds())
-
-
-def backoff_delay(attempt, base=BACKOFF_BASE, cap=BACKOFF_CAP, rnd=random.random):
-    """Exponential backoff with jitter for the `attempt`-th retry (1-based): half fixed, half random."""
-    ceiling = min(cap, base * (2 ** (attempt - 1)))
-    return ceiling / 2 + rnd() * ceiling / 2
-
-
 def validate_base_url(url, settings, allow_http):
     """The base URL without a trailing slash; refuses anything but https:// (http:// only with allow_http)."""
     text = (url or "").strip()
@@ -209,6 +197,40 @@ class _BearerAuth(object):
         return "<BearerAuth {0}>".format(MASK)
 
 
+class _VendorRetry(Retry):
+    """urllib3's retry policy for one call of a VendorClient, which it tells of every retry before urllib3 sleeps.
+
+    The client plans the pause (Retry-After, else urllib3's backoff), refuses one that would take the call past
+    WAIT_CAP (urllib3 then hands back the last answer, or raises the last error), counts it, sleeps and waits for the
+    rate limiter.
+    """
+
+    # Only status_forcelist names the statuses retried (urllib3 would add a 413 or 503 carrying Retry-After, also on a
+    # send).
+    RETRY_AFTER_STATUS_CODES = frozenset()
+
+    def __init__(self, *args, client=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.client = client
+        self.planned = 0.0
+
+    def new(self, **kw):
+        retry = super().new(**kw)
+        retry.client = self.client
+        return retry
+
+    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
+        retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        retry.planned = self.client.plan_pause(retry, response)
+        if retry.planned is None:
+            reason = error or ResponseError("the pauses would pass {0:g} s".format(WAIT_CAP))
+            raise MaxRetryError(_pool, url, reason) from reason
+        return retry
+
+    def sleep(self, response=None):
+        self.client.pause(self.planned)
+
+
 class VendorClient(object):
     """JSON over HTTPS to one vendor. `request` returns the decoded body or raises one CerniqError.
 
@@ -217,7 +239,7 @@ class VendorClient(object):
 
     def __init__(self, settings, base_url, token, allow_http=False, timeout=DEFAULT_TIMEOUT,
                  retries=DEFAULT_RETRIES, rate_windows=(), sleep=time.sleep, clock=time.monotonic,
-                 backoff_base=BACKOFF_BASE):
+                 backoff_factor=BACKOFF_FACTOR):
         if requests is None:
             raise CerniqError("the Python library requests is needed on the managed host (requirements.txt)")
         self.settings = settings
@@ -230,10 +252,14 @@ class VendorClient(object):
         self.timeout = float(timeout)
         self.retries = int(retries)
         self.sleep = sleep
-        self.backoff_base = backoff_base
+        self.backoff_factor = backoff_factor
         self.limiter = RateLimiter(rate_windows, clock=clock, sleep=sleep)
         self.stats = dict(requests=0, retries=0, waited_seconds=0.0)
+        self._call = None
+        self._adapter = HTTPAdapter()
         self.session = requests.Session()
+        self.session.mount("https://", self._adapter)
+        self.session.mount("http://", self._adapter)
         # As session auth, so a ~/.netrc entry for the vendor's host cannot replace the token; the environment's
         # proxies and CA bundle (REQUESTS_CA_BUNDLE) still apply, as the execution environment may need them.
         self.session.auth = _BearerAuth(self._token)
@@ -244,6 +270,44 @@ class VendorClient(object):
         figures["waited_seconds"] = round(figures["waited_seconds"] + self.limiter.waited, 3)
         return figures
 
+    def retry_policy(self, idempotent):
+        """urllib3's Retry for one call: 429/5xx and lost connections retried, `vendor_retries` times in all.
+
+        A send (`idempotent=False`) is repeated only on a 429 or when the connection was never made: after a read
+        timeout or a dropped answer the vendor may have acted. TLS failures are not retried (`other=0`).
+        """
+        return _VendorRetry(
+            total=self.retries, read=None if idempotent else False, other=0,
+            status_forcelist=RETRY_STATUSES if idempotent else SEND_RETRY_STATUSES, allowed_methods=None,
+            backoff_factor=self.backoff_factor, backoff_jitter=BACKOFF_JITTER, backoff_max=BACKOFF_CAP,
+            respect_retry_after_header=True, raise_on_status=False, client=self)
+
+    def plan_pause(self, retry, response):
+        """Seconds to pause before the next attempt of this call, or None when that would pass WAIT_CAP."""
+        retry_after = None
+        if response is not None:
+            try:
+                retry_after = retry.get_retry_after(response)
+            except InvalidHeader:
+                pass  # not seconds nor an HTTP date: urllib3's backoff instead
+        seconds = retry_after if retry_after is not None else retry.get_backoff_time()
+        if self._call["waited"] + seconds > WAIT_CAP:
+            self._call["refused_retry_after"] = retry_after
+            return None
+        return seconds
+
+    def pause(self, seconds):
+        self.stats["retries"] += 1
+        self.stats["waited_seconds"] += seconds
+        self._call["waited"] += seconds
+        self.sleep(seconds)
+        self._attempt()
+
+    def _attempt(self):
+        self.limiter.acquire()
+        self.stats["requests"] += 1
+        self._call["attempts"] += 1
+
     def request(self, method, path, params=None, json_body=None, idempotent=True, hints=None, accept=(200,)):
         """Call `method path` and return the decoded JSON body of a status in `accept`.
 
@@ -251,52 +315,38 @@ class VendorClient(object):
         `hints` maps a status to what the operator should do about it, e.g. {404: "check the campaign id"}.
         """
         what = "{0} {1}".format(method, path)
-        attempt = 0
-        while True:
-            attempt += 1
-            self.limiter.acquire()
-            self.stats["requests"] += 1
-            try:
-                resp = self.session.request(method, self.base_url + path, params=params, json=json_body,
-                                            timeout=self.timeout, allow_redirects=False)
-            except requests.exceptions.SSLError as exc:
-                raise CerniqError("{0} at {1}: TLS failed for {2}: {3}. Check {4} and the CA bundle".format(
-                    self.settings.name, self.base_url, what, _root_cause(exc), self.settings.url_setting)) from exc
-            except (requests.exceptions.ConnectTimeout, requests.exceptions.ConnectionError,
-                    requests.exceptions.ReadTimeout) as exc:
-                # A read timeout may come after the vendor acted: a send is not repeated then.
-                sent = isinstance(exc, requests.exceptions.ReadTimeout)
-                if attempt <= self.retries and (idempotent or not sent):
-                    self._pause(backoff_delay(attempt, self.backoff_base))
-                    continue
-                message = self._transport_message(exc, what, attempt)
-                if sent and not idempotent:
-                    message += ". " + UNSURE_SEND
-                raise CerniqError(message) from exc
-            except requests.exceptions.RequestException as exc:
-                raise CerniqError("{0} at {1}: {2} failed: {3}".format(
-                    self.settings.name, self.base_url, what, self._scrub(_root_cause(exc)))) from exc
-            status = resp.status_code
-            if status in RETRY_STATUSES and attempt <= self.retries and (idempotent or status == 429):
-                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-                if retry_after is not None and retry_after > RETRY_AFTER_CAP:
-                    raise CerniqError("{0}: {1} answered {2} and asks to retry after {3:.0f} s (Retry-After), longer "
-                                      "than the {4:.0f} s this module waits: run it again later".format(
-                                          self.settings.name, what, status, retry_after, RETRY_AFTER_CAP))
-                self._pause(retry_after if retry_after is not None else backoff_delay(attempt, self.backoff_base))
-                continue
-            break
+        self._call = dict(attempts=0, waited=0.0, refused_retry_after=None)
+        self._adapter.max_retries = self.retry_policy(idempotent)
+        self._attempt()
+        try:
+            resp = self.session.request(method, self.base_url + path, params=params, json=json_body,
+                                        timeout=self.timeout, allow_redirects=False)
+        except requests.exceptions.SSLError as exc:
+            raise CerniqError("{0} at {1}: TLS failed for {2}: {3}. Check {4} and the CA bundle".format(
+                self.settings.name, self.base_url, what, _root_cause(exc), self.settings.url_setting)) from exc
+        except (requests.exceptions.ConnectTimeout, requests.exceptions.ConnectionError,
+                requests.exceptions.ReadTimeout) as exc:
+            message = self._transport_message(exc, what, self._call["attempts"])
+            if not idempotent and _may_have_arrived(exc):
+                message += ". " + UNSURE_SEND
+            raise CerniqError(message) from exc
+        except requests.exceptions.RequestException as exc:
+            raise CerniqError("{0} at {1}: {2} failed: {3}".format(
+                self.settings.name, self.base_url, what, self._scrub(_root_cause(exc)))) from exc
+        status, asked = resp.status_code, self._call["refused_retry_after"]
+        if asked is not None:
+            waited = self._call["waited"]
+            allowed = "{0:.0f} s left of the {1:.0f} s".format(WAIT_CAP - waited, WAIT_CAP) if waited else \
+                "{0:.0f} s".format(WAIT_CAP)
+            raise CerniqError("{0}: {1} answered {2} and asks to retry after {3:.0f} s (Retry-After), longer than the "
+                              "{4} this module waits: run it again later".format(
+                                  self.settings.name, what, status, asked, allowed))
         if status in accept:
             return self._decode(resp, what)
-        message = self._status_message(resp, what, attempt, hints or {})
+        message = self._status_message(resp, what, self._call["attempts"], hints or {})
         if status >= 500 and not idempotent:
             message += ". " + UNSURE_SEND
         raise CerniqError(message, http_status=status)
-
-    def _pause(self, seconds):
-        self.stats["retries"] += 1
-        self.stats["waited_seconds"] += seconds
-        self.sleep(seconds)
 
     def _decode(self, resp, what):
         if not resp.content:
@@ -313,7 +363,7 @@ class VendorClient(object):
     def _transport_message(self, exc, what, attempts):
         cause = self._scrub(_root_cause(exc))
         tries = _attempts(attempts)
-        if isinstance(exc, (requests.exceptions.ReadTimeout, requests.exceptions.ConnectTimeout)):
+        if _timed_out(exc):
             return ("{0} at {1}: {2} got no answer within {3:g} s ({4}). The vendor may be down or slow: check its "
                     "status page, or raise vendor_timeout".format(
                         self.settings.name, self.base_url, what, self.timeout, tries))
@@ -382,6 +432,23 @@ def vendor_error_text(resp):
         title = re.search(r"<title>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
         return "an HTML page{0}".format(" ({0})".format(title.group(1).strip()) if title else "")
     return " ".join(text.split())[:200]
+
+
+def _urllib3_error(exc):
+    """The urllib3 error under a requests exception: the last one when urllib3 gave up retrying (MaxRetryError)."""
+    inner = exc.args[0] if exc.args else None
+    return getattr(inner, "reason", inner)
+
+
+def _timed_out(exc):
+    inner = _urllib3_error(exc)
+    return isinstance(exc, requests.exceptions.Timeout) or (
+        isinstance(inner, Urllib3Timeout) and not isinstance(inner, NewConnectionError))
+
+
+def _may_have_arrived(exc):
+    """The request reached the vendor, which may have acted: the answer timed out or the connection dropped."""
+    return isinstance(exc, requests.exceptions.ReadTimeout) or isinstance(_urllib3_error(exc), ProtocolError)
 
 
 def _attempts(count):

@@ -1,14 +1,12 @@
-"""Pure functions of the vendor HTTP client: Retry-After, backoff, the rate limiter (on a virtual clock), URL and
-token checks, and how a vendor's error body becomes one line. The client itself is exercised over real HTTP in
-tests/integration/test_instantly_faults.py."""
+"""Pure parts of the vendor HTTP client: which failures its retry policy repeats, the rate limiter (on a virtual
+clock), URL and token checks, and how a vendor's error body becomes one line. The client itself is exercised over
+real HTTP in tests/integration/test_instantly_faults.py."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from email.utils import format_datetime
-
 import pytest
 import requests
+from urllib3.exceptions import MaxRetryError, ReadTimeoutError, SSLError
 
 from ansible_collections.cerniq.outreach.plugins.module_utils import _http as http
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
@@ -30,23 +28,29 @@ class VirtualClock:
         self.now += seconds
 
 
-@pytest.mark.parametrize(("header", "expected"), [
-    (None, None), ("3", 3.0), ("0.5", 0.5), ("-4", 0.0), ("soon", None), ("", None)])
-def test_retry_after_seconds(header, expected):
-    assert http.parse_retry_after(header) == expected
+@pytest.fixture()
+def client():
+    return http.VendorClient(SETTINGS, "https://api.instantly.ai", "token")
 
 
-def test_retry_after_http_date():
-    now = datetime(2026, 3, 2, 9, 0, 0, tzinfo=timezone.utc)
-    assert http.parse_retry_after(format_datetime(now + timedelta(seconds=42), usegmt=True), now=now) == 42.0
-    assert http.parse_retry_after(format_datetime(now - timedelta(seconds=42), usegmt=True), now=now) == 0.0
+def test_statuses_retried_on_a_call_that_may_be_repeated(client):
+    policy = client.retry_policy(idempotent=True)
+    assert [s for s in range(400, 600) if policy.is_retry("POST", s, has_retry_after=True)] == list(http.RETRY_STATUSES)
+    assert policy.total == http.DEFAULT_RETRIES and policy.respect_retry_after_header and not policy.raise_on_status
 
 
-@pytest.mark.parametrize("attempt", [1, 2, 3, 4, 5, 6, 7])
-def test_backoff_doubles_with_jitter_and_is_capped(attempt):
-    ceiling = min(http.BACKOFF_CAP, 2 ** (attempt - 1))
-    assert http.backoff_delay(attempt, rnd=lambda: 0.0) == ceiling / 2
-    assert http.backoff_delay(attempt, rnd=lambda: 1.0) == ceiling
+def test_a_send_is_repeated_only_when_the_vendor_did_not_act_on_it(client):
+    policy = client.retry_policy(idempotent=False)
+    # A 503 (even with Retry-After) may come after the vendor acted; a 429 says it did not.
+    assert [s for s in range(400, 600) if policy.is_retry("POST", s, has_retry_after=True)] == [429]
+    # An answer that timed out may come after the vendor acted: urllib3 raises it at once, it is not repeated.
+    with pytest.raises(ReadTimeoutError):
+        policy.increment("POST", "/messages", error=ReadTimeoutError(None, "/messages", "read timed out"))
+
+
+def test_a_tls_failure_is_not_retried(client):
+    with pytest.raises(MaxRetryError):
+        client.retry_policy(idempotent=True).increment("GET", "/x", error=SSLError("certificate verify failed"))
 
 
 def test_rate_limiter_never_lets_more_than_the_limit_into_a_window():
