@@ -48,3 +48,45 @@ def platform_state(platform):
         state["redis{0}".format(db)] = redis_dump(raw)
     state["postgres"] = database_snapshot(platform.params)["tables"]
     return state
+
+
+def state_differences(before, after):
+    """What differs between two platform_state() values, one line per Redis key or table ([] when equal)."""
+    lines = []
+    for part in sorted(set(before) | set(after)):
+        old, new = before.get(part, {}), after.get(part, {})
+        if not isinstance(old, dict) or not isinstance(new, dict):
+            if old != new:
+                lines.append("{0}: {1!r} -> {2!r}".format(part, old, new))
+            continue
+        for name in sorted(set(old) | set(new), key=str):
+            if name not in old:
+                lines.append("{0}: {1} appeared".format(part, name))
+            elif name not in new:
+                lines.append("{0}: {1} went away".format(part, name))
+            elif old[name] != new[name]:
+                lines.append("{0}: {1} changed ({2} -> {3})".format(part, name, _short(old[name]), _short(new[name])))
+    return lines
+
+
+def _short(value, limit=160):
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def without_keys(state, *prefixes):
+    """platform_state() less the Redis keys starting with any of `prefixes` (what a test changed on purpose)."""
+    return {part: ({key: value for key, value in content.items()
+                    if not any(_text(key).startswith(prefix) for prefix in prefixes)}
+                   if part.startswith("redis") else content)
+            for part, content in state.items()}
+
+
+def _text(key):
+    return key.decode() if isinstance(key, bytes) else key
+
+
+def assert_unchanged(before, after):
+    """Assert two platform_state() values are equal, naming each key or table that is not."""
+    differences = state_differences(before, after)
+    assert not differences, "the run changed state:\n" + "\n".join(differences)
