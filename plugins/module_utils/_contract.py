@@ -4,7 +4,8 @@
 """The platform contract: every table, column set, status value, Redis key and date rule, spelled once.
 
 docs/platform-contract.md tells the same story for people; schema/platform.sql is the DDL.
-No other file in the collection spells a key template, a table name or a business-day rule.
+No other file in the collection spells a key template, a table name or a business-day rule. The checks of values
+it defines (phone ids, E.164 numbers, tables, ...) live just above it, in _validate.py.
 """
 
 from __future__ import annotations
@@ -93,6 +94,12 @@ CAMPAIGN_ID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9
 DEFAULT_TIMEZONE = "Europe/Bucharest"
 
 
+def phone_sort_key(phone_id):
+    """phone_02 < phone_10 < phone_100, as people count."""
+    digits = phone_id.rpartition("_")[2]
+    return (len(digits), phone_id)
+
+
 def phone_status_key(phone_id):
     return _PHONE_STATUS_KEY.format(phone_id=phone_id)
 
@@ -125,21 +132,6 @@ PENDING_FOLLOWUP_CONDITION = "next_action_at IS NOT NULL AND next_action_at > no
 def followup_job_id(lead_id, due_ms):
     """Deterministic BullMQ job id of a lead's follow-up: re-adding it is a no-op (no ':', not all digits)."""
     return "fu-{0}-{1}".format(lead_id, due_ms)
-
-
-# --- Validation -------------------------------------------------------------------------------------------------
-
-def validate_phone_id(phone_id):
-    if not PHONE_ID_RE.match(phone_id or ""):
-        raise CerniqError("phone id {0!r} is not of the form phone_NN (e.g. phone_07)".format(phone_id))
-    return phone_id
-
-
-def validate_e164(number):
-    if not E164_RE.match(number or ""):
-        raise CerniqError("phone number {0!r} is not E.164 (a '+', the country code, 8 to 15 digits in all, "
-                          "e.g. +40712345678)".format(number))
-    return number
 
 
 # --- Business day -----------------------------------------------------------------------------------------------

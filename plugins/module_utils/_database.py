@@ -42,8 +42,8 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._snapshot import (
     pgsql,
     snapshot_cursor,
     table_figures,
-    validate_tables,
 )
+from ansible_collections.cerniq.outreach.plugins.module_utils._validate import validate_tables
 
 MARK_RESTORING = "restoring"
 MARK_RESTORED = "restored"

@@ -11,13 +11,15 @@ document (tests/fakes/openapi/instantly-api-v2.subset.json); the runbook's /camp
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import dataclasses
+from datetime import datetime, timedelta, timezone
 
 from ansible_collections.cerniq.outreach.plugins.module_utils import _contract as contract
 from ansible_collections.cerniq.outreach.plugins.module_utils._audit import AuditTrail
 from ansible_collections.cerniq.outreach.plugins.module_utils._connection import postgres_connect, postgres_errors
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
 from ansible_collections.cerniq.outreach.plugins.module_utils._http import VendorClient, VendorSettings
+from ansible_collections.cerniq.outreach.plugins.module_utils._validate import validate_campaign_id
 
 SETTINGS = VendorSettings("Instantly API", "cerniq_instantly_base_url", "cerniq_instantly_api_key",
                           "CERNIQ_INSTANTLY_API_KEY")
@@ -57,7 +59,6 @@ PAGE_LIMIT = 100
 MAX_PAGES = 10000
 BOUNCED_FILTER = "FILTER_VAL_BOUNCED"
 BLOCK_LIST_BATCH = 1000
-CAMPAIGN_ID_RE = contract.CAMPAIGN_ID_RE
 
 GUARD_MODULE = "instantly_deliverability_guard"
 GUARD_PAUSE = "pause_campaigns"
@@ -82,13 +83,6 @@ def instantly_client(params, **kwargs):
 
 def status_name(status):
     return STATUS_NAMES.get(status, "unknown_{0}".format(status))
-
-
-def validate_campaign_id(campaign_id):
-    if not CAMPAIGN_ID_RE.match(str(campaign_id or "")):
-        raise CerniqError("{0!r} is not an Instantly campaign id (a UUID such as 019cad8f-ac00-7000-8000-019cad8fac00;"
-                          " instantly_campaign_info lists them)".format(campaign_id))
-    return str(campaign_id).lower()
 
 
 def bounce_rate(sent, bounced):
@@ -272,10 +266,29 @@ def _state_view(described):
 
 # --- deliverability guard (runbook 4.1) -------------------------------------------------------------------------
 
-def deliverability_guard(params, max_bounce_rate=3.0, min_emails_sent=100, campaign_ids=None, since=None,
+@dataclasses.dataclass(frozen=True)
+class GuardRequest:
+    """One deliverability_guard run, validated: what deliverability_guard hands its pause or resume half."""
+
+    scope: tuple  # the campaign ids named, lower case; empty: every campaign
+    threshold: float  # bounce rate in percent above which a campaign is paused
+    min_sent: int  # e-mails a campaign must have sent before its rate counts
+    since: str | None  # analytics start date (YYYY-MM-DD), None: the campaign's whole life
+    pause_all: bool
+    cooldown: timedelta
+    block: bool
+    mark: bool
+    lookback: timedelta
+    resume: bool
+    ignore_cooldown: bool
+    resume_vendor_paused: bool
+    reason: str | None
+
+
+def deliverability_guard(params, *, max_bounce_rate=3.0, min_emails_sent=100, campaign_ids=None, since=None,
                          pause_all=False, cooldown="24h", resume=False, ignore_cooldown=False, block_bounced=False,
-                         mark_bounced_leads=True, lookback="30d", reason=None, check_mode=False, want_diff=False,
-                         now=None, resume_vendor_paused=False):
+                         mark_bounced_leads=True, lookback="30d", reason=None, resume_vendor_paused=False,
+                         check_mode=False, want_diff=False, now=None):
     """Guard mode: pause every campaign in scope whose bounce rate exceeds `max_bounce_rate` percent (from
     `min_emails_sent` sends), or every sending campaign with `pause_all` (recording a cool-down); optionally put the
     bounced addresses on the block list; mark the bounced leads in the database.
@@ -303,22 +316,19 @@ def deliverability_guard(params, max_bounce_rate=3.0, min_emails_sent=100, campa
         if not (reason or "").strip():
             raise CerniqError("resume_vendor_paused needs a reason (why Instantly's bounce protect may be overridden, "
                               "e.g. the ticket); nothing was changed")
-    cooldown_span = contract.parse_duration(cooldown, "cooldown")
-    lookback_span = contract.parse_duration(lookback, "lookback")
-    scope = [validate_campaign_id(c) for c in campaign_ids or []]
-    since_iso = _since_iso(since, tz_name)
+    request = GuardRequest(
+        scope=tuple(validate_campaign_id(c) for c in campaign_ids or []), threshold=float(max_bounce_rate),
+        min_sent=int(min_emails_sent), since=_since_iso(since, tz_name), pause_all=pause_all,
+        cooldown=contract.parse_duration(cooldown, "cooldown"), block=block_bounced, mark=mark_bounced_leads,
+        lookback=contract.parse_duration(lookback, "lookback"), resume=resume, ignore_cooldown=ignore_cooldown,
+        resume_vendor_paused=resume_vendor_paused, reason=reason)
     client = instantly_client(params)
     tables = (contract.TABLE_AUDIT, contract.TABLE_COMM_LOG, contract.TABLE_LEADS) if mark_bounced_leads and not \
         resume else (contract.TABLE_AUDIT,)
     conn = postgres_connect(params, require=tables)
     try:
-        if resume:
-            return _guard_resume(params, conn, client, scope, ignore_cooldown, reason, check_mode, want_diff, now,
-                                 resume_vendor_paused)
-        return _guard_pause(params, conn, client, dict(
-            threshold=float(max_bounce_rate), min_sent=int(min_emails_sent), scope=scope, since=since_iso,
-            pause_all=pause_all, cooldown=cooldown_span, block=block_bounced, mark=mark_bounced_leads,
-            lookback=lookback_span, reason=reason), check_mode, want_diff, now)
+        guard = _guard_resume if resume else _guard_pause
+        return guard(params, conn, client, request, check_mode=check_mode, want_diff=want_diff, now=now)
     finally:
         conn.close()
 
@@ -332,18 +342,18 @@ def _campaigns_in_scope(client, scope):
     return [campaigns[cid] for cid in scope] if scope else sorted(campaigns.values(), key=lambda c: c["id"])
 
 
-def _guard_pause(params, conn, client, opts, check_mode, want_diff, now):
-    campaigns = _campaigns_in_scope(client, opts["scope"])
-    analytics = campaign_analytics(client, opts["scope"] or None, opts["since"]) if campaigns else {}
+def _guard_pause(params, conn, client, request, *, check_mode, want_diff, now):
+    campaigns = _campaigns_in_scope(client, request.scope)
+    analytics = campaign_analytics(client, request.scope or None, request.since) if campaigns else {}
     judged, to_pause, flagged = [], [], []
     for campaign in campaigns:
         entry = describe(campaign, analytics.get(campaign["id"]))
-        entry["over_threshold"] = (entry["emails_sent"] >= opts["min_sent"]
-                                   and entry["bounce_rate_percent"] > opts["threshold"])
+        entry["over_threshold"] = (entry["emails_sent"] >= request.min_sent
+                                   and entry["bounce_rate_percent"] > request.threshold)
         sending = campaign.get("status") in SENDING_STATUSES
         if entry["over_threshold"]:
             flagged.append(entry)
-        if sending and (entry["over_threshold"] or opts["pause_all"]):
+        if sending and (entry["over_threshold"] or request.pause_all):
             entry["action"] = "pause"
             to_pause.append(entry)
         else:
@@ -351,20 +361,20 @@ def _guard_pause(params, conn, client, opts, check_mode, want_diff, now):
         judged.append(entry)
 
     bounced = []
-    for entry in flagged if (opts["block"] or opts["mark"]) else []:
+    for entry in flagged if (request.block or request.mark) else []:
         for lead in bounced_leads(client, entry["id"]):
             if lead.get("email"):
                 bounced.append((lead["email"].strip().lower(), entry["id"]))
     emails = sorted({email for email, _cid in bounced})
-    to_block = sorted(set(emails) - block_list_values(client)) if opts["block"] and emails else []
-    cutoff = now - opts["lookback"]
-    marking = _mark_bounced(params, conn, bounced, cutoff, write=False) if opts["mark"] else None
+    to_block = sorted(set(emails) - block_list_values(client)) if request.block and emails else []
+    cutoff = now - request.lookback
+    marking = _mark_bounced(params, conn, bounced, cutoff, write=False) if request.mark else None
 
-    cooldown_until = (now + opts["cooldown"]) if opts["pause_all"] else None
+    cooldown_until = (now + request.cooldown) if request.pause_all else None
     if not check_mode:
         audit = AuditTrail(conn, GUARD_MODULE, params.get("audit_actor"))
-        _switch_campaigns(params, conn, client, audit, to_pause, "paused", GUARD_PAUSE, opts["reason"], dict(
-            pause_all=opts["pause_all"], threshold_percent=opts["threshold"], min_emails_sent=opts["min_sent"],
+        _switch_campaigns(params, conn, client, audit, to_pause, "paused", GUARD_PAUSE, request.reason, dict(
+            pause_all=request.pause_all, threshold_percent=request.threshold, min_emails_sent=request.min_sent,
             cooldown_until=cooldown_until.isoformat() if cooldown_until else None,
             bounce_rates={e["id"]: e["bounce_rate_percent"] for e in to_pause}))
         if to_block:
@@ -372,10 +382,10 @@ def _guard_pause(params, conn, client, opts, check_mode, want_diff, now):
                 client.request("POST", "/api/v2/block-lists-entries/bulk-create",
                                json_body={"bl_values": to_block[start:start + BLOCK_LIST_BATCH]})
             _commit_audit(params, conn, "{0} address(es) were added to the Instantly block list".format(len(to_block)),
-                          lambda: audit.record(GUARD_BLOCK, "instantly:block-list", opts["reason"], None,
+                          lambda: audit.record(GUARD_BLOCK, "instantly:block-list", request.reason, None,
                                                dict(added=len(to_block), values=to_block)))
         if marking and (marking["log_ids"] or marking["dead"]):
-            marking = _mark_bounced(params, conn, bounced, cutoff, write=True, audit=audit, reason=opts["reason"])
+            marking = _mark_bounced(params, conn, bounced, cutoff, write=True, audit=audit, reason=request.reason)
 
     pause_ids = [e["id"] for e in to_pause]
     result = dict(
@@ -445,10 +455,10 @@ def _guard_history(conn, params):
     return sorted(held), cooldown_until
 
 
-def _guard_resume(params, conn, client, scope, ignore_cooldown, reason, check_mode, want_diff, now,
-                  resume_vendor_paused=False):
+def _guard_resume(params, conn, client, request, *, check_mode, want_diff, now):
+    scope, reason, resume_vendor_paused = request.scope, request.reason, request.resume_vendor_paused
     held, cooldown_until = _guard_history(conn, params)
-    if cooldown_until and not ignore_cooldown:
+    if cooldown_until and not request.ignore_cooldown:
         until = datetime.fromisoformat(cooldown_until)
         if until > now:
             raise CerniqError("cold e-mail is in a cool-down until {0} ({1} from now): resume then, or set "

@@ -13,12 +13,12 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._connection import
     postgres_where,
 )
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
-    ALL_TABLES,
     TABLE_AUDIT,
     TABLE_COMM_LOG,
     TABLE_LEADS,
 )
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
+from ansible_collections.cerniq.outreach.plugins.module_utils._validate import validate_tables
 
 MODULE = "db_maintenance"
 # The runbook's two; the archive table is worth adding after a large archive run.
@@ -40,17 +40,6 @@ STATS_SQL = (
     "LEFT JOIN pg_class AS c ON c.oid = to_regclass(t.name) "
     "LEFT JOIN pg_stat_user_tables AS s ON s.relid = c.oid "
     "CROSS JOIN pg_database AS d WHERE d.datname = current_database() ORDER BY t.n")
-
-
-def validate_tables(tables):
-    """Contract tables only, each once, in the order given."""
-    if not tables:
-        raise CerniqError("tables is empty: name at least one of {0}".format(", ".join(ALL_TABLES)))
-    unknown = [t for t in tables if t not in ALL_TABLES]
-    if unknown:
-        raise CerniqError("table(s) {0} are not tables of the platform contract: use {1}".format(
-            ", ".join(repr(t) for t in unknown), ", ".join(ALL_TABLES)))
-    return list(dict.fromkeys(tables))
 
 
 def vacuum_statement(tables, analyze):

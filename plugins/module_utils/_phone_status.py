@@ -18,7 +18,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._connection import
 )
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import TABLE_PHONES, phone_status_key
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
-from ansible_collections.cerniq.outreach.plugins.module_utils._quota import validate_phone_ids
+from ansible_collections.cerniq.outreach.plugins.module_utils._validate import validate_phone_ids
 
 
 def sync_status_keys(params, phone_ids=None, check_mode=False, want_diff=False):

@@ -11,9 +11,8 @@ for any number of phones.
 from __future__ import annotations
 
 import contextlib
-import re
+import dataclasses
 import time
-import uuid
 from collections import Counter
 from datetime import datetime, timezone
 
@@ -36,20 +35,26 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
     TABLE_PHONES,
     business_day,
     phone_queue,
+    phone_sort_key,
     phone_status_key,
     quota_key,
     quota_key_expire_at,
-    validate_e164,
-    validate_phone_id,
 )
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
 from ansible_collections.cerniq.outreach.plugins.module_utils._quota import (
     describe_counter,
-    phone_sort_key,
     read_keys,
-    validate_count,
-    validate_phone_ids,
     wrong_type_message,
+)
+from ansible_collections.cerniq.outreach.plugins.module_utils._validate import (
+    validate_account_id,
+    validate_count,
+    validate_e164,
+    validate_label,
+    validate_phone_id,
+    validate_phone_ids,
+    validate_phone_status,
+    validate_tenant,
 )
 
 MODULE_NAME = "wa_phone"
@@ -58,8 +63,6 @@ STATUS_ACTIVE, STATUS_OFFLINE, STATUS_BANNED = PHONE_STATUSES
 MANAGED_COLUMNS = ("phone_number", "tenant_id", "phone_label", "timelinesai_account_id", "daily_quota_limit",
                    "is_enabled", "status")
 PHONE_COLUMNS = ("id",) + MANAGED_COLUMNS + ("status_changed_at", "created_at")
-# A TimelinesAI WhatsApp account id is the number's JID: its digits, then the WhatsApp user domain.
-_JID_RE = re.compile(r"^(?P<digits>[0-9]{8,15})@s\.whatsapp\.net\Z")
 DEFAULT_LEAD_IDS_CAP = 100
 QUEUE_STATES_SHOWN = ("wait", "paused", "active", "delayed", "prioritized", "waiting-children", "completed",
                       "failed", "due_delayed")
@@ -68,70 +71,80 @@ PENDING_QUEUE_STATES = ("wait", "paused", "delayed", "prioritized")
 
 # --- Input ------------------------------------------------------------------------------------------------------
 
-def validate_tenant(value):
-    try:
-        return str(uuid.UUID(str(value)))
-    except ValueError:
-        raise CerniqError("tenant_id {0!r} is not a UUID (e.g. 5b1f0c1e-0000-4000-8000-00000000c3e1)".format(
-            value)) from None
+@dataclasses.dataclass(frozen=True)
+class PhoneRequest:
+    """What one wa_phone call asks: which phone (phone_id and/or phone_number), the columns to set (None: leave as
+    it is) and what a ban also does. The module's options with its defaults; raw as asked: phone_request() checks it.
+
+    A test builds one with keyword options; the module's parameters give one through from_params.
+    """
+
+    phone_id: str | None = None
+    phone_number: str | None = None
+    tenant_id: str | None = None
+    label: str | None = None
+    timelinesai_account_id: str | None = None
+    daily_quota_limit: int | None = None
+    enabled: bool | None = None
+    status: str | None = None
+    release_leads: bool = True
+    cancel_jobs: bool = True
+    lead_ids_cap: int | None = DEFAULT_LEAD_IDS_CAP
+    reason: str | None = None
+
+    @classmethod
+    def from_params(cls, params):
+        return cls(**{field.name: params[field.name] for field in dataclasses.fields(cls)
+                      if params.get(field.name) is not None})
 
 
-def validate_label(value):
-    label = (value or "").strip()
-    if not label:
-        raise CerniqError("label must not be empty: it is how people find the phone (e.g. 'Sales 21')")
-    return label
-
-
-def validate_account_id(value, phone_number):
-    """The TimelinesAI account id; when it is a JID, its digits must be the phone number's."""
-    account = (value or "").strip()
-    if not account or any(ch.isspace() for ch in account):
-        raise CerniqError("timelinesai_account_id {0!r} is empty or has spaces: copy the account id from "
-                          "TimelinesAI (e.g. 40712345678@s.whatsapp.net)".format(value))
-    match = _JID_RE.match(account)
-    if match and phone_number and match.group("digits") != phone_number.lstrip("+"):
-        raise CerniqError("timelinesai_account_id {0} belongs to +{1}, not to {2}: check both in the TimelinesAI "
-                          "dashboard".format(account, match.group("digits"), phone_number))
-    return account
-
-
-def validate_status(value):
-    status = str(value).upper()
-    if status not in PHONE_STATUSES:
-        raise CerniqError("status {0!r} is not one of {1}".format(value, ", ".join(PHONE_STATUSES)))
-    return status
-
-
-def phone_request(options):
-    """The validated columns the caller asked for (only those given), plus how to find the phone.
+def phone_request(request):
+    """(phone_id or None, the validated columns asked for (only those given), the cap on lead ids shown).
 
     Everything is checked here, before the first connection, so bad input changes nothing.
     """
     wanted = {}
-    phone_id = options.get("phone_id")
+    phone_id = request.phone_id
     if phone_id is not None:
         phone_id = validate_phone_id(phone_id)
-    if options.get("phone_number") is not None:
-        wanted["phone_number"] = validate_e164(options["phone_number"])
+    if request.phone_number is not None:
+        wanted["phone_number"] = validate_e164(request.phone_number)
     if phone_id is None and "phone_number" not in wanted:
         raise CerniqError("give phone_id (e.g. phone_07) or phone_number (E.164) to say which phone")
-    if options.get("tenant_id") is not None:
-        wanted["tenant_id"] = validate_tenant(options["tenant_id"])
-    if options.get("label") is not None:
-        wanted["phone_label"] = validate_label(options["label"])
-    if options.get("timelinesai_account_id") is not None:
-        wanted["timelinesai_account_id"] = validate_account_id(options["timelinesai_account_id"],
+    if request.tenant_id is not None:
+        wanted["tenant_id"] = validate_tenant(request.tenant_id)
+    if request.label is not None:
+        wanted["phone_label"] = validate_label(request.label)
+    if request.timelinesai_account_id is not None:
+        wanted["timelinesai_account_id"] = validate_account_id(request.timelinesai_account_id,
                                                                wanted.get("phone_number"))
-    if options.get("daily_quota_limit") is not None:
-        wanted["daily_quota_limit"] = validate_count(options["daily_quota_limit"], "daily_quota_limit")
-    if options.get("enabled") is not None:
-        wanted["is_enabled"] = bool(options["enabled"])
-    if options.get("status") is not None:
-        wanted["status"] = validate_status(options["status"])
-    cap = options.get("lead_ids_cap")
-    cap = DEFAULT_LEAD_IDS_CAP if cap is None else validate_count(cap, "lead_ids_cap")
+    if request.daily_quota_limit is not None:
+        wanted["daily_quota_limit"] = validate_count(request.daily_quota_limit, "daily_quota_limit")
+    if request.enabled is not None:
+        wanted["is_enabled"] = bool(request.enabled)
+    if request.status is not None:
+        wanted["status"] = validate_phone_status(request.status)
+    cap = DEFAULT_LEAD_IDS_CAP if request.lead_ids_cap is None else validate_count(request.lead_ids_cap,
+                                                                                   "lead_ids_cap")
     return phone_id, wanted, cap
+
+
+@dataclasses.dataclass(frozen=True)
+class _PhoneChange:
+    """One wa_phone change as planned from what was read, for _apply: the row before (None: a new phone) and after,
+    the changed columns, Redis' status before, and the leads and jobs a ban releases and cancels (None: not asked)."""
+
+    request: PhoneRequest
+    current: dict | None
+    target: dict
+    changes: dict
+    redis_status: str | None
+    released: dict | None
+    cancelled: dict | None
+    queue: str
+    lead_ids_cap: int
+    counter_key: str
+    expire_at: int
 
 
 def field_changes(current, wanted):
@@ -223,23 +236,24 @@ def _releasable_leads(cur, phone_id, cap, release):
 
 # --- wa_phone ---------------------------------------------------------------------------------------------------
 
-def ensure_phone(params, options, check_mode=False, want_diff=False):
-    """The wa_phone module: onboard, update or change the status of one phone; a ban also releases leads and
-    cancels the phone's pending BullMQ jobs. Returns the result dict (changed, phone, released, cancelled, diff)."""
-    phone_id, wanted, cap = phone_request(options)
-    requested_status = wanted.get("status")
-    ban = requested_status == STATUS_BANNED
+def ensure_phone(params, request, check_mode=False, want_diff=False):
+    """The wa_phone module: onboard, update or change the status of one phone (a PhoneRequest); a ban also releases
+    leads and cancels the phone's pending BullMQ jobs. Returns the result dict (changed, phone, released, cancelled,
+    diff)."""
+    phone_request(request)  # every option checked before the first connection
     conn = postgres_connect(params, require=(TABLE_PHONES, TABLE_LEADS, TABLE_AUDIT))
     try:
         with postgres_errors(params, conn), conn.cursor() as cur:
             # Timestamps in the result read as the platform's clock, like the info modules'.
             cur.execute("SET TIME ZONE %s", (params["timezone"],))
-        return _ensure_phone(conn, params, phone_id, wanted, cap, ban, options, check_mode, want_diff)
+        return _ensure_phone(conn, params, request, check_mode, want_diff)
     finally:
         conn.close()
 
 
-def _ensure_phone(conn, params, phone_id, wanted, cap, ban, options, check_mode, want_diff):
+def _ensure_phone(conn, params, request, check_mode, want_diff):
+    phone_id, wanted, cap = phone_request(request)
+    ban = wanted.get("status") == STATUS_BANNED
     tz_name = params["timezone"]
     redis_db = params["redis_db"]
     where = redis_where(params, redis_db)
@@ -274,11 +288,11 @@ def _ensure_phone(conn, params, phone_id, wanted, cap, ban, options, check_mode,
     redis_changes = redis_status != target["status"]
 
     released = cancelled = None
-    if ban and options.get("release_leads", True) and not created:
+    if ban and request.release_leads and not created:
         with postgres_errors(params, conn), conn.cursor() as cur:
             released = _releasable_leads(cur, pid, cap, release=False)
     queue = phone_queue(pid)
-    if ban and options.get("cancel_jobs", True) and not created:
+    if ban and request.cancel_jobs and not created:
         cancelled = cancel_pending_jobs(params, queue, check_mode=True)
     changed = bool(created or changes or redis_changes or (released and released["count"])
                    or (cancelled and cancelled["cancelled"]))
@@ -286,9 +300,10 @@ def _ensure_phone(conn, params, phone_id, wanted, cap, ban, options, check_mode,
     after_phone = dict(target, redis_status=target["status"])
     before_phone = dict(current, redis_status=redis_status) if current else {}
     if changed and not check_mode:
-        after_phone, released, cancelled, counter_created = _apply(
-            conn, params, client, where, current, target, changes, redis_status, released, cancelled, queue, cap,
-            options, phone_id is not None, counter_key, quota_key_expire_at(day, tz_name))
+        after_phone, released, cancelled, counter_created = _apply(conn, params, client, where, _PhoneChange(
+            request=request, current=current, target=target, changes=changes, redis_status=redis_status,
+            released=released, cancelled=cancelled, queue=queue, lead_ids_cap=cap, counter_key=counter_key,
+            expire_at=quota_key_expire_at(day, tz_name)))
     else:
         conn.rollback()
         counter_created = created and not counter_exists
@@ -303,20 +318,20 @@ def _ensure_phone(conn, params, phone_id, wanted, cap, ban, options, check_mode,
     return result
 
 
-def _apply(conn, params, client, where, current, target, changes, redis_status, released, cancelled, queue, cap,
-           options, id_given, counter_key, expire_at):
+def _apply(conn, params, client, where, change):
     """DB first (uncommitted), then Redis, then BullMQ, then the audit row and the commit; undo Redis on failure."""
-    pid = target["id"]
+    current, changes, redis_status, cancelled = change.current, change.changes, change.redis_status, change.cancelled
+    counter_key, released = change.counter_key, change.released
     with postgres_errors(params, conn), conn.cursor() as cur:
         if current is None:
-            row = _insert_phone(cur, target, id_given)
+            row = _insert_phone(cur, change.target, id_given=change.request.phone_id is not None)
         elif changes:
-            row = _update_phone(cur, pid, changes)
+            row = _update_phone(cur, change.target["id"], changes)
         else:
             row = dict(current)
         pid = row["id"]
         if released is not None:
-            released = _releasable_leads(cur, pid, cap, release=True)
+            released = _releasable_leads(cur, pid, change.lead_ids_cap, release=True)
     status_key = phone_status_key(pid)
     counter_created = False
     try:
@@ -325,14 +340,14 @@ def _apply(conn, params, client, where, current, target, changes, redis_status, 
             pipe.set(status_key, row["status"])
             if current is None:
                 counter_key = quota_key(pid, business_day(params["timezone"]))
-                pipe.set(counter_key, 0, nx=True, exat=expire_at)
+                pipe.set(counter_key, 0, nx=True, exat=change.expire_at)
             replies = pipe.execute()
         counter_created = current is None and bool(replies[1])
         if cancelled is not None:
-            cancelled = cancel_pending_jobs(params, queue, check_mode=False)
+            cancelled = cancel_pending_jobs(params, change.queue, check_mode=False)
         with postgres_errors(params, conn):
             AuditTrail(conn, MODULE_NAME, params.get("audit_actor")).record(
-                _audit_action(current, changes, released, cancelled), pid, options.get("reason"),
+                _audit_action(current, changes, released, cancelled), pid, change.request.reason,
                 _audit_view(current, redis_status) if current else None,
                 dict(_audit_view(row, row["status"]), changes=sorted(changes), released=released,
                      cancelled=cancelled, quota_key_created=counter_created))
@@ -399,7 +414,7 @@ def phones_info(params, phone_ids=None, statuses=None, tenant_id=None, quota_war
     """
     tz_name = params["timezone"]
     phone_ids = validate_phone_ids(phone_ids)
-    statuses = sorted({validate_status(s) for s in statuses or []}) or None
+    statuses = sorted({validate_phone_status(s) for s in statuses or []}) or None
     tenant_id = validate_tenant(tenant_id) if tenant_id else None
     quota_warn_percent = validate_count(quota_warn_percent, "quota_warn_percent")
     now = now or datetime.now(timezone.utc)

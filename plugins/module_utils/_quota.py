@@ -31,12 +31,17 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
     business_day_bounds,
     parse_day,
     parse_quota_key,
+    phone_sort_key,
     quota_key,
     quota_key_expire_at,
     quota_key_pattern,
-    validate_phone_id,
 )
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
+from ansible_collections.cerniq.outreach.plugins.module_utils._validate import (
+    validate_count,
+    validate_phone_id,
+    validate_phone_ids,
+)
 
 MODULE_SET = "quota_counter"
 SCAN_COUNT = 1000
@@ -103,39 +108,11 @@ TTL_MISSING = -2  # Redis TTL of a key that does not exist
 
 # --- Input ------------------------------------------------------------------------------------------------------
 
-def validate_count(value, field):
-    """A non-negative integer from an int or an integer string (AWX surveys send strings); bools are not counts."""
-    if isinstance(value, bool):
-        raise CerniqError("{0} must be a non-negative integer, got {1!r}".format(field, value))
-    if isinstance(value, int):
-        number = value
-    elif isinstance(value, float) and value.is_integer():
-        number = int(value)
-    else:
-        try:
-            number = int(str(value).strip())
-        except (TypeError, ValueError):
-            raise CerniqError("{0} must be a non-negative integer, got {1!r}".format(field, value)) from None
-    if number < 0:
-        raise CerniqError("{0} must be a non-negative integer, got {1}".format(field, number))
-    return number
-
-
 def validate_reason(reason):
     if not (reason or "").strip():
         raise CerniqError("reason is required for a manual quota adjustment (emergency only): say why, e.g. "
                           "'INC-4711 TimelinesAI double-counted sends'; it goes to ops_audit_log")
     return reason.strip()
-
-
-def validate_phone_ids(phone_ids):
-    return sorted({validate_phone_id(p) for p in phone_ids or []}, key=phone_sort_key) or None
-
-
-def phone_sort_key(phone_id):
-    """phone_02 < phone_10 < phone_100, as people count."""
-    digits = phone_id.rpartition("_")[2]
-    return (len(digits), phone_id)
 
 
 def writable_day(value, tz_name, now=None):

@@ -34,6 +34,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
     platform_zone,
 )
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
+from ansible_collections.cerniq.outreach.plugins.module_utils._validate import validate_count
 
 MODULE_INFO = "review_queue_info"
 MODULE_CHANGE = "review_queue"
@@ -216,9 +217,7 @@ def _validate_change(params, assign_to, ensure_assigned, priority, auto_approve,
         user = assign_to.strip()
         if not user:
             raise CerniqError("assign_to is empty: name the reviewer (their user id) who takes the items")
-        if ensure_assigned < 0:
-            raise CerniqError("ensure_assigned is {0}: give how many items the reviewer should hold, 0 or more"
-                              .format(ensure_assigned))
+        validate_count(ensure_assigned, "ensure_assigned")
     if priority not in REVIEW_PRIORITIES:
         raise CerniqError("priority {0!r} is unknown: use one of {1}".format(priority, ", ".join(REVIEW_PRIORITIES)))
     cutoff = None

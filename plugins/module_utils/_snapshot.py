@@ -24,7 +24,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._connection import
     postgres_where,
 )
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import ALL_TABLES
-from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
+from ansible_collections.cerniq.outreach.plugins.module_utils._validate import validate_tables
 
 CHECKSUM_METHOD = "sum64(md5(row::text)) mod 2^64, TimeZone=UTC, DateStyle=ISO"
 # The column whose newest value each figure reports, where a table has it.
@@ -42,15 +42,6 @@ try:
 except ImportError:  # require_libraries() reports it in the module
     pgsql = None
     ISOLATION_LEVEL_REPEATABLE_READ = None
-
-
-def validate_tables(tables):
-    tables = list(tables or ALL_TABLES)
-    unknown = [t for t in tables if t not in ALL_TABLES]
-    if unknown:
-        raise CerniqError("table(s) {0} are not contract tables; choose from {1}".format(
-            ", ".join(unknown), ", ".join(ALL_TABLES)))
-    return list(dict.fromkeys(tables))
 
 
 def parse_marker(comment):

@@ -24,6 +24,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._connection import
 )
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
 from ansible_collections.cerniq.outreach.plugins.module_utils._http import VendorClient, VendorSettings
+from ansible_collections.cerniq.outreach.plugins.module_utils._validate import validate_e164, validate_phone_id
 
 SETTINGS = VendorSettings("TimelinesAI API", "cerniq_timelinesai_base_url", "cerniq_timelinesai_api_token",
                           "CERNIQ_TIMELINESAI_API_TOKEN")
@@ -98,7 +99,7 @@ def whatsapp_accounts(client):
 
 def _phones(params, phone_ids=None):
     """Our phones, one query for any number of them; unknown ids are an error."""
-    ids = [contract.validate_phone_id(p) for p in phone_ids or []]
+    ids = [validate_phone_id(p) for p in phone_ids or []]
     with postgres_reading(params, require=(contract.TABLE_PHONES,)) as cur:
         cur.execute("SELECT id, phone_number, phone_label, timelinesai_account_id, status, is_enabled FROM " +
                     contract.TABLE_PHONES + " WHERE %(all)s OR id = ANY(%(ids)s) ORDER BY id",
@@ -164,7 +165,7 @@ def _sender(params, phone_id, sender_phone):
         phone = _phones(params, [phone_id])[0]
         return dict(phone_id=phone["phone_id"], phone_number=phone["phone_number"],
                     timelinesai_account_id=phone["timelinesai_account_id"])
-    number = contract.validate_e164(normalize_phone(sender_phone) if sender_phone else sender_phone)
+    number = validate_e164(normalize_phone(sender_phone) if sender_phone else sender_phone)
     return dict(phone_id=None, phone_number=number, timelinesai_account_id=None)
 
 
@@ -178,7 +179,7 @@ def send_test_message(params, to, phone_id=None, sender_phone=None, text=None, l
     """
     if bool(phone_id) == bool(sender_phone):
         raise CerniqError("give exactly one of phone_id (e.g. phone_07) or sender_phone (E.164)")
-    recipient = contract.validate_e164(to)
+    recipient = validate_e164(to)
     if wait_for not in WAIT_FOR_STATUSES:
         raise CerniqError("wait_for must be one of {0}, got {1!r}".format(", ".join(WAIT_FOR_STATUSES), wait_for))
     text = text or "cerniq.outreach test message"

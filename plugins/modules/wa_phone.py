@@ -227,7 +227,11 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.cerniq.outreach.plugins.module_utils._connection import common_argument_spec, require_libraries
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import PHONE_STATUSES
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CONFIRMED_ARGUMENT_SPEC, run_destructive
-from ansible_collections.cerniq.outreach.plugins.module_utils._phones import DEFAULT_LEAD_IDS_CAP, ensure_phone
+from ansible_collections.cerniq.outreach.plugins.module_utils._phones import (
+    DEFAULT_LEAD_IDS_CAP,
+    PhoneRequest,
+    ensure_phone,
+)
 
 
 def destructive(params):
@@ -256,7 +260,8 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_one_of=[("phone_id", "phone_number")])
     require_libraries(module)
-    run_destructive(module, lambda check_mode: ensure_phone(module.params, module.params, check_mode=check_mode,
+    request = PhoneRequest.from_params(module.params)
+    run_destructive(module, lambda check_mode: ensure_phone(module.params, request, check_mode=check_mode,
                                                             want_diff=module._diff), destructive(module.params))
 
 

@@ -239,7 +239,7 @@ def test_auto_approve_only_old_pending_low_items(platform):
 
 @pytest.mark.parametrize("options, message", [
     (dict(assign_to="  ", ensure_assigned=5), "assign_to is empty"),
-    (dict(assign_to="ana", ensure_assigned=-1), "ensure_assigned is -1"),
+    (dict(assign_to="ana", ensure_assigned=-1), "ensure_assigned must be a non-negative integer, got -1"),
     (dict(assign_to="ana"), "go together"),
     (dict(assign_to="ana", ensure_assigned=3, priority="CRITICAL"), "priority 'CRITICAL' is unknown"),
     (dict(auto_approve=True), "auto_approve needs older_than"),

@@ -11,6 +11,7 @@ import pytest
 from ansible_collections.cerniq.outreach.plugins.module_utils import _contract as contract
 from ansible_collections.cerniq.outreach.plugins.module_utils import _phones as phones
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
+from ansible_collections.cerniq.outreach.plugins.module_utils._phones import PhoneRequest
 from tests.support.nodeworker import NodeWorker
 from tests.support.seed import TENANT_ID
 from tests.support.snapshots import platform_state
@@ -75,7 +76,7 @@ def add_leads(platform, phone_id, stages, count):
 
 def test_onboard_takes_the_next_id_sets_redis_and_is_idempotent(platform, small):
     r = platform.r()
-    result = phones.ensure_phone(platform.params, dict(NEW_PHONE, reason="new SIM"), want_diff=True)
+    result = phones.ensure_phone(platform.params, PhoneRequest(**NEW_PHONE, reason="new SIM"), want_diff=True)
     assert result["changed"] is True and result["created"] is True and result["phone_id"] == "phone_07"
     assert result["phone"]["status"] == "ACTIVE" and result["phone"]["daily_quota_limit"] == 180
     assert result["diff"]["before"] == {} and result["diff"]["after"]["phone_label"] == "Sales 77"
@@ -85,7 +86,7 @@ def test_onboard_takes_the_next_id_sets_redis_and_is_idempotent(platform, small)
     (audit,) = platform.audit("phone_onboard")
     assert audit[3] == "phone_07" and audit[4] == "new SIM" and audit[6]["phone_number"] == "+40700000777"
 
-    again = phones.ensure_phone(platform.params, dict(NEW_PHONE))
+    again = phones.ensure_phone(platform.params, PhoneRequest(**NEW_PHONE))
     assert again["changed"] is False and again["phone_id"] == "phone_07" and again["changes"] == []
     assert len(platform.audit()) == 1
 
@@ -94,35 +95,35 @@ def test_onboard_with_an_explicit_id_never_resets_an_existing_counter(platform, 
     r = platform.r()
     counter = contract.quota_key("phone_42", today())
     r.set(counter, 37)  # a worker already counted (INCR on a missing key: no TTL)
-    result = phones.ensure_phone(platform.params, dict(NEW_PHONE, phone_id="phone_42"))
+    result = phones.ensure_phone(platform.params, PhoneRequest(**NEW_PHONE, phone_id="phone_42"))
     assert result["phone_id"] == "phone_42" and result["quota_key_created"] is False
     assert r.get(counter) == "37"
 
 
 def test_onboard_check_mode_predicts_the_id_and_writes_nothing(platform, small):
     before = platform_state(platform)
-    preview = phones.ensure_phone(platform.params, dict(NEW_PHONE), check_mode=True)
+    preview = phones.ensure_phone(platform.params, PhoneRequest(**NEW_PHONE), check_mode=True)
     assert preview["changed"] is True and preview["phone_id"] == "phone_07" and preview["quota_key_created"]
     assert platform_state(platform) == before
 
 
 def test_update_changes_only_what_differs_and_the_diff_names_it(platform, small):
-    result = phones.ensure_phone(platform.params, dict(phone_id="phone_02", label="Sales 02 (night)",
-                                                       daily_quota_limit=250, tenant_id=str(TENANT_ID)),
+    result = phones.ensure_phone(platform.params, PhoneRequest(phone_id="phone_02", label="Sales 02 (night)",
+                                                               daily_quota_limit=250, tenant_id=str(TENANT_ID)),
                                  want_diff=True)
     assert result["changed"] is True and result["changes"] == ["daily_quota_limit", "phone_label"]
     assert result["diff"]["before"]["phone_label"] == "Sales 02" and result["diff"]["after"]["daily_quota_limit"] == 250
     assert phone_row(platform, "phone_02")[2:4] == ("Sales 02 (night)", 250)
     (audit,) = platform.audit("phone_update")
     assert audit[5]["daily_quota_limit"] == 200 and audit[6]["daily_quota_limit"] == 250
-    assert phones.ensure_phone(platform.params, dict(phone_number="+40700000002", label="Sales 02 (night)"))[
+    assert phones.ensure_phone(platform.params, PhoneRequest(phone_number="+40700000002", label="Sales 02 (night)"))[
         "changed"] is False
 
 
 def test_present_repairs_a_drifted_redis_status(platform, small):
     r = platform.r()
     assert r.get("phone:status:phone_05") == "ACTIVE"  # the seeded drift: DB says OFFLINE
-    result = phones.ensure_phone(platform.params, dict(phone_id="phone_05"))
+    result = phones.ensure_phone(platform.params, PhoneRequest(phone_id="phone_05"))
     assert result["changed"] is True and result["changes"] == ["redis_status"]
     assert r.get("phone:status:phone_05") == "OFFLINE"
 
@@ -132,14 +133,14 @@ def test_present_repairs_a_drifted_redis_status(platform, small):
 def test_status_change_updates_db_and_redis_and_stamps_only_a_real_change(platform, small):
     r = platform.r()
     stamp_before = phone_row(platform, "phone_01")[1]
-    result = phones.ensure_phone(platform.params, dict(phone_id="phone_01", status="OFFLINE"))
+    result = phones.ensure_phone(platform.params, PhoneRequest(phone_id="phone_01", status="OFFLINE"))
     assert result["changed"] is True and result["status_changed"] is True
     status, stamp = phone_row(platform, "phone_01")[:2]
     assert status == "OFFLINE" and stamp > stamp_before and r.get("phone:status:phone_01") == "OFFLINE"
     assert len(platform.audit("phone_status")) == 1
 
-    assert phones.ensure_phone(platform.params, dict(phone_id="phone_01", status="OFFLINE"))["changed"] is False
-    phones.ensure_phone(platform.params, dict(phone_id="phone_01", status="OFFLINE", label="Renamed"))
+    assert phones.ensure_phone(platform.params, PhoneRequest(phone_id="phone_01", status="OFFLINE"))["changed"] is False
+    phones.ensure_phone(platform.params, PhoneRequest(phone_id="phone_01", status="OFFLINE", label="Renamed"))
     assert phone_row(platform, "phone_01")[1] == stamp  # a label change is not a status change
 
 
@@ -152,7 +153,7 @@ def test_redis_refusing_the_write_rolls_the_database_back(platform, small):
         params = dict(platform.params, redis_username="reader", redis_password="reader-pw")
         before = platform_state(platform)
         with pytest.raises(CerniqError, match="NOPERM|no permissions"):
-            phones.ensure_phone(params, dict(phone_id="phone_01", status="OFFLINE"))
+            phones.ensure_phone(params, PhoneRequest(phone_id="phone_01", status="OFFLINE"))
         assert platform_state(platform) == before and phone_row(platform, "phone_01")[0] == "ACTIVE"
     finally:
         r.acl_deluser("reader")
@@ -180,7 +181,7 @@ def test_redis_refusing_the_write_rolls_the_database_back(platform, small):
 def test_bad_input_is_one_clear_error_and_changes_nothing(platform, small, options, message):
     before = platform_state(platform)
     with pytest.raises(CerniqError, match=message):
-        phones.ensure_phone(platform.params, options)
+        phones.ensure_phone(platform.params, PhoneRequest(**options))
     assert platform_state(platform) == before
 
 
@@ -190,7 +191,7 @@ def test_a_wrong_typed_status_key_is_named_and_nothing_changes(platform, small):
     r.hset("phone:status:phone_02", "status", "ACTIVE")
     before = platform_state(platform)
     with pytest.raises(CerniqError, match="phone:status:phone_02 is not a string"):
-        phones.ensure_phone(platform.params, dict(phone_id="phone_02", status="OFFLINE"))
+        phones.ensure_phone(platform.params, PhoneRequest(phone_id="phone_02", status="OFFLINE"))
     assert platform_state(platform) == before
 
 
@@ -225,8 +226,8 @@ def test_ban_releases_the_right_leads_and_cancels_only_pending_jobs(platform, sm
         wait_until(lambda: r2.llen("bull:{0}:active".format(banned_q)) == 1, 15, "the worker to take a job")
         active_id = r2.lrange("bull:{0}:active".format(banned_q), 0, -1)[0]
 
-        result = phones.ensure_phone(platform.params, dict(phone_id="phone_02", status="BANNED",
-                                                           reason="TimelinesAI 403 blocked"), want_diff=True)
+        result = phones.ensure_phone(platform.params, PhoneRequest(phone_id="phone_02", status="BANNED",
+                                                                   reason="TimelinesAI 403 blocked"), want_diff=True)
 
         assert result["changed"] is True and result["phone"]["status"] == "BANNED"
         assert result["released"]["count"] == len(releasable) == 18
@@ -263,7 +264,7 @@ def test_ban_releases_the_right_leads_and_cancels_only_pending_jobs(platform, sm
     assert after_row["status"] == "BANNED" and after_row["released"]["count"] == 18
     assert sorted(after_row["released"]["lead_ids"]) == releasable and after_row["cancelled"]["cancelled"] == 299
 
-    again = phones.ensure_phone(platform.params, dict(phone_id="phone_02", status="BANNED"))
+    again = phones.ensure_phone(platform.params, PhoneRequest(phone_id="phone_02", status="BANNED"))
     assert again["changed"] is False and again["released"]["count"] == 0 and again["cancelled"]["cancelled"] == 0
     assert len(platform.audit()) == 1
 
@@ -273,10 +274,10 @@ def test_ban_check_mode_reports_the_same_counts_and_writes_nothing(platform, sma
     add_leads(platform, "phone_02", contract.ENGAGEMENT_STAGES, 12)
     add_jobs(platform.redis, queue, [("wa-{0}".format(i), 0) for i in range(7)] + [("wa-d", 60_000)])
     before = platform_state(platform)
-    preview = phones.ensure_phone(platform.params, dict(phone_id="phone_02", status="BANNED", lead_ids_cap=2),
+    preview = phones.ensure_phone(platform.params, PhoneRequest(phone_id="phone_02", status="BANNED", lead_ids_cap=2),
                                   check_mode=True, want_diff=True)
     assert platform_state(platform) == before
-    done = phones.ensure_phone(platform.params, dict(phone_id="phone_02", status="BANNED", lead_ids_cap=2))
+    done = phones.ensure_phone(platform.params, PhoneRequest(phone_id="phone_02", status="BANNED", lead_ids_cap=2))
     assert preview["changed"] is done["changed"] is True
     assert preview["released"] == done["released"] and done["released"]["count"] == 4
     assert len(done["released"]["lead_ids"]) == 2 and done["released"]["truncated"] is True
@@ -289,8 +290,8 @@ def test_ban_with_both_switches_off_only_changes_the_status(platform, small):
     queue = contract.phone_queue("phone_02")
     add_leads(platform, "phone_02", ("COLD",), 3)
     add_jobs(platform.redis, queue, [("wa-1", 0)])
-    result = phones.ensure_phone(platform.params, dict(phone_id="phone_02", status="BANNED", release_leads=False,
-                                                       cancel_jobs=False))
+    result = phones.ensure_phone(platform.params, PhoneRequest(phone_id="phone_02", status="BANNED",
+                                                               release_leads=False, cancel_jobs=False))
     assert result["released"] is None and result["cancelled"] is None
     assert platform.sql("SELECT count(*) FROM gold_lead_journey WHERE assigned_phone_id = 'phone_02'")[0][0] == 3
     assert platform.r(2).llen("bull:{0}:wait".format(queue)) == 1
@@ -304,7 +305,7 @@ def test_a_refused_cancel_undoes_redis_and_rolls_back_the_ban(platform, small):
     platform.r(2).hset("bull:{0}:meta".format(queue), "version", "bullmq:6.7.0")
     before = platform_state(platform)
     with pytest.raises(CerniqError, match="managed by Node BullMQ 6.7.0"):
-        phones.ensure_phone(platform.params, dict(phone_id="phone_02", status="BANNED"))
+        phones.ensure_phone(platform.params, PhoneRequest(phone_id="phone_02", status="BANNED"))
     assert platform_state(platform) == before
     assert platform.r(2).llen("bull:{0}:wait".format(queue)) == 1
 

@@ -41,17 +41,6 @@ def test_quota_key_round_trip_and_scan_pattern():
     assert contract.quota_key_pattern(date(2026, 11, 24)) == "quota:wa:*:2026-11-24"
 
 
-@pytest.mark.parametrize("number", ["+40712345678", "+14155550100"])
-def test_valid_e164(number):
-    assert contract.validate_e164(number) == number
-
-
-@pytest.mark.parametrize("number", ["0712345678", "+0712345678", "+40 712 345 678", "+4071234567890123", ""])
-def test_invalid_e164_is_refused_with_an_example(number):
-    with pytest.raises(CerniqError, match="not E.164"):
-        contract.validate_e164(number)
-
-
 def test_unknown_time_zone_names_a_valid_one():
     with pytest.raises(CerniqError, match="Europe/Bucharest"):
         contract.business_day("Mars/Olympus")

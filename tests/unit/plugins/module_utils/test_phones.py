@@ -9,7 +9,7 @@ TENANT = "5b1f0c1e-0000-4000-8000-00000000c3e1"
 
 
 def test_a_full_onboarding_request_is_normalised():
-    phone_id, wanted, cap = phones.phone_request(dict(
+    phone_id, wanted, cap = phones.phone_request(phones.PhoneRequest(
         phone_number="+40712345021", tenant_id=TENANT.upper(), label="  Sales 21 ",
         timelinesai_account_id="40712345021@s.whatsapp.net", daily_quota_limit="180", enabled=True, status="banned"))
     assert phone_id is None and cap == phones.DEFAULT_LEAD_IDS_CAP
@@ -18,8 +18,15 @@ def test_a_full_onboarding_request_is_normalised():
                           is_enabled=True, status="BANNED")
 
 
+def test_a_request_from_module_parameters_takes_its_options_and_keeps_defaults_for_unset_ones():
+    params = dict(phone_id="phone_07", status="BANNED", label=None, lead_ids_cap=None, release_leads=False,
+                  state="present", confirm=True, redis_host="127.0.0.1")
+    assert phones.PhoneRequest.from_params(params) == phones.PhoneRequest(phone_id="phone_07", status="BANNED",
+                                                                          release_leads=False)
+
+
 def test_only_the_given_fields_are_wanted():
-    assert phones.phone_request(dict(phone_id="phone_07", status="OFFLINE", lead_ids_cap=None)) == \
+    assert phones.phone_request(phones.PhoneRequest(phone_id="phone_07", status="OFFLINE", lead_ids_cap=None)) == \
         ("phone_07", dict(status="OFFLINE"), phones.DEFAULT_LEAD_IDS_CAP)
 
 
@@ -38,11 +45,7 @@ def test_only_the_given_fields_are_wanted():
 ])
 def test_bad_requests_fail_before_any_connection(options, message):
     with pytest.raises(CerniqError, match=message):
-        phones.phone_request(options)
-
-
-def test_an_account_id_that_is_not_a_jid_is_accepted_as_is():
-    assert phones.validate_account_id("waba-1234567", "+40712345021") == "waba-1234567"
+        phones.phone_request(phones.PhoneRequest(**options))
 
 
 def test_field_changes_list_only_what_differs():

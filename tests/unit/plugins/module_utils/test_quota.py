@@ -12,30 +12,12 @@ TZ = "Europe/Bucharest"
 LATE_EVENING_UTC = datetime(2026, 11, 24, 23, 30, tzinfo=timezone.utc)
 
 
-@pytest.mark.parametrize(("value", "expected"), [(0, 0), (200, 200), ("150", 150), (" 7 ", 7), (3.0, 3)])
-def test_counts_accept_integers_and_integer_strings(value, expected):
-    assert quota.validate_count(value, "value") == expected
-
-
-@pytest.mark.parametrize("value", [-1, "-3", 1.5, "1.5", "ten", None, True, [], ""])
-def test_counts_refuse_everything_else(value):
-    with pytest.raises(CerniqError, match="value must be a non-negative integer"):
-        quota.validate_count(value, "value")
-
-
 def test_reason_must_say_something():
     assert quota.validate_reason("  INC-1  ") == "INC-1"
     for blank in (None, "", "   "):
         with pytest.raises(CerniqError, match="reason is required"):
             quota.validate_reason(blank)
 
-
-def test_phone_ids_are_validated_deduplicated_and_sorted_as_people_count():
-    assert quota.validate_phone_ids(["phone_10", "phone_02", "phone_100", "phone_02"]) == \
-        ["phone_02", "phone_10", "phone_100"]
-    assert quota.validate_phone_ids([]) is None
-    with pytest.raises(CerniqError, match="phone_NN"):
-        quota.validate_phone_ids(["07"])
 
 
 def test_writable_days_are_today_and_yesterday_in_the_platform_zone():

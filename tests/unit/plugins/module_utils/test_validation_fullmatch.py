@@ -14,8 +14,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils import (
     _bullmq,
     _contract,
     _database,
-    _instantly,
-    _phones,
+    _validate,
 )
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
 
@@ -26,9 +25,9 @@ CAMPAIGN = "019cad8f-ac00-7000-8000-019cad8fac00"
 
 @pytest.mark.parametrize("suffix", ["\n", "\r\n", "\nx"])
 @pytest.mark.parametrize(("validate", "good"), [
-    (_contract.validate_phone_id, "phone_01"),
-    (_contract.validate_e164, "+40712345678"),
-    (_instantly.validate_campaign_id, CAMPAIGN),
+    (_validate.validate_phone_id, "phone_01"),
+    (_validate.validate_e164, "+40712345678"),
+    (_validate.validate_campaign_id, CAMPAIGN),
     (_database.validate_database_name, "cerniq_restore"),
 ])
 def test_a_trailing_newline_is_refused(validate, good, suffix):
@@ -43,7 +42,7 @@ def test_other_patterns_refuse_a_trailing_newline():
     assert _contract.PHONE_ID_RE.match("phone_01\n") is None and _contract.CAMPAIGN_ID_RE.match(CAMPAIGN + "\n") is None
     assert _backup.BACKUP_ID_RE.match("2026-11-25T031500Z\n") is None
     assert _backup.RUNBOOK_ID_RE.match("2026-11-25\n") is None
-    assert _phones._JID_RE.match("40712345678@s.whatsapp.net\n") is None  # pylint: disable=protected-access
+    assert _validate.JID_RE.match("40712345678@s.whatsapp.net\n") is None
     assert _bullmq.split_queue_key("bull:q:wa:phone_01:id\n") is None
     with pytest.raises(CerniqError, match="whitespace"):
         _bullmq.validate_job_id("123\n")  # not taken for an integer id, refused for its newline
