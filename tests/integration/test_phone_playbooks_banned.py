@@ -3,6 +3,8 @@ phones and queues that must come out untouched."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
@@ -14,6 +16,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
 )
 from tests.support.producers import add_jobs
 from tests.support.seed import TENANT_ID
+from tests.support.snapshots import assert_unchanged, platform_state, without_keys
 
 BANNED = "phone_02"
 NEIGHBOUR = "phone_03"
@@ -33,22 +36,24 @@ def insert_leads(platform, phone_id, by_stage, tag):
             (str(TENANT_ID), stage, phone_id, "{0}-{1}-".format(tag, stage.lower()), count))
 
 
+def pause_queue(redis_server, queue_name, db=2):
+    """BullMQ's Queue.pause, as an operator would stop a queue."""
+    from bullmq import Queue
+
+    async def run():
+        queue = Queue(queue_name, {"connection": {"host": redis_server.host, "port": redis_server.port, "db": db,
+                                                  "password": redis_server.password}, "prefix": BULLMQ_PREFIX})
+        try:
+            await queue.pause()
+        finally:
+            await queue.close()
+
+    asyncio.run(run())
+
+
 def leads_snapshot(platform):
     return {str(lead): (stage, phone, at) for lead, stage, phone, at in platform.sql(
         "SELECT lead_id, engagement_stage, assigned_phone_id, assigned_at FROM " + TABLE_LEADS)}
-
-
-def redis_snapshot(client, skip_prefix=None):
-    """Every key with its type and size (or value): what 'untouched' means for Redis."""
-    state = {}
-    for key in client.scan_iter(count=1000):
-        if skip_prefix and key.startswith(skip_prefix):
-            continue
-        kind = client.type(key)
-        size = {"string": client.get, "list": client.llen, "zset": client.zcard, "hash": client.hgetall,
-                "set": client.scard, "stream": client.xlen}[kind](key)
-        state[key] = (kind, size)
-    return state
 
 
 @pytest.fixture()
@@ -67,14 +72,8 @@ def ban_scenario(platform):
     return facts
 
 
-def _state(platform):
-    return (leads_snapshot(platform), redis_snapshot(platform.r(0)), redis_snapshot(platform.r(2)),
-            platform.sql("SELECT id, status, status_changed_at FROM wa_phone_numbers ORDER BY id"),
-            platform.audit())
-
-
 def test_ban_plan_check_mode_and_refusal_change_nothing(platform, ban_scenario):
-    before = _state(platform)
+    before = platform_state(platform)
 
     checked = platform.play("phone_banned.yml", extravars={"phone": BANNED}, check=True)
     assert checked.rc == 0, checked.stdout[-3000:]
@@ -87,19 +86,19 @@ def test_ban_plan_check_mode_and_refusal_change_nothing(platform, ban_scenario):
     ban = checked.result("Ban the phone")
     assert ban["changed"] is True and ban["released"]["count"] == RELEASABLE
     assert ban["cancelled"]["cancelled"] == 300
-    assert _state(platform) == before
+    assert_unchanged(before, platform_state(platform))
 
     refused = platform.play("phone_banned.yml", extravars={"phone": BANNED})
     assert refused.rc != 0
     assert "Nothing was changed" in refused.stdout
-    assert _state(platform) == before
+    assert_unchanged(before, platform_state(platform))
 
 
 def test_ban_releases_only_the_right_leads_cancels_only_that_queue_and_audits_it(platform, ban_scenario):
     leads_before = leads_snapshot(platform)
-    db0_before = redis_snapshot(platform.r(0), skip_prefix=phone_status_key(BANNED))
     queue_prefix = "{0}:{1}:".format(BULLMQ_PREFIX, phone_queue(BANNED))
-    db2_before = redis_snapshot(platform.r(2), skip_prefix=queue_prefix)
+    # Every key but the banned phone's status key and queue, byte for byte with its expiry.
+    others_before = without_keys(platform_state(platform), phone_status_key(BANNED), queue_prefix)
     phones_before = platform.sql("SELECT id, status, status_changed_at FROM wa_phone_numbers WHERE id <> %s "
                                  "ORDER BY id", (BANNED,))
 
@@ -129,8 +128,9 @@ def test_ban_releases_only_the_right_leads_cancels_only_that_queue_and_audits_it
             r2.zcard(queue_prefix + "prioritized")] == [0, 0, 0]
     assert list(r2.scan_iter(match=queue_prefix + "ban-*", count=1000)) == []
     # Everything else: other phones' rows, keys and queues, the follow-up queue, the DLQ.
-    assert redis_snapshot(platform.r(0), skip_prefix=phone_status_key(BANNED)) == db0_before
-    assert redis_snapshot(r2, skip_prefix=queue_prefix) == db2_before
+    others_after = without_keys(platform_state(platform), phone_status_key(BANNED), queue_prefix)
+    assert_unchanged({k: v for k, v in others_before.items() if k != "postgres"},
+                     {k: v for k, v in others_after.items() if k != "postgres"})
     assert platform.sql("SELECT id, status, status_changed_at FROM wa_phone_numbers WHERE id <> %s ORDER BY id",
                         (BANNED,)) == phones_before
     # The audit log: one row saying what was touched.
@@ -150,27 +150,56 @@ def test_ban_releases_only_the_right_leads_cancels_only_that_queue_and_audits_it
     stats = run.stats["artifact_data"]["phone_banned"]
     assert (stats["leads_released"], stats["jobs_cancelled"], stats["changed"]) == (RELEASABLE, 300, True)
 
+    before = platform_state(platform)
     again = platform.play("phone_banned.yml", extravars={"phone": BANNED})
     assert again.rc == 0, again.stdout[-3000:]
     assert again.changed_tasks == []
-    assert len(platform.audit()) == 1
+    assert_unchanged(before, platform_state(platform))
     assert again.result("Summary")["msg"]["done"][0].startswith("nothing: {0} is already BANNED".format(BANNED))
 
 
 def test_ban_refuses_an_unknown_phone_and_a_missing_one(platform, ban_scenario):
-    before = _state(platform)
+    before = platform_state(platform)
     unknown = platform.play("phone_banned.yml", extravars={"phone": "phone_42", "confirm": True})
     assert unknown.rc != 0 and "phone_42" in unknown.stdout
     missing = platform.play("phone_banned.yml", extravars={"confirm": True})
     assert missing.rc != 0 and "-e phone=phone_NN" in missing.stdout
-    assert _state(platform) == before
+    assert_unchanged(before, platform_state(platform))
 
 
 def test_tags_plan_runs_only_the_plan_even_when_confirmed(platform, ban_scenario):
-    before = _state(platform)
+    before = platform_state(platform)
     run = platform.play("phone_banned.yml", extravars={"phone": BANNED, "confirm": "true"}, tags="plan")
     assert run.rc == 0, run.stdout[-3000:]
-    assert run.changed_tasks == [] and _state(platform) == before
+    assert run.changed_tasks == [] and platform_state(platform) == before
     done = run.result("Summary")["msg"]["done"]
     assert done[0].startswith("Only the plan ran (--tags)") and "released" not in " ".join(done), done
     assert "{0} lead(s) in COLD/CONTACTED_WA to release (COLD 15, CONTACTED_WA 12)".format(RELEASABLE) in " ".join(done)
+
+
+def test_ban_of_a_phone_whose_queue_is_paused_cancels_every_job_and_leaves_the_queue_paused(platform, ban_scenario):
+    queue_prefix = "{0}:{1}:".format(BULLMQ_PREFIX, phone_queue(BANNED))
+    # An operator paused the queue (the phone misbehaved), and producers kept adding: 40 more jobs while paused.
+    pause_queue(platform.redis, phone_queue(BANNED))
+    add_jobs(platform.redis, phone_queue(BANNED), [("ban-x-{0}".format(i), {}) for i in range(40)])
+    r2 = platform.r(2)
+    assert r2.hget(queue_prefix + "meta", "paused") is not None
+    others_before = without_keys(platform_state(platform), phone_status_key(BANNED), queue_prefix)
+
+    run = platform.play("phone_banned.yml", extravars={"phone": BANNED, "confirm": "true", "reason": "INC-77"})
+    assert run.rc == 0, run.stdout[-3000:]
+
+    assert platform.sql("SELECT status FROM wa_phone_numbers WHERE id = %s", (BANNED,)) == [("BANNED",)]
+    cancelled = platform.audit("phone_ban")[0][6]["cancelled"]
+    # Every pending job, the 300 and the 40 added while paused, wherever the pause put them.
+    assert cancelled["cancelled"] == 340
+    assert cancelled["waiting"] + cancelled["paused"] == JOBS["wait"] + 40
+    assert (cancelled["delayed"], cancelled["prioritized"]) == (JOBS["delayed"], JOBS["prioritized"])
+    assert [r2.llen(queue_prefix + "wait"), r2.llen(queue_prefix + "paused"), r2.zcard(queue_prefix + "delayed"),
+            r2.zcard(queue_prefix + "prioritized")] == [0, 0, 0, 0]
+    assert list(r2.scan_iter(match=queue_prefix + "ban-*", count=1000)) == []
+    # The operator's pause stays: the ban cancels jobs, it does not resume a queue someone stopped.
+    assert r2.hget(queue_prefix + "meta", "paused") is not None
+    others_after = without_keys(platform_state(platform), phone_status_key(BANNED), queue_prefix)
+    assert_unchanged({k: v for k, v in others_before.items() if k != "postgres"},
+                     {k: v for k, v in others_after.items() if k != "postgres"})
