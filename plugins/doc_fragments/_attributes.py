@@ -6,15 +6,25 @@ from __future__ import annotations
 
 
 class ModuleDocFragment(object):
-    # Every module: the action group that module_defaults uses to set connection settings once.
+    # Every module: how module_defaults set its connection and platform options once. Each module lists its own
+    # action_group membership (the groups of meta/runtime.yml it is in, one per doc fragment of options it extends).
     DOCUMENTATION = r"""
 options: {}
 attributes:
   action_group:
-    description: Use C(group/cerniq.outreach.all) in C(module_defaults) to set connection options once.
+    description:
+      - >-
+        Set the options of each group this module is in once for a play, one C(module_defaults) line per group:
+        C(group/cerniq.outreach.redis) (the Redis options), C(group/cerniq.outreach.postgres) (PostgreSQL),
+        C(group/cerniq.outreach.platform) (C(timezone)), C(group/cerniq.outreach.audit) (C(audit_actor)) and
+        C(group/cerniq.outreach.vendors) (Instantly, TimelinesAI). The roles hand them C(cerniq_redis_defaults),
+        C(cerniq_postgres_defaults), C(cerniq_platform_defaults), C(cerniq_audit_defaults) and
+        C(cerniq_vendor_defaults).
+      - >-
+        C(group/cerniq.outreach.all) is deprecated and will be removed in release 1.0.0. Until then every module is
+        in it and accepts each Redis, PostgreSQL, platform and audit option it hands on; an option this page does
+        not list is ignored, with a deprecation warning.
     support: full
-    membership:
-      - cerniq.outreach.all
 """
 
     # A module that changes things: check mode writes nothing, diff shows before and after.

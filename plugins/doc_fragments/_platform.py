@@ -6,19 +6,16 @@ from __future__ import annotations
 
 
 class ModuleDocFragment(object):
-    # Mirrors platform_argument_spec() in plugins/module_utils/_connection.py.
+    # Mirrors platform_argument_spec() in plugins/module_utils/_connection.py: the options of the platform group.
     DOCUMENTATION = r"""
 options:
   timezone:
     description:
       - The platform's time zone (IANA name). Quota days are business days in this zone, never the
-        controller's local date nor UTC.
+        controller's local date nor UTC; relative dates and timestamps read from the database are in it too.
+      - Usually set once for a play with C(group/cerniq.outreach.platform) module defaults from the
+        C(cerniq_timezone) inventory variable.
       - If not set, the E(CERNIQ_TIMEZONE) environment variable is used.
     type: str
     default: Europe/Bucharest
-  audit_actor:
-    description:
-      - Who is acting, as written to C(ops_audit_log.actor).
-      - If not set, the E(CERNIQ_AUDIT_ACTOR) environment variable is used, then C(user@host) of the process.
-    type: str
 """

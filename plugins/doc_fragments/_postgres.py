@@ -6,14 +6,14 @@ from __future__ import annotations
 
 
 class ModuleDocFragment(object):
-    # Mirrors postgres_argument_spec() in plugins/module_utils/_connection.py.
+    # Mirrors postgres_argument_spec() in plugins/module_utils/_connection.py: the options of the postgres group.
     DOCUMENTATION = r"""
 options:
   db_host:
     description:
       - Address of the platform's PostgreSQL server. Required by every operation that touches the database
         (including the audit log).
-      - Usually set once for a play with C(group/cerniq.outreach.all) module defaults from the
+      - Usually set once for a play with C(group/cerniq.outreach.postgres) module defaults from the
         C(cerniq_db_host) inventory variable.
       - If not set, the E(CERNIQ_DB_HOST) environment variable is used.
     type: str

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 
 class ModuleDocFragment(object):
-    # Mirrors redis_argument_spec() in plugins/module_utils/_connection.py.
+    # Mirrors redis_argument_spec() in plugins/module_utils/_connection.py: the options of the redis group.
     DOCUMENTATION = r"""
 options:
   redis_host:
     description:
       - Address of the platform's Redis server. Required by every operation that touches Redis.
-      - Usually set once for a play with C(group/cerniq.outreach.all) module defaults from the
+      - Usually set once for a play with C(group/cerniq.outreach.redis) module defaults from the
         C(cerniq_redis_host) inventory variable.
       - If not set, the E(CERNIQ_REDIS_HOST) environment variable is used.
     type: str

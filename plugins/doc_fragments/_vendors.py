@@ -6,10 +6,9 @@ from __future__ import annotations
 
 
 class ModuleDocFragment(object):
-    # Mirrors vendor_argument_spec() in plugins/module_utils/_http.py. Every vendor module takes both vendors'
-    # options, because group/cerniq.outreach.vendors module defaults (cerniq_vendor_defaults) hand all of them to
-    # each vendor module. List this fragment before cerniq.outreach._attributes: its action_group membership
-    # (all + vendors) must win over the plain one.
+    # Mirrors vendor_argument_spec() in plugins/module_utils/_http.py: the options of the vendors group. Every
+    # vendor module takes both vendors' options, because group/cerniq.outreach.vendors module defaults
+    # (cerniq_vendor_defaults) hand all of them to each vendor module.
     DOCUMENTATION = r"""
 options:
   instantly_base_url:
@@ -67,15 +66,6 @@ options:
         the vendor did not act on it.
     type: int
     default: 4
-attributes:
-  action_group:
-    description: >-
-      Use C(group/cerniq.outreach.all) in C(module_defaults) for the Redis/PostgreSQL/platform options and
-      C(group/cerniq.outreach.vendors) for the vendor options.
-    support: full
-    membership:
-      - cerniq.outreach.all
-      - cerniq.outreach.vendors
 requirements:
   - requests
 """

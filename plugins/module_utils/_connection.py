@@ -3,8 +3,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Redis and PostgreSQL clients built from module parameters, with one clear message for every connection failure.
 
-The argument specs here and the doc fragments in plugins/doc_fragments/_redis.py and _postgres.py describe the same
-options; `module_defaults: {group/cerniq.outreach.all: ...}` sets them once for a play.
+The argument specs here and the doc fragments of the same names in plugins/doc_fragments (_redis, _postgres,
+_platform, _audit) describe the same options, one action group each: `module_defaults` for
+group/cerniq.outreach.redis, .postgres, .platform and .audit sets them once for a play (see common_argument_spec).
 """
 
 from __future__ import annotations
@@ -72,17 +73,48 @@ def postgres_argument_spec():
 
 
 def platform_argument_spec():
-    """Options every module takes: the platform's time zone and who is acting (for the audit log)."""
+    """The platform's time zone: business days, relative dates (today, 24h) and timestamps read from the database."""
     return dict(
         timezone=dict(type="str", default=DEFAULT_TIMEZONE, fallback=(env_fallback, ["CERNIQ_TIMEZONE"])),
+    )
+
+
+def audit_argument_spec():
+    """Who is acting, for the ops_audit_log rows of a module that changes something."""
+    return dict(
         audit_actor=dict(type="str", fallback=(env_fallback, ["CERNIQ_AUDIT_ACTOR"])),
     )
 
 
-def common_argument_spec():
-    spec = redis_argument_spec()
-    spec.update(postgres_argument_spec())
-    spec.update(platform_argument_spec())
+# Each action group of meta/runtime.yml (but vendors, in _http.py) and the options its module_defaults hand on.
+GROUP_ARGUMENT_SPECS = dict(
+    redis=redis_argument_spec,
+    postgres=postgres_argument_spec,
+    platform=platform_argument_spec,
+    audit=audit_argument_spec,
+)
+# The release that drops the deprecated group/cerniq.outreach.all and the options it hands to every module.
+ALL_GROUP_REMOVED_IN = "1.0.0"
+
+
+def common_argument_spec(*groups):
+    """The options of the action groups `groups` (a module is in each group whose options it uses).
+
+    Until ALL_GROUP_REMOVED_IN, also every other option the deprecated group/cerniq.outreach.all hands to each
+    module: accepted so a play that still sets that group runs, ignored, and warned about when set. They are left out
+    of the module's documentation, as validate-modules expects of options on their way out; the action_group
+    attribute of doc_fragments/_attributes.py says it once for every module.
+    """
+    unknown = set(groups) - set(GROUP_ARGUMENT_SPECS)
+    if unknown:
+        raise ValueError("no action group {0}".format(", ".join(sorted(unknown))))
+    spec = {}
+    for build in GROUP_ARGUMENT_SPECS.values():
+        for name, option in build().items():
+            spec[name] = dict(type="raw", no_log=option.get("no_log", False), removed_in_version=ALL_GROUP_REMOVED_IN,
+                              removed_from_collection="cerniq.outreach")
+    for group in groups:
+        spec.update(GROUP_ARGUMENT_SPECS[group]())
     return spec
 
 
@@ -102,7 +134,7 @@ def redis_where(params, db):
 def _redis_kwargs(params, db):
     if not params.get("redis_host"):
         raise CerniqError("redis_host is not set: set cerniq_redis_host in the inventory (or redis_host in "
-                          "module_defaults for group/cerniq.outreach.all, or CERNIQ_REDIS_HOST)")
+                          "module_defaults for group/cerniq.outreach.redis, or CERNIQ_REDIS_HOST)")
     kwargs = dict(
         host=params["redis_host"],
         port=params["redis_port"],
@@ -284,7 +316,7 @@ def postgres_connect(params, require=ALL_TABLES, writable=True):
     """
     if not params.get("db_host"):
         raise CerniqError("db_host is not set: set cerniq_db_host in the inventory (or db_host in module_defaults "
-                          "for group/cerniq.outreach.all, or CERNIQ_DB_HOST)")
+                          "for group/cerniq.outreach.postgres, or CERNIQ_DB_HOST)")
     kwargs = dict(host=params["db_host"], port=params["db_port"], dbname=params["db_name"],
                   user=params["db_user"], sslmode=params["db_sslmode"],
                   connect_timeout=params["db_connect_timeout"], application_name="cerniq.outreach",

@@ -67,7 +67,8 @@ UNSURE_SEND = "It was not repeated, since the vendor may have acted on it: check
 
 
 def vendor_argument_spec():
-    """Every vendor module takes both vendors' options: cerniq_vendor_defaults hands all of them to each one."""
+    """The vendors group's options. Every vendor module takes both vendors' options: module_defaults for
+    group/cerniq.outreach.vendors (cerniq_vendor_defaults) hand all of them to each one."""
     return dict(
         instantly_base_url=dict(type="str", default=INSTANTLY_DEFAULT_URL,
                                 fallback=(env_fallback, ["CERNIQ_INSTANTLY_BASE_URL"])),
@@ -88,15 +89,16 @@ def require_requests(module):
         module.fail_json(msg=missing_required_lib("requests"), exception=REQUESTS_IMPORT_ERROR)
 
 
-def vendor_module(options, need_postgres=True, **module_kwargs):
-    """The AnsibleModule of a vendor module: the platform's and both vendors' options plus its own, check mode on,
-    and the libraries it needs checked (PostgreSQL for the audit log and the phone/lead tables)."""
-    argument_spec = common_argument_spec()
+def vendor_module(options, groups, **module_kwargs):
+    """The AnsibleModule of a vendor module: both vendors' options, those of its other action groups `groups`
+    (see common_argument_spec) and its own, check mode on, and the libraries it needs checked (PostgreSQL for the
+    audit log and the phone/lead tables)."""
+    argument_spec = common_argument_spec(*groups)
     argument_spec.update(vendor_argument_spec())
     argument_spec.update(options)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **module_kwargs)
     require_requests(module)
-    if need_postgres:
+    if "postgres" in groups:
         require_libraries(module, need_redis=False)
     return module
 

@@ -23,14 +23,14 @@ description:
     reported once).
   - Job data is shown with the value of every key whose name contains one of O(redact_keys) replaced by
     C(********), at any depth; so are the entries of O(dlq_keys).
-  - Needs neither the C(bullmq) package nor PostgreSQL (the PostgreSQL options are accepted so that
-    C(group/cerniq.outreach.all) module defaults apply, and are not used).
+  - Needs neither the C(bullmq) package nor PostgreSQL.
 extends_documentation_fragment:
   - cerniq.outreach._redis
-  - cerniq.outreach._postgres
-  - cerniq.outreach._platform
   - cerniq.outreach._attributes
   - cerniq.outreach._attributes.INFO_MODULE
+attributes:
+  action_group:
+    membership: [cerniq.outreach.redis, cerniq.outreach.all]
 options:
   queue:
     description:
@@ -182,7 +182,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._errors import Cer
 
 
 def argument_spec():
-    spec = common_argument_spec()
+    spec = common_argument_spec("redis")
     spec.update(
         queue=dict(type="str"),
         prefix=dict(type="str", default=BULLMQ_PREFIX),

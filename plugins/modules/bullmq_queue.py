@@ -46,9 +46,14 @@ extends_documentation_fragment:
   - cerniq.outreach._redis
   - cerniq.outreach._postgres
   - cerniq.outreach._platform
+  - cerniq.outreach._audit
   - cerniq.outreach._confirm
   - cerniq.outreach._attributes
   - cerniq.outreach._attributes.MUTATING
+attributes:
+  action_group:
+    membership: [cerniq.outreach.redis, cerniq.outreach.postgres, cerniq.outreach.platform, cerniq.outreach.audit,
+                 cerniq.outreach.all]
 options:
   queue:
     description:
@@ -469,7 +474,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CON
 
 
 def argument_spec():
-    spec = common_argument_spec()
+    spec = common_argument_spec("redis", "postgres", "platform", "audit")
     spec.update(
         queue=dict(type="str"),
         prefix=dict(type="str", default=BULLMQ_PREFIX),

@@ -16,18 +16,18 @@ description:
     version that manages the queue) and whether it pairs with the Python C(bullmq) installed here, the job
     schedulers and the connected Node workers.
   - Plain Redis commands in a handful of pipelines for any number of queues; never a round trip per queue. Needs
-    neither the C(bullmq) package nor PostgreSQL (the PostgreSQL options are accepted so that
-    C(group/cerniq.outreach.all) module defaults apply, and are not used).
+    neither the C(bullmq) package nor PostgreSQL.
   - Queues are found by C(SCAN) of C(<prefix>:<pattern>:id), as BullMQ's own tools do, so a queue shows up once its
     first job was added. A queue name is its key path, so C(q:wa:phone_07) is what Node workers open as prefix
     C(bull:q:wa), name C(phone_07).
   - The preflight warns when Redis' C(maxmemory-policy) is not C(noeviction) or persistence is off.
 extends_documentation_fragment:
   - cerniq.outreach._redis
-  - cerniq.outreach._postgres
-  - cerniq.outreach._platform
   - cerniq.outreach._attributes
   - cerniq.outreach._attributes.INFO_MODULE
+attributes:
+  action_group:
+    membership: [cerniq.outreach.redis, cerniq.outreach.all]
 options:
   queues:
     description:
@@ -187,7 +187,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._errors import run
 
 
 def argument_spec():
-    spec = common_argument_spec()
+    spec = common_argument_spec("redis")
     spec.update(
         queues=dict(type="list", elements="str"),
         pattern=dict(type="str"),

@@ -31,12 +31,15 @@ description:
   - Every batch writes an audit row in its own transaction; the run writes a summary row at the end.
   - Archiving moves rows out of C(gold_communication_log) (a C(DELETE)), so it needs O(confirmed=true).
 extends_documentation_fragment:
-  - cerniq.outreach._redis
   - cerniq.outreach._postgres
   - cerniq.outreach._platform
+  - cerniq.outreach._audit
   - cerniq.outreach._confirm
   - cerniq.outreach._attributes
   - cerniq.outreach._attributes.MUTATING
+attributes:
+  action_group:
+    membership: [cerniq.outreach.postgres, cerniq.outreach.platform, cerniq.outreach.audit, cerniq.outreach.all]
 options:
   older_than_days:
     description:
@@ -65,7 +68,6 @@ options:
     type: float
     default: 10.0
 notes:
-  - The Redis options are accepted (the action group hands them to every module) and not used.
   - Check mode counts the rows it would move and their id and date range, lists the columns that would move, refuses
     as a run would on a column mismatch, and writes nothing.
   - Run C(cerniq.outreach.db_maintenance) afterwards; the moved rows leave dead tuples behind.
@@ -179,7 +181,7 @@ DESTRUCTIVE = "archiving communication log rows (INSERT into the archive, DELETE
 
 
 def main():
-    argument_spec = common_argument_spec()
+    argument_spec = common_argument_spec("postgres", "platform", "audit")
     argument_spec.update(
         older_than_days=dict(type="int", default=ARCHIVE_AFTER_DAYS),
         batch_size=dict(type="int", default=DEFAULT_BATCH_SIZE),

@@ -21,12 +21,16 @@ description:
     one line naming the server.
   - Reads only.
 extends_documentation_fragment:
-  - cerniq.outreach._vendors
   - cerniq.outreach._redis
   - cerniq.outreach._postgres
+  - cerniq.outreach._vendors
   - cerniq.outreach._platform
   - cerniq.outreach._attributes
   - cerniq.outreach._attributes.INFO_MODULE
+attributes:
+  action_group:
+    membership: [cerniq.outreach.redis, cerniq.outreach.postgres, cerniq.outreach.vendors, cerniq.outreach.platform,
+                 cerniq.outreach.all]
 options:
   phones:
     description:
@@ -61,9 +65,6 @@ options:
       - Read TimelinesAI's status of every WhatsApp account, as M(cerniq.outreach.timelinesai_account_info) does.
     type: bool
     default: false
-notes:
-  - Takes every option of both action groups, C(group/cerniq.outreach.all) and C(group/cerniq.outreach.vendors), so
-    the playbook's module_defaults reach it.
 seealso:
   - module: cerniq.outreach.wa_phone_info
   - module: cerniq.outreach.outreach_stats_info
@@ -135,7 +136,7 @@ def main():
         breaches_since=dict(type="str", default="24h"),
         queue_pattern=dict(type="str"),
         timelinesai=dict(type="bool", default=False),
-    ))
+    ), ("redis", "postgres", "platform"))
     require_libraries(module)
     run_module(module, lambda: with_warnings(module, daily_readings(module.params)))
 

@@ -38,11 +38,13 @@ description:
   - Directories in the runbook's own layout (C(<path>/<YYYY-MM-DD>/cerniq.dump), no manifest) are never pruned
     by O(keep_days), here or in the copies; the job that writes them owns their retention.
 extends_documentation_fragment:
-  - cerniq.outreach._redis
   - cerniq.outreach._postgres
-  - cerniq.outreach._platform
+  - cerniq.outreach._audit
   - cerniq.outreach._attributes
   - cerniq.outreach._attributes.MUTATING
+attributes:
+  action_group:
+    membership: [cerniq.outreach.postgres, cerniq.outreach.audit, cerniq.outreach.all]
 options:
   path:
     description:
@@ -76,7 +78,6 @@ notes:
   - With O(state=present), every run takes a new backup, so it always reports C(changed).
   - C(pg_restore) must be installed where the module runs, for O(state=imported) too.
   - The diff mode attribute is supported in that a diff names the new backup and the deleted ones.
-  - Redis options are accepted (the action group hands them to every module) and not used.
 author:
   - CERNIQ SRE (@cerniq-sre)
 """
@@ -166,7 +167,7 @@ def core(module):
 
 
 def main():
-    argument_spec = common_argument_spec()
+    argument_spec = common_argument_spec("postgres", "audit")
     argument_spec.update(
         path=dict(type="path", required=True),
         state=dict(type="str", default="present", choices=["present", "imported"]),

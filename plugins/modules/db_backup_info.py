@@ -23,11 +23,11 @@ description:
     verified). V(latest) never selects one; name it (O(backup=2026-01-15)). Its verification is C(pg_restore --list)
     only (and a data entry for every contract table); C(selected.checks) says which checks ran.
 extends_documentation_fragment:
-  - cerniq.outreach._redis
-  - cerniq.outreach._postgres
-  - cerniq.outreach._platform
   - cerniq.outreach._attributes
   - cerniq.outreach._attributes.INFO_MODULE
+attributes:
+  action_group:
+    membership: [cerniq.outreach.all]
 options:
   path:
     description:
@@ -50,8 +50,6 @@ options:
       - Directory of the PostgreSQL client programs (C(pg_restore)). Default from C(PATH), then the newest
         C(/usr/lib/postgresql/<major>/bin).
     type: path
-notes:
-  - Redis and PostgreSQL options are accepted (the action group hands them to every module) and not used.
 author:
   - CERNIQ SRE (@cerniq-sre)
 """

@@ -28,12 +28,14 @@ description:
   - Dropping (O(state=absent)), restoring over (O(state=restored)) and renaming or swapping (O(state=renamed)) are
     destructive, so they need O(confirmed=true). O(state=present) does not.
 extends_documentation_fragment:
-  - cerniq.outreach._redis
   - cerniq.outreach._postgres
-  - cerniq.outreach._platform
+  - cerniq.outreach._audit
   - cerniq.outreach._confirm
   - cerniq.outreach._attributes
   - cerniq.outreach._attributes.MUTATING
+attributes:
+  action_group:
+    membership: [cerniq.outreach.postgres, cerniq.outreach.audit, cerniq.outreach.all]
 options:
   name:
     description:
@@ -103,7 +105,6 @@ notes:
   - The database user needs C(CREATEDB) and must own the databases it renames or drops. Sessions of other roles on
     a database being renamed or dropped can only be ended with C(pg_signal_backend); otherwise the task fails before
     renaming anything, naming them.
-  - Redis options are accepted (the action group hands them to every module) and not used.
 author:
   - CERNIQ SRE (@cerniq-sre)
 """
@@ -207,7 +208,7 @@ def destructive(params):
 
 
 def main():
-    argument_spec = common_argument_spec()
+    argument_spec = common_argument_spec("postgres", "audit")
     argument_spec.update(
         name=dict(type="str", required=True),
         state=dict(type="str", default="present", choices=["present", "absent", "restored", "renamed"]),

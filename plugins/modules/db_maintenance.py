@@ -21,11 +21,14 @@ description:
     a member of the owner's role, the database owner or a superuser) before anything runs; never C(VACUUM FULL).
   - One audit row per run, with the statistics before and after, written right after VACUUM committed.
 extends_documentation_fragment:
-  - cerniq.outreach._redis
   - cerniq.outreach._postgres
   - cerniq.outreach._platform
+  - cerniq.outreach._audit
   - cerniq.outreach._attributes
   - cerniq.outreach._attributes.MUTATING
+attributes:
+  action_group:
+    membership: [cerniq.outreach.postgres, cerniq.outreach.platform, cerniq.outreach.audit, cerniq.outreach.all]
 options:
   tables:
     description:
@@ -58,7 +61,6 @@ options:
     type: float
     default: 30.0
 notes:
-  - The Redis options are accepted (the action group hands them to every module) and not used.
   - Check mode reads the statistics and returns the statement it would run; it runs nothing.
   - Run it after C(cerniq.outreach.comm_log_archive), whose moved rows leave dead tuples behind.
 author:
@@ -109,7 +111,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._maintenance impor
 
 
 def main():
-    argument_spec = common_argument_spec()
+    argument_spec = common_argument_spec("postgres", "platform", "audit")
     argument_spec.update(
         tables=dict(type="list", elements="str", default=list(DEFAULT_TABLES), choices=list(ALL_TABLES)),
         analyze=dict(type="bool", default=True),

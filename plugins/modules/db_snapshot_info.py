@@ -22,11 +22,12 @@ description:
     it from a backup (C(dr_database.yml)) or kept it after a swap.
   - To read another database of the same server (a restored copy), override O(db_name) for the task.
 extends_documentation_fragment:
-  - cerniq.outreach._redis
   - cerniq.outreach._postgres
-  - cerniq.outreach._platform
   - cerniq.outreach._attributes
   - cerniq.outreach._attributes.INFO_MODULE
+attributes:
+  action_group:
+    membership: [cerniq.outreach.postgres, cerniq.outreach.all]
 options:
   tables:
     description:
@@ -51,8 +52,6 @@ options:
       - With O(allow_missing), the database to connect to for checking that O(db_name) exists.
     type: str
     default: postgres
-notes:
-  - Redis options are accepted (the action group hands them to every module) and not used.
 author:
   - CERNIQ SRE (@cerniq-sre)
 """
@@ -128,7 +127,7 @@ def core(params):
 
 
 def main():
-    argument_spec = common_argument_spec()
+    argument_spec = common_argument_spec("postgres")
     argument_spec.update(
         tables=dict(type="list", elements="str"),
         checksum=dict(type="bool", default=True),

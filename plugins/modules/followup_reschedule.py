@@ -23,10 +23,13 @@ description:
 extends_documentation_fragment:
   - cerniq.outreach._redis
   - cerniq.outreach._postgres
-  - cerniq.outreach._platform
+  - cerniq.outreach._audit
   - cerniq.outreach._confirm
   - cerniq.outreach._attributes
   - cerniq.outreach._attributes.MUTATING
+attributes:
+  action_group:
+    membership: [cerniq.outreach.redis, cerniq.outreach.postgres, cerniq.outreach.audit, cerniq.outreach.all]
 options:
   queue:
     description:
@@ -115,7 +118,7 @@ DESTRUCTIVE = "adding follow-up jobs (messages the workers will send)"
 
 
 def main():
-    argument_spec = common_argument_spec()
+    argument_spec = common_argument_spec("redis", "postgres", "audit")
     argument_spec.update(
         queue=dict(type="str", default="outreach:followup"),
         prefix=dict(type="str", default="bull"),

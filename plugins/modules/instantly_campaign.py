@@ -21,12 +21,14 @@ description:
   - The deliverability guard of runbook 4.1 (pause every campaign that bounces too much) is
     M(cerniq.outreach.instantly_deliverability_guard).
 extends_documentation_fragment:
-  - cerniq.outreach._vendors
-  - cerniq.outreach._redis
   - cerniq.outreach._postgres
-  - cerniq.outreach._platform
+  - cerniq.outreach._vendors
+  - cerniq.outreach._audit
   - cerniq.outreach._attributes
   - cerniq.outreach._attributes.MUTATING
+attributes:
+  action_group:
+    membership: [cerniq.outreach.postgres, cerniq.outreach.vendors, cerniq.outreach.audit, cerniq.outreach.all]
 options:
   id:
     description:
@@ -46,8 +48,6 @@ options:
     description:
       - Why, written to C(ops_audit_log.reason).
     type: str
-notes:
-  - The Redis options are accepted (group/cerniq.outreach.all hands them to every module) and not used.
 seealso:
   - module: cerniq.outreach.instantly_campaign_info
   - module: cerniq.outreach.instantly_deliverability_guard
@@ -114,7 +114,7 @@ def main():
         name=dict(type="str"),
         state=dict(type="str", required=True, choices=["active", "paused"]),
         reason=dict(type="str"),
-    ), mutually_exclusive=[("id", "name")], required_one_of=[("id", "name")])
+    ), ("postgres", "audit"), mutually_exclusive=[("id", "name")], required_one_of=[("id", "name")])
     params = module.params
     run_module(module, lambda: set_campaign_state(params, params["state"], params["id"], params["name"],
                                                   params["reason"], check_mode=module.check_mode,

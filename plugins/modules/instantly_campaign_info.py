@@ -16,14 +16,15 @@ description:
   - With O(include_bounced_leads=true), also the campaign's bounced leads (C(POST /api/v2/leads/list) with the
     C(FILTER_VAL_BOUNCED) filter, following C(next_starting_after) until an empty page).
   - The runbook's C(/api/v2/campaign/{id}/analytics) does not exist.
-  - Reads only; needs neither Redis nor PostgreSQL (their options are accepted and not used).
+  - Reads only; needs neither Redis nor PostgreSQL.
 extends_documentation_fragment:
   - cerniq.outreach._vendors
-  - cerniq.outreach._redis
-  - cerniq.outreach._postgres
   - cerniq.outreach._platform
   - cerniq.outreach._attributes
   - cerniq.outreach._attributes.INFO_MODULE
+attributes:
+  action_group:
+    membership: [cerniq.outreach.vendors, cerniq.outreach.platform, cerniq.outreach.all]
 options:
   id:
     description:
@@ -135,7 +136,7 @@ def main():
         name=dict(type="str"),
         include_bounced_leads=dict(type="bool", default=False),
         since=dict(type="str"),
-    ), need_postgres=False, mutually_exclusive=[("id", "name")])
+    ), ("platform",), mutually_exclusive=[("id", "name")])
     params = module.params
     run_module(module, lambda: campaign_info(params, params["id"], params["name"], params["include_bounced_leads"],
                                              params["since"]))

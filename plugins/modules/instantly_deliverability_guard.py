@@ -34,13 +34,17 @@ description:
     has its audit row. A second identical run changes nothing.
   - Pausing, marking and blocking, and resuming, are destructive, so they need O(confirmed=true).
 extends_documentation_fragment:
-  - cerniq.outreach._vendors
-  - cerniq.outreach._redis
   - cerniq.outreach._postgres
+  - cerniq.outreach._vendors
   - cerniq.outreach._platform
+  - cerniq.outreach._audit
   - cerniq.outreach._confirm
   - cerniq.outreach._attributes
   - cerniq.outreach._attributes.MUTATING
+attributes:
+  action_group:
+    membership: [cerniq.outreach.postgres, cerniq.outreach.vendors, cerniq.outreach.platform, cerniq.outreach.audit,
+                 cerniq.outreach.all]
 options:
   max_bounce_rate:
     description:
@@ -114,8 +118,6 @@ options:
     description:
       - Why, written to C(ops_audit_log.reason).
     type: str
-notes:
-  - The Redis options are accepted (group/cerniq.outreach.all hands them to every module) and not used.
 seealso:
   - module: cerniq.outreach.instantly_campaign_info
   - module: cerniq.outreach.instantly_campaign
@@ -275,7 +277,7 @@ def main():
         lookback=dict(type="str", default="30d"),
         reason=dict(type="str"),
         **CONFIRMED_ARGUMENT_SPEC
-    ))
+    ), ("postgres", "platform", "audit"))
     params = module.params
     run_destructive(module, lambda check_mode: deliverability_guard(
         params, max_bounce_rate=params["max_bounce_rate"], min_emails_sent=params["min_emails_sent"],

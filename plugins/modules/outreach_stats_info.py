@@ -28,11 +28,13 @@ description:
   - O(day) is a business day in O(timezone) (its bounds computed there, so a DST day lasts 23 or 25 hours); the
     review, archive and bounce figures are about now, whatever O(day) is.
 extends_documentation_fragment:
-  - cerniq.outreach._redis
   - cerniq.outreach._postgres
   - cerniq.outreach._platform
   - cerniq.outreach._attributes
   - cerniq.outreach._attributes.INFO_MODULE
+attributes:
+  action_group:
+    membership: [cerniq.outreach.postgres, cerniq.outreach.platform, cerniq.outreach.all]
 options:
   figures:
     description:
@@ -69,8 +71,7 @@ options:
     type: int
     default: 90
 notes:
-  - Only reads; the database refuses writes on its connection. The Redis options are accepted (the action group
-    hands them to every module) and not used.
+  - Only reads; the database refuses writes on its connection.
 author:
   - CERNIQ SRE (@cerniq-sre)
 """
@@ -176,7 +177,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._stats import DEFA
 
 
 def main():
-    argument_spec = common_argument_spec()
+    argument_spec = common_argument_spec("postgres", "platform")
     argument_spec.update(
         figures=dict(type="list", elements="str", choices=list(FIGURES)),
         day=dict(type="str", default="today"),

@@ -18,9 +18,11 @@ description:
 extends_documentation_fragment:
   - cerniq.outreach._redis
   - cerniq.outreach._postgres
-  - cerniq.outreach._platform
   - cerniq.outreach._attributes
   - cerniq.outreach._attributes.INFO_MODULE
+attributes:
+  action_group:
+    membership: [cerniq.outreach.redis, cerniq.outreach.postgres, cerniq.outreach.all]
 options:
   expect_workers:
     description:
@@ -79,7 +81,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._health import pla
 
 
 def main():
-    argument_spec = common_argument_spec()
+    argument_spec = common_argument_spec("redis", "postgres")
     argument_spec.update(expect_workers=dict(type="int", default=0))
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     require_libraries(module)

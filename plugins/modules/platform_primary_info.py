@@ -20,9 +20,11 @@ description:
 extends_documentation_fragment:
   - cerniq.outreach._redis
   - cerniq.outreach._postgres
-  - cerniq.outreach._platform
   - cerniq.outreach._attributes
   - cerniq.outreach._attributes.INFO_MODULE
+attributes:
+  action_group:
+    membership: [cerniq.outreach.redis, cerniq.outreach.postgres, cerniq.outreach.all]
 options:
   db_candidates:
     description:
@@ -81,7 +83,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._health import fin
 
 
 def main():
-    argument_spec = common_argument_spec()
+    argument_spec = common_argument_spec("redis", "postgres")
     argument_spec.update(
         db_candidates=dict(type="list", elements="dict", default=[]),
         redis_candidates=dict(type="list", elements="dict", default=[]),

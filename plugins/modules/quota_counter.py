@@ -34,9 +34,14 @@ extends_documentation_fragment:
   - cerniq.outreach._redis
   - cerniq.outreach._postgres
   - cerniq.outreach._platform
+  - cerniq.outreach._audit
   - cerniq.outreach._confirm
   - cerniq.outreach._attributes
   - cerniq.outreach._attributes.MUTATING
+attributes:
+  action_group:
+    membership: [cerniq.outreach.redis, cerniq.outreach.postgres, cerniq.outreach.platform, cerniq.outreach.audit,
+                 cerniq.outreach.all]
 options:
   phone_ids:
     description:
@@ -190,7 +195,7 @@ def destructive(params):
 
 
 def main():
-    argument_spec = common_argument_spec()
+    argument_spec = common_argument_spec("redis", "postgres", "platform", "audit")
     argument_spec.update(
         phone_ids=dict(type="list", elements="str", aliases=["phone_id"]),
         date=dict(type="str", default="today"),

@@ -29,6 +29,9 @@ extends_documentation_fragment:
   - cerniq.outreach._platform
   - cerniq.outreach._attributes
   - cerniq.outreach._attributes.INFO_MODULE
+attributes:
+  action_group:
+    membership: [cerniq.outreach.redis, cerniq.outreach.postgres, cerniq.outreach.platform, cerniq.outreach.all]
 options:
   phone_ids:
     description:
@@ -155,7 +158,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._quota import quot
 
 
 def main():
-    argument_spec = common_argument_spec()
+    argument_spec = common_argument_spec("redis", "postgres", "platform")
     argument_spec.update(
         phone_ids=dict(type="list", elements="str", aliases=["phone_id"]),
         date=dict(type="str", default="today"),

@@ -24,12 +24,15 @@ description:
   - Every option is checked before the first change; a bad one fails with one message and changes nothing.
   - Assigning items and auto-approving them are destructive, so they need O(confirmed=true) (see the option).
 extends_documentation_fragment:
-  - cerniq.outreach._redis
   - cerniq.outreach._postgres
   - cerniq.outreach._platform
+  - cerniq.outreach._audit
   - cerniq.outreach._confirm
   - cerniq.outreach._attributes
   - cerniq.outreach._attributes.MUTATING
+attributes:
+  action_group:
+    membership: [cerniq.outreach.postgres, cerniq.outreach.platform, cerniq.outreach.audit, cerniq.outreach.all]
 options:
   assign_to:
     description:
@@ -61,7 +64,6 @@ options:
       - Why (an incident or ticket), written to C(ops_audit_log.reason).
     type: str
 notes:
-  - The Redis options are accepted (the action group hands them to every module) and not used.
   - In check mode the module reads the items it would take (without locking them) and writes nothing, not even the
     audit log.
 author:
@@ -151,7 +153,7 @@ def destructive(params):
 
 
 def main():
-    argument_spec = common_argument_spec()
+    argument_spec = common_argument_spec("postgres", "platform", "audit")
     argument_spec.update(
         assign_to=dict(type="str"),
         ensure_assigned=dict(type="int"),

@@ -19,11 +19,13 @@ description:
     one reason making up at least half of the pending items, one reviewer holding at least half of the assigned items
     (share claims only from 10 items on).
 extends_documentation_fragment:
-  - cerniq.outreach._redis
   - cerniq.outreach._postgres
   - cerniq.outreach._platform
   - cerniq.outreach._attributes
   - cerniq.outreach._attributes.INFO_MODULE
+attributes:
+  action_group:
+    membership: [cerniq.outreach.postgres, cerniq.outreach.platform, cerniq.outreach.all]
 options:
   window:
     description:
@@ -38,8 +40,7 @@ options:
     type: str
     default: 24h
 notes:
-  - Only reads; the database refuses writes on its connection. The Redis options are accepted (the action group
-    hands them to every module) and not used.
+  - Only reads; the database refuses writes on its connection.
 author:
   - CERNIQ SRE (@cerniq-sre)
 """
@@ -140,7 +141,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._reviews import re
 
 
 def main():
-    argument_spec = common_argument_spec()
+    argument_spec = common_argument_spec("postgres", "platform")
     argument_spec.update(
         window=dict(type="str", default="24h"),
         breaches_since=dict(type="str", default="24h"),

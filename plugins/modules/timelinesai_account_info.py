@@ -20,12 +20,14 @@ description:
     RV(account_id_mismatch).
   - Feeds the morning check and the phone-offline procedure. Reads only.
 extends_documentation_fragment:
-  - cerniq.outreach._vendors
-  - cerniq.outreach._redis
   - cerniq.outreach._postgres
+  - cerniq.outreach._vendors
   - cerniq.outreach._platform
   - cerniq.outreach._attributes
   - cerniq.outreach._attributes.INFO_MODULE
+attributes:
+  action_group:
+    membership: [cerniq.outreach.postgres, cerniq.outreach.vendors, cerniq.outreach.platform, cerniq.outreach.all]
 options:
   phone_ids:
     description:
@@ -33,8 +35,6 @@ options:
         (and then accounts no phone claims are reported as unknown).
     type: list
     elements: str
-notes:
-  - The Redis options are accepted (group/cerniq.outreach.all hands them to every module) and not used.
 seealso:
   - module: cerniq.outreach.timelinesai_message
   - module: cerniq.outreach.timelinesai_webhook
@@ -156,7 +156,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._timelinesai impor
 
 
 def main():
-    module = vendor_module(dict(phone_ids=dict(type="list", elements="str")))
+    module = vendor_module(dict(phone_ids=dict(type="list", elements="str")), ("postgres", "platform"))
     run_module(module, lambda: account_info(module.params, module.params["phone_ids"]))
 
 

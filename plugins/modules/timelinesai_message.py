@@ -21,12 +21,13 @@ description:
   - The send is written to C(ops_audit_log) as soon as TimelinesAI accepted it.
   - Stays under O(timelinesai_rate_limit) requests per minute (polls are spaced at least 60 s / that limit).
 extends_documentation_fragment:
-  - cerniq.outreach._vendors
-  - cerniq.outreach._redis
   - cerniq.outreach._postgres
-  - cerniq.outreach._platform
+  - cerniq.outreach._vendors
+  - cerniq.outreach._audit
   - cerniq.outreach._attributes
 attributes:
+  action_group:
+    membership: [cerniq.outreach.postgres, cerniq.outreach.vendors, cerniq.outreach.audit, cerniq.outreach.all]
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying the target.
     support: partial
@@ -81,7 +82,6 @@ options:
       - Why, written to C(ops_audit_log.reason).
     type: str
 notes:
-  - The Redis options are accepted (group/cerniq.outreach.all hands them to every module) and not used.
   - TimelinesAI adds a random delay of about 2 s between API messages and charges one message credit per send.
 seealso:
   - module: cerniq.outreach.timelinesai_account_info
@@ -165,7 +165,8 @@ def main():
         wait_timeout=dict(type="float", default=60.0),
         poll_interval=dict(type="float", default=2.0),
         reason=dict(type="str"),
-    ), mutually_exclusive=[("phone_id", "sender_phone")], required_one_of=[("phone_id", "sender_phone")])
+    ), ("postgres", "audit"), mutually_exclusive=[("phone_id", "sender_phone")],
+        required_one_of=[("phone_id", "sender_phone")])
     params = module.params
     run_module(module, lambda: send_test_message(
         params, params["to"], phone_id=params["phone_id"], sender_phone=params["sender_phone"], text=params["text"],

@@ -19,12 +19,14 @@ description:
   - TimelinesAI signs nothing and sends no custom header, so the receiver should check the payload against
     C(GET /whatsapp_accounts) (M(cerniq.outreach.timelinesai_account_info)) before acting.
 extends_documentation_fragment:
-  - cerniq.outreach._vendors
-  - cerniq.outreach._redis
   - cerniq.outreach._postgres
-  - cerniq.outreach._platform
+  - cerniq.outreach._vendors
+  - cerniq.outreach._audit
   - cerniq.outreach._attributes
   - cerniq.outreach._attributes.MUTATING
+attributes:
+  action_group:
+    membership: [cerniq.outreach.postgres, cerniq.outreach.vendors, cerniq.outreach.audit, cerniq.outreach.all]
 options:
   url:
     description:
@@ -88,7 +90,6 @@ options:
       - Why, written to C(ops_audit_log.reason).
     type: str
 notes:
-  - The Redis options are accepted (group/cerniq.outreach.all hands them to every module) and not used.
   - A workspace has at most 10 webhooks.
 seealso:
   - module: cerniq.outreach.timelinesai_account_info
@@ -146,7 +147,7 @@ def main():
         state=dict(type="str", default="present", choices=["present", "absent"]),
         enabled=dict(type="bool", default=True),
         reason=dict(type="str"),
-    ))
+    ), ("postgres", "audit"))
     params = module.params
     run_module(module, lambda: webhook(params, params["url"], params["event_type"], params["state"],
                                        params["enabled"], params["reason"], check_mode=module.check_mode,

@@ -37,9 +37,14 @@ extends_documentation_fragment:
   - cerniq.outreach._redis
   - cerniq.outreach._postgres
   - cerniq.outreach._platform
+  - cerniq.outreach._audit
   - cerniq.outreach._confirm
   - cerniq.outreach._attributes
   - cerniq.outreach._attributes.MUTATING
+attributes:
+  action_group:
+    membership: [cerniq.outreach.redis, cerniq.outreach.postgres, cerniq.outreach.platform, cerniq.outreach.audit,
+                 cerniq.outreach.all]
 options:
   phone_id:
     description:
@@ -240,7 +245,7 @@ def destructive(params):
 
 
 def main():
-    argument_spec = common_argument_spec()
+    argument_spec = common_argument_spec("redis", "postgres", "platform", "audit")
     argument_spec.update(
         phone_id=dict(type="str"),
         phone_number=dict(type="str"),

@@ -21,9 +21,14 @@ extends_documentation_fragment:
   - cerniq.outreach._redis
   - cerniq.outreach._postgres
   - cerniq.outreach._platform
+  - cerniq.outreach._audit
   - cerniq.outreach._confirm
   - cerniq.outreach._attributes
   - cerniq.outreach._attributes.MUTATING
+attributes:
+  action_group:
+    membership: [cerniq.outreach.redis, cerniq.outreach.postgres, cerniq.outreach.platform, cerniq.outreach.audit,
+                 cerniq.outreach.all]
 options:
   phone_ids:
     description: Only these phones (C(phone_NN)). All phones when omitted.
@@ -66,7 +71,7 @@ DESTRUCTIVE = "rewriting phone status keys from the database"
 
 
 def main():
-    argument_spec = common_argument_spec()
+    argument_spec = common_argument_spec("redis", "postgres", "platform", "audit")
     argument_spec.update(phone_ids=dict(type="list", elements="str"), **CONFIRMED_ARGUMENT_SPEC)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     require_libraries(module)

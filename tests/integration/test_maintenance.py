@@ -8,6 +8,7 @@ import yaml
 from ansible_collections.cerniq.outreach.plugins.module_utils import _maintenance as maintenance
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import TABLE_COMM_LOG, TABLE_LEADS
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
+from tests.support.playbooks import MODULE_DEFAULTS
 
 SMALL = dict(phones=3, leads=300, reviews=20, old_log_rows=200, jobs_per_phone=0, followups=0, dlq_entries=0)
 
@@ -113,7 +114,7 @@ def test_module_through_ansible_check_run_and_rerun(platform, tmp_path):
     playbook = tmp_path / "vacuum.yml"
     playbook.write_text(yaml.safe_dump([{
         "name": "Maintenance", "hosts": "db", "gather_facts": False,
-        "module_defaults": {"group/cerniq.outreach.all": "{{ cerniq_module_defaults }}"},
+        "module_defaults": MODULE_DEFAULTS,
         "roles": [{"role": "cerniq.outreach.platform"}],
         "tasks": [{"name": "Vacuum", "cerniq.outreach.db_maintenance": {"tables": [TABLE_COMM_LOG]}}]}]))
     run = platform.play(str(playbook), check=True, diff=True)

@@ -11,6 +11,7 @@ import yaml
 from ansible_collections.cerniq.outreach.plugins.module_utils import _contract as contract
 from ansible_collections.cerniq.outreach.plugins.module_utils import _reviews as reviews
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
+from tests.support.playbooks import MODULE_DEFAULTS
 from tests.support.seed import TENANT_ID
 
 SMALL = dict(phones=3, leads=200, reviews=300, old_log_rows=0, jobs_per_phone=0, followups=0, dlq_entries=0)
@@ -262,7 +263,7 @@ def test_modules_through_ansible_with_check_and_diff(platform, tmp_path):
     playbook = tmp_path / "reviews.yml"
     playbook.write_text(yaml.safe_dump([{
         "name": "Review queue", "hosts": "db", "gather_facts": False,
-        "module_defaults": {"group/cerniq.outreach.all": "{{ cerniq_module_defaults }}"},
+        "module_defaults": MODULE_DEFAULTS,
         "roles": [{"role": "cerniq.outreach.platform"}],
         "tasks": [
             {"name": "Read with a moment in words", "ignore_errors": True,

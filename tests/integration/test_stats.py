@@ -11,6 +11,7 @@ import yaml
 from ansible_collections.cerniq.outreach.plugins.module_utils import _contract as contract
 from ansible_collections.cerniq.outreach.plugins.module_utils import _stats as stats
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
+from tests.support.playbooks import MODULE_DEFAULTS
 from tests.support.seed import TENANT_ID
 
 SMALL = dict(phones=6, leads=600, reviews=120, old_log_rows=250, jobs_per_phone=0, followups=0, dlq_entries=0,
@@ -127,7 +128,7 @@ def test_module_through_ansible_in_check_mode(platform, tmp_path):
     playbook = tmp_path / "stats.yml"
     playbook.write_text(yaml.safe_dump([{
         "name": "Evening figures", "hosts": "db", "gather_facts": False,
-        "module_defaults": {"group/cerniq.outreach.all": "{{ cerniq_module_defaults }}"},
+        "module_defaults": MODULE_DEFAULTS,
         "roles": [{"role": "cerniq.outreach.platform"}],
         "tasks": [{"name": "Figures", "cerniq.outreach.outreach_stats_info": {
             "figures": ["contacted", "archive_backlog", "whatsapp_per_phone"], "bounce_top": "5"}}]}]))

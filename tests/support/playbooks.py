@@ -15,6 +15,14 @@ import yaml
 from tests.support.services import REPO_ROOT
 
 COLLECTIONS_PATH = REPO_ROOT / ".collections"
+# What the collection's playbooks set for a play: one module_defaults line per action group of meta/runtime.yml,
+# from the platform role's variables (add group/cerniq.outreach.vendors: cerniq_vendor_defaults for vendor modules).
+MODULE_DEFAULTS = {
+    "group/cerniq.outreach.redis": "{{ cerniq_redis_defaults }}",
+    "group/cerniq.outreach.postgres": "{{ cerniq_postgres_defaults }}",
+    "group/cerniq.outreach.platform": "{{ cerniq_platform_defaults }}",
+    "group/cerniq.outreach.audit": "{{ cerniq_audit_defaults }}",
+}
 # The ansible-playbook of the venv running the tests, whatever PATH said.
 VENV_BIN = str(Path(sys.executable).parent)
 if not os.environ.get("PATH", "").startswith(VENV_BIN + os.pathsep):
