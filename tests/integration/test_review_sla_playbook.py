@@ -14,6 +14,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
     TABLE_REVIEWS,
 )
 from tests.support.seed import TENANT_ID
+from tests.support.snapshots import assert_unchanged, platform_state
 
 # (priority, status, assigned_to, created hours ago, SLA due in hours (negative: past), how many)
 ITEMS = [
@@ -43,13 +44,8 @@ def review_scenario(platform):
                  count=count))
 
 
-def _items(platform):
-    return platform.sql("SELECT id, priority, status, assigned_to, assigned_at, resolved_at FROM " + TABLE_REVIEWS +
-                        " ORDER BY id")
-
-
 def test_read_only_run_names_the_bottleneck_and_changes_nothing(platform, review_scenario):
-    before = _items(platform)
+    before = platform_state(platform)
     run = platform.play("review_sla.yml")
     assert run.rc == 0, run.stdout[-3000:]
     assert run.changed_tasks == []
@@ -60,11 +56,11 @@ def test_read_only_run_names_the_bottleneck_and_changes_nothing(platform, review
     next_steps = run.result("Summary")["msg"]["next"]
     assert any("Assign the 14 unassigned URGENT item(s)" in line for line in next_steps), next_steps
     assert run.stats["artifact_data"]["review_sla"]["pending"] == 37
-    assert _items(platform) == before and platform.audit() == []
+    assert platform_state(platform) == before and platform.audit() == []
 
 
 def test_plan_check_mode_and_refusal_change_nothing(platform, review_scenario):
-    before = _items(platform)
+    before = platform_state(platform)
     extravars = {"assign_to": "bob", "review_sla_assign_count": "10", "auto_approve": "true"}
     checked = platform.play("review_sla.yml", extravars=extravars, check=True)
     assert checked.rc == 0, checked.stdout[-3000:]
@@ -73,7 +69,7 @@ def test_plan_check_mode_and_refusal_change_nothing(platform, review_scenario):
                     plan[1]] and plan[1].startswith("8 pending LOW item(s) created before"), plan
     refused = platform.play("review_sla.yml", extravars=extravars)
     assert refused.rc != 0 and "Nothing was changed" in refused.stdout
-    assert _items(platform) == before and platform.audit() == []
+    assert platform_state(platform) == before and platform.audit() == []
 
 
 def test_assignment_and_auto_approve_exact_end_state_audited_and_idempotent(platform, review_scenario):
@@ -103,24 +99,25 @@ def test_assignment_and_auto_approve_exact_end_state_audited_and_idempotent(plat
     stats = run.stats["artifact_data"]["review_sla"]
     assert (stats["newly_assigned"], stats["auto_approved"]) == (10, 8)
 
+    before = platform_state(platform)
     again = platform.play("review_sla.yml", extravars=extravars)
     assert again.rc == 0, again.stdout[-3000:]
     assert again.changed_tasks == []
-    assert len(platform.audit()) == 2
+    assert_unchanged(before, platform_state(platform))
 
 
 def test_survey_strings_false_leave_the_queue_alone(platform, review_scenario):
-    before = _items(platform)
+    before = platform_state(platform)
     run = platform.play("review_sla.yml", extravars={"auto_approve": "false", "review_sla_assign_count": "6399",
                                                      "confirm": "false"})
     assert run.rc == 0, run.stdout[-3000:]
-    assert run.changed_tasks == [] and _items(platform) == before
+    assert run.changed_tasks == [] and platform_state(platform) == before
 
 
 def test_tags_depth_only_reads(platform, review_scenario):
-    before = _items(platform)
+    before = platform_state(platform)
     run = platform.play("review_sla.yml", extravars={"assign_to": "bob", "auto_approve": "true", "confirm": "true"},
                         tags="depth")
     assert run.rc == 0, run.stdout[-3000:]
-    assert run.changed_tasks == [] and _items(platform) == before and platform.audit() == []
+    assert run.changed_tasks == [] and platform_state(platform) == before and platform.audit() == []
     assert run.result("Summary")["msg"]["done"][-1] == "no change to the queue"
