@@ -22,8 +22,8 @@ attributes:
         C(cerniq_vendor_defaults).
       - >-
         C(group/cerniq.outreach.all) is deprecated and will be removed in release 1.0.0. Until then every module is
-        in it and accepts each Redis, PostgreSQL, platform and audit option it hands on; an option this page does
-        not list is ignored, with a deprecation warning.
+        in it and accepts each Redis, PostgreSQL, platform and audit option it hands on; the options this module
+        does not use are listed as such, type C(raw), and ignored with a deprecation warning.
     support: full
 """
 

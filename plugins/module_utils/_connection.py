@@ -101,9 +101,8 @@ def common_argument_spec(*groups):
     """The options of the action groups `groups` (a module is in each group whose options it uses).
 
     Until ALL_GROUP_REMOVED_IN, also every other option the deprecated group/cerniq.outreach.all hands to each
-    module: accepted so a play that still sets that group runs, ignored, and warned about when set. They are left out
-    of the module's documentation, as validate-modules expects of options on their way out; the action_group
-    attribute of doc_fragments/_attributes.py says it once for every module.
+    module: accepted so a play that still sets that group runs, ignored, and warned about when set. The doc fragment
+    cerniq.outreach._deprecated_all documents them, one text for all, in every module of that group.
     """
     unknown = set(groups) - set(GROUP_ARGUMENT_SPECS)
     if unknown:

@@ -26,6 +26,7 @@ description:
   - Needs neither the C(bullmq) package nor PostgreSQL.
 extends_documentation_fragment:
   - cerniq.outreach._redis
+  - cerniq.outreach._deprecated_all
   - cerniq.outreach._attributes
   - cerniq.outreach._attributes.INFO_MODULE
 attributes:

@@ -23,6 +23,7 @@ description:
   - The preflight warns when Redis' C(maxmemory-policy) is not C(noeviction) or persistence is off.
 extends_documentation_fragment:
   - cerniq.outreach._redis
+  - cerniq.outreach._deprecated_all
   - cerniq.outreach._attributes
   - cerniq.outreach._attributes.INFO_MODULE
 attributes:

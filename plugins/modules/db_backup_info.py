@@ -23,6 +23,7 @@ description:
     verified). V(latest) never selects one; name it (O(backup=2026-01-15)). Its verification is C(pg_restore --list)
     only (and a data entry for every contract table); C(selected.checks) says which checks ran.
 extends_documentation_fragment:
+  - cerniq.outreach._deprecated_all
   - cerniq.outreach._attributes
   - cerniq.outreach._attributes.INFO_MODULE
 attributes:

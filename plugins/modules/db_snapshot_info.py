@@ -23,6 +23,7 @@ description:
   - To read another database of the same server (a restored copy), override O(db_name) for the task.
 extends_documentation_fragment:
   - cerniq.outreach._postgres
+  - cerniq.outreach._deprecated_all
   - cerniq.outreach._attributes
   - cerniq.outreach._attributes.INFO_MODULE
 attributes:

@@ -35,6 +35,7 @@ extends_documentation_fragment:
   - cerniq.outreach._postgres
   - cerniq.outreach._platform
   - cerniq.outreach._audit
+  - cerniq.outreach._deprecated_all
   - cerniq.outreach._confirm
   - cerniq.outreach._attributes
   - cerniq.outreach._attributes.MUTATING

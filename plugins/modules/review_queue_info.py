@@ -21,6 +21,7 @@ description:
 extends_documentation_fragment:
   - cerniq.outreach._postgres
   - cerniq.outreach._platform
+  - cerniq.outreach._deprecated_all
   - cerniq.outreach._attributes
   - cerniq.outreach._attributes.INFO_MODULE
 attributes:

@@ -22,6 +22,7 @@ extends_documentation_fragment:
   - cerniq.outreach._redis
   - cerniq.outreach._postgres
   - cerniq.outreach._platform
+  - cerniq.outreach._deprecated_all
   - cerniq.outreach._attributes
   - cerniq.outreach._attributes.INFO_MODULE
 attributes:
