@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import threading
 from datetime import datetime, timedelta, timezone
 from datetime import time as dtime
 
@@ -113,7 +114,7 @@ def test_usage_date_reads_wa_quota_usage_and_lists_phones_without_a_row(platform
 
 def test_set_is_audited_keeps_the_ttl_and_is_idempotent(platform, seeded):
     r = platform.r()
-    ttl_before = r.ttl(key("phone_01"))
+    expiry_before = r.expiretime(key("phone_01"))
     old = int(r.get(key("phone_01")))
 
     preview = quota.set_counter(platform.params, "phone_01", 150, "INC-1 double count", check_mode=True,
@@ -123,7 +124,7 @@ def test_set_is_audited_keeps_the_ttl_and_is_idempotent(platform, seeded):
 
     done = quota.set_counter(platform.params, "phone_01", 150, "INC-1 double count")
     assert done["changed"] is True and r.get(key("phone_01")) == "150"
-    assert abs(r.ttl(key("phone_01")) - ttl_before) <= 2  # kept, not reset to 48 h
+    assert r.expiretime(key("phone_01")) == expiry_before  # kept, not reset to 48 h
     (row,) = audit_rows(platform, "quota_set")
     actor, module, _action, target, reason, before, after = row
     assert (actor, module, target, reason) == ("pytest", "quota_counter", key("phone_01"), "INC-1 double count")
@@ -131,6 +132,46 @@ def test_set_is_audited_keeps_the_ttl_and_is_idempotent(platform, seeded):
 
     assert quota.set_counter(platform.params, "phone_01", 150, "INC-1 double count")["changed"] is False
     assert len(audit_rows(platform, "quota_set")) == 1
+
+
+def test_set_racing_a_workers_incr_loses_none_of_them(platform, seeded):
+    """A worker INCRs the counter from another connection before, while and after the set runs. Every INCR is
+    accounted for: those before the set are in the value it reports replacing, those after are on top of the new
+    value; none fell between the set's read and its write."""
+    counter, value = key("phone_01"), 100000  # far above any count before, so each INCR's reply tells its side
+    old = int(platform.r().get(counter))
+    replies, started, set_done = [], threading.Event(), threading.Event()
+
+    def worker():
+        client = platform.r()
+        after = 0
+        for _ in range(200000):  # bounded; the loop ends well before
+            replies.append(client.incr(counter))
+            if len(replies) == 200:
+                started.set()
+            if set_done.is_set():
+                after += 1
+                if after == 200:
+                    return
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    assert started.wait(60)
+    done = quota.set_counter(platform.params, "phone_01", value, "INC-9 racing INCR")
+    set_done.set()
+    thread.join(60)
+    assert not thread.is_alive()
+
+    before_set = [n for n in replies if n < value]
+    after_set = [n for n in replies if n > value]
+    assert len(before_set) + len(after_set) == len(replies)
+    assert len(before_set) >= 200 and len(after_set) >= 200
+    # Each side is an unbroken run: nothing counted twice, nothing skipped.
+    assert before_set == list(range(old + 1, old + len(before_set) + 1))
+    assert after_set == list(range(value + 1, value + len(after_set) + 1))
+    # The set replaced exactly what the INCRs before it had made, and the final value counts every INCR after it.
+    assert done["before"] == old + len(before_set)
+    assert int(platform.r().get(counter)) == value + len(after_set)
 
 
 def test_set_gives_a_counter_without_ttl_its_absolute_expiry(platform, seeded):
