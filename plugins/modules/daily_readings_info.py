@@ -66,6 +66,36 @@ options:
       - Read TimelinesAI's status of every WhatsApp account, as M(cerniq.outreach.timelinesai_account_info) does.
     type: bool
     default: false
+  morning_checks:
+    description:
+      - Judge the views read into the morning check's report (runbook 1.1) in this module run, exactly as the
+        filters C(cerniq.outreach.morning_checks) and C(cerniq.outreach.check_summary) judge the registered views,
+        and return RV(report) B(instead of) the views.
+      - Why - at 1,000 phones the views are megabytes, and handing them to Ansible to judge them there cost seconds
+        (each value is wrapped and templated); the report is what the role uses.
+      - The TimelinesAI check is judged only when O(timelinesai=true); the morning check's time zone is the
+        platform's (O(timezone)) unless O(morning_checks.thresholds) sets C(timezone).
+    type: dict
+    suboptions:
+      thresholds:
+        description:
+          - The settings of C(cerniq.outreach.morning_checks) (C(banned_fails), C(pending_reviews_warn),
+            C(pending_reviews_fail), C(sla_open_breaches_fail), C(queue_waiting_warn), C(queue_waiting_fail),
+            C(dlq_warn), C(quota_leak_tolerance), C(timezone)); the filter's defaults for those not given.
+        type: dict
+        default: {}
+      run_tags:
+        description:
+          - The run's tags (C(ansible_run_tags)); a check whose tag is not chosen is left out of the report.
+        type: list
+        elements: str
+        default: []
+      skip_tags:
+        description:
+          - The run's skipped tags (C(ansible_skip_tags)); a check whose tag is skipped is left out.
+        type: list
+        elements: str
+        default: []
 seealso:
   - module: cerniq.outreach.wa_phone_info
   - module: cerniq.outreach.outreach_stats_info
@@ -92,6 +122,19 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ readings.vendor.msg }}"
   when: readings.vendor.failed | default(false)
+
+- name: The morning check judged where it was read (the views stay in the module)
+  cerniq.outreach.daily_readings_info:
+    stats: [reviews_pending, sla_breaches, whatsapp_per_phone]
+    queue_pattern: "*"
+    timelinesai: true
+    morning_checks:
+      thresholds: {pending_reviews_warn: 50}
+  register: morning
+
+- name: The console table
+  ansible.builtin.debug:
+    msg: "{{ morning.report.table | join('\n') }}"
 """
 
 RETURN = r"""
@@ -103,21 +146,29 @@ readings:
   sample: [phones, stats, queues, vendor]
 phones:
   description: What M(cerniq.outreach.wa_phone_info) returns for every phone (C(phones), C(summary), C(date), ...).
-  returned: when O(phones=true)
+  returned: when O(phones=true) and O(morning_checks) is not set
   type: dict
 stats:
   description: What M(cerniq.outreach.outreach_stats_info) returns for O(stats).
-  returned: when O(stats) is not empty
+  returned: when O(stats) is not empty and O(morning_checks) is not set
   type: dict
 queues:
   description: What M(cerniq.outreach.bullmq_queue_info) returns for O(queue_pattern).
-  returned: when O(queue_pattern) is set
+  returned: when O(queue_pattern) is set and O(morning_checks) is not set
   type: dict
 vendor:
   description:
     - What M(cerniq.outreach.timelinesai_account_info) returns, or C(failed=true) and C(msg) when TimelinesAI could
       not be read.
-  returned: when O(timelinesai=true)
+  returned: when O(timelinesai=true) and O(morning_checks) is not set
+  type: dict
+report:
+  description:
+    - The morning check's report, as C(cerniq.outreach.check_summary) makes it - C(kind), C(date), C(timezone),
+      C(generated_at), C(overall), C(counts), C(failed), C(warned), C(checks) (each with C(name), C(title),
+      C(status), C(figure), C(details), C(next), C(data)), C(table), C(explained), C(next).
+    - The views C(phones), C(stats), C(queues) and C(vendor) are not returned then.
+  returned: when O(morning_checks) is set
   type: dict
 """
 
@@ -137,6 +188,11 @@ def main():
         breaches_since=dict(type="str", default="24h"),
         queue_pattern=dict(type="str"),
         timelinesai=dict(type="bool", default=False),
+        morning_checks=dict(type="dict", options=dict(
+            thresholds=dict(type="dict", default={}),
+            run_tags=dict(type="list", elements="str", default=[]),
+            skip_tags=dict(type="list", elements="str", default=[]),
+        )),
     ), ("redis", "postgres", "platform"))
     require_libraries(module)
     run_module(module, lambda: with_warnings(module, daily_readings(module.params)))

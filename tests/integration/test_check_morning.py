@@ -70,7 +70,7 @@ def run_morning(platform, timelines, report_dir, check=False, tags=None, **extra
 
 
 def report_of(run):
-    return run.result("Judge each check")["ansible_facts"]["check_morning_report"]
+    return run.result("The report, and where")["ansible_facts"]["check_morning_report"]
 
 
 def by_name(report):

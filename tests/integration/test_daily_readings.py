@@ -3,12 +3,15 @@ module returns, read at the same time; a TimelinesAI failure is a finding, any o
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
+from ansible_collections.cerniq.outreach.plugins.filter.daily_checks import morning_checks, summarize
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq import queue_info
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
 from ansible_collections.cerniq.outreach.plugins.module_utils._phones import phones_info
-from ansible_collections.cerniq.outreach.plugins.module_utils._readings import daily_readings
+from ansible_collections.cerniq.outreach.plugins.module_utils._readings import daily_readings, morning_report
 from ansible_collections.cerniq.outreach.plugins.module_utils._stats import outreach_stats
 from ansible_collections.cerniq.outreach.plugins.module_utils._timelinesai import account_info
 from tests.fakes import timelinesai as timelinesai_fake
@@ -72,3 +75,31 @@ def test_timelinesai_down_is_a_finding_and_the_other_views_are_read(platform, ti
 def test_a_database_that_cannot_be_read_fails_the_whole_read_with_one_line(platform, timelines, seeded):
     with pytest.raises(CerniqError, match="PostgreSQL at .*:1 "):
         daily_readings(options(platform, timelines, db_port=1, timelinesai=False, queue_pattern=None))
+
+
+def test_morning_checks_judged_in_the_module_are_the_filters_judgement_of_the_views(platform, timelines, seeded):
+    """The role's one module run (option morning_checks) returns the report the filters make of the registered
+    views, and no view: at 1,000 phones they are megabytes Ansible would have to register and template."""
+    thresholds = dict(pending_reviews_warn="5", queue_waiting_warn=2, timezone="Europe/Bucharest")
+    judging = dict(morning_checks=dict(thresholds=thresholds, run_tags=["all"], skip_tags=[]),
+                   timezone="Europe/Bucharest")
+    views = daily_readings(options(platform, timelines))
+    report = morning_report(copy.deepcopy({name: views[name] for name in views["readings"]}),
+                            options(platform, timelines, **judging))
+    expected = summarize(morning_checks(dict(views, timelinesai=True, run_tags=["all"], skip_tags=[]), thresholds),
+                         "morning", views["phones"]["date"], "Europe/Bucharest", report["generated_at"])
+    assert report == expected
+    assert "drift" in report["failed"], "the seeded drift is found"
+
+    judged = daily_readings(options(platform, timelines, **judging))
+    assert judged["readings"] == ["phones", "stats", "queues", "vendor"]
+    assert not {"phones", "stats", "queues", "vendor"} & set(judged)
+    assert [c["name"] for c in judged["report"]["checks"]] == [c["name"] for c in expected["checks"]]
+
+    sla_only = daily_readings(options(platform, timelines, phones=False, stats=["sla_breaches"], queue_pattern=None,
+                                      timelinesai=False, morning_checks=dict(thresholds={}, run_tags=["sla"],
+                                                                             skip_tags=[])))
+    assert [check["name"] for check in sla_only["report"]["checks"]] == ["sla"]
+    with pytest.raises(CerniqError, match="unknown daily check setting 'queue_warn'"):
+        daily_readings(options(platform, timelines, morning_checks=dict(thresholds=dict(queue_warn=1), run_tags=[],
+                                                                        skip_tags=[])))

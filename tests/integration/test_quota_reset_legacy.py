@@ -138,7 +138,7 @@ CLEAN = dict(offline=(), banned=(), drift_phone="", leak_phone="", no_ttl_phone=
 def morning_quota(platform, tmp_path):
     play = platform.play("check_morning.yml", tags="quota", extravars={"cerniq_report_dir": str(tmp_path),
                                                                        "check_morning_timelinesai": "false"})
-    (check,) = play.result("Judge each check")["ansible_facts"]["check_morning_report"]["checks"]
+    (check,) = play.result("The report, and where")["ansible_facts"]["check_morning_report"]["checks"]
     return play, check
 
 
