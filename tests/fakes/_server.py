@@ -1,9 +1,18 @@
 """Shared base for the vendor fakes: a small stdlib HTTP server with routing, a request record,
 injectable faults, a sliding-window rate limit, seedable state and an admin API under ``/__fake__``.
 
-A vendor fake subclasses :class:`FakeServer`, lists its routes in :meth:`FakeServer.routes` and says how
-its vendor shapes errors (:meth:`FakeServer.error_response`, :meth:`FakeServer.route_not_found`,
-:meth:`FakeServer.rate_limited_response`, :meth:`FakeServer.unauthorized`).
+A vendor fake subclasses :class:`FakeServer`, names its OpenAPI document (:attr:`FakeServer.openapi_document`),
+lists its routes in :meth:`FakeServer.routes` and says how its vendor shapes errors
+(:meth:`FakeServer.error_response`, :meth:`FakeServer.route_not_found`, :meth:`FakeServer.rate_limited_response`,
+:meth:`FakeServer.unauthorized`).
+
+The document holds the fake to it: a route it lacks cannot be served (the fake refuses to start, unless the route is
+named in :attr:`FakeServer.undocumented_routes`), and every answer a route gives is validated with openapi-core
+before it leaves; one the document does not allow goes out as a 500 naming the breach, so the test that drove it
+fails where the drift happened. A request that breaks the document's parameters or body gets the vendor's 400
+(:meth:`FakeServer.invalid_request`) before a handler runs, so handlers check only what the document cannot say.
+Faults, rate limits, unknown routes and the answers to forbidden requests are the vendor's behaviour outside the
+document and are not validated.
 """
 
 from __future__ import annotations
@@ -20,10 +29,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes import OPENAPI_DIR
 
 ADMIN_PREFIX = "/__fake__"
 JSON_TYPE = "application/json; charset=utf-8"
@@ -181,6 +193,118 @@ class RateLimit:
 Handler = Callable[[Request], Response]
 
 
+@dataclass(frozen=True)
+class _Route:
+    method: str
+    template: str  # as the OpenAPI document writes the path, without the server's base path
+    handler: Handler
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One way a request breaks its document: where (``querystring``, ``params``, ``headers``, ``body``; the
+    names Fastify uses), the field path inside it, the JSON Schema keyword that failed and that keyword's value
+    (``maximum`` 100, ``required`` 'bl_value', ``type`` 'integer')."""
+
+    location: str
+    path: tuple[str | int, ...]
+    keyword: str
+    value: Any = None
+
+
+_LOCATIONS = {"query": "querystring", "path": "params", "header": "headers", "cookie": "cookies"}
+
+
+class Document:
+    """A vendor's OpenAPI document as openapi-core reads it: the operations it has, what a request breaks and
+    whether an answer keeps to it. The documents themselves are validated once by the contract tests, not on every
+    load."""
+
+    def __init__(self, name: str):
+        # imported here: a second of start-up that a fake pays once per process (see document())
+        from openapi_core import Config, OpenAPI
+        from openapi_core.validation.request import validators
+
+        self.spec = OpenAPI.from_file_path(str(OPENAPI_DIR / name), config=Config(spec_validator_cls=None))
+        paths = self.spec.spec / "paths"
+        self.operations = {(method.upper(), tpl) for tpl in paths.keys() for method in (paths / tpl).keys()}
+        with (self.spec.spec / "servers" / 0 / "url").open() as url:  # the vendor's URL a fake stands for
+            server = urlsplit(url)
+        self.host_url = f"{server.scheme}://{server.netloc}"
+        with (self.spec.spec / "openapi").open() as version:
+            flavour = "V31" if version.startswith("3.1") else "V30"
+        # the request's parameters and body only: a fake answers missing or wrong credentials itself (401)
+        self._request_checks = [
+            getattr(validators, f"{flavour}RequestParametersValidator")(self.spec.spec),
+            getattr(validators, f"{flavour}RequestBodyValidator")(self.spec.spec),
+        ]
+
+    def _mock_request(self, req: Request) -> Any:
+        from openapi_core.testing import MockRequest
+
+        request = MockRequest(
+            self.host_url,
+            req.method,
+            req.path,
+            args=[(name, value) for name, values in req.query.items() for value in values],  # type: ignore[arg-type]
+            headers=req.headers,
+            content_type=req.headers.get("content-type", ""),
+        )
+        request.body = req.body or None  # no body at all, not an empty one (MockRequest would say b"")
+        return request
+
+    def request_problems(self, req: Request) -> list[Problem]:
+        """How ``req`` breaks the document's parameters and request body, in the order the document checks."""
+        request = self._mock_request(req)
+        problems: list[Problem] = []
+        for check in self._request_checks:
+            for error in check.iter_errors(request):
+                problems.extend(_problems(error))
+        return problems
+
+    def breach(self, req: Request, resp: Response) -> str | None:
+        """How ``resp`` breaks the document as the answer to ``req``; None when it keeps to it."""
+        from openapi_core.exceptions import OpenAPIError
+        from openapi_core.testing import MockResponse
+
+        response = MockResponse(
+            resp.body, status_code=resp.status, headers=resp.headers, content_type=resp.content_type or ""
+        )
+        try:
+            self.spec.validate_response(self._mock_request(req), response)
+        except OpenAPIError as exc:
+            return _explain(exc)
+        return None
+
+
+def _problems(error: Exception) -> list[Problem]:
+    """openapi-core's request error as Problems: the schema errors beneath it, or the missing or uncastable value."""
+    name = getattr(error, "name", None)
+    location = _LOCATIONS.get(getattr(error, "location", None) or "", "body")
+    base: tuple[str | int, ...] = (name,) if name else ()
+    cause = error.__cause__
+    schema_errors = list(getattr(cause, "schema_errors", ()))
+    if schema_errors:
+        problems = []
+        for schema_error in schema_errors:
+            value = schema_error.validator_value
+            if schema_error.validator == "required":  # the property missing, not the whole list
+                value = next((r for r in value if r not in (schema_error.instance or {})), value)
+            problems.append(Problem(location, (*base, *schema_error.absolute_path), schema_error.validator, value))
+        return problems
+    kind = type(error).__name__
+    if kind.startswith("MissingRequired"):  # MissingRequiredParameter, MissingRequiredRequestBody
+        return [Problem(location, (), "required", name) if name else Problem(location, (), "type", "object")]
+    if kind.startswith("Missing"):  # an optional parameter or request body left out: nothing wrong
+        return []
+    return [Problem(location, base, "type", getattr(cause, "type", None) or "object")]  # a value that does not cast
+
+
+@cache
+def document(name: str) -> Document:
+    return Document(name)
+
+
 def _compile(template: str) -> re.Pattern[str]:
     pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template)
     return re.compile(f"^{pattern}$")
@@ -202,6 +326,11 @@ class FakeServer:
 
     vendor = "fake"
     base_path = ""  # the path part of the vendor's server URL (spec ``servers[0].url``)
+    openapi_document: str | None = None  # the vendor's document in tests/fakes/openapi/
+    # (method, path template) served although the document lacks them; each says why where it is set
+    undocumented_routes: frozenset[tuple[str, str]] = frozenset()
+    # (method, path template, status) answered as the vendor does where the document's schema cannot be met
+    undocumented_responses: frozenset[tuple[str, str, int]] = frozenset()
     default_config: dict[str, Any] = {}
     verbose = False
 
@@ -234,7 +363,11 @@ class FakeServer:
         self.records: collections.deque[dict[str, Any]] = collections.deque(maxlen=max_records)
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
-        self._routes = [(method, _compile(self.base_path + tpl), handler) for method, tpl, handler in self.routes()]
+        routes = list(self.routes())
+        self._check_routes_against_document(routes)
+        self._routes = [
+            (method, _compile(self.base_path + tpl), _Route(method, tpl, handler)) for method, tpl, handler in routes
+        ]
         self._admin = [(method, _compile(ADMIN_PREFIX + tpl), handler) for method, tpl, handler in self._all_admin()]
 
     # ---- to be provided by a vendor -------------------------------------------------------------------------
@@ -278,9 +411,45 @@ class FakeServer:
     def invalid_json(self, req: Request) -> Response:
         return self.error_response(400, "Body is not valid JSON")
 
+    def invalid_request(self, req: Request, problems: list[Problem]) -> Response:
+        """The vendor's 400 for a request that breaks the document (``problems`` in the document's order)."""
+        first = problems[0]
+        return self.error_response(400, f"{'/'.join(map(str, (first.location, *first.path)))} {first.keyword}")
+
     def before_handler(self, req: Request) -> Response | None:
         """Last vendor-wide check after routing and auth; a response here replaces the handler's."""
         return None
+
+    # ---- the OpenAPI document ------------------------------------------------------------------------------------
+
+    def _check_routes_against_document(self, routes: list[tuple[str, str, Handler]]) -> None:
+        if self.openapi_document is None:
+            return
+        documented = document(self.openapi_document).operations
+        lacking = {(method, tpl) for method, tpl, _handler in routes} - documented - self.undocumented_routes
+        if lacking:
+            raise ValueError(f"{self.vendor}: routes its OpenAPI document lacks: {sorted(lacking)}")
+        stale = self.undocumented_routes & documented
+        if stale:
+            raise ValueError(f"{self.vendor}: the document now carries {sorted(stale)}; drop them from the exceptions")
+
+    def _request_problems(self, req: Request, route: _Route) -> list[Problem]:
+        if self.openapi_document is None or (route.method, route.template) in self.undocumented_routes:
+            return []
+        return document(self.openapi_document).request_problems(req)
+
+    def _hold_to_document(self, req: Request, route: _Route, resp: Response) -> tuple[Response, str | None]:
+        """``resp`` if the document allows it as the answer to ``req``, else a 500 naming the breach."""
+        key = (route.method, route.template)
+        if self.openapi_document is None or key in self.undocumented_routes:
+            return resp, None
+        if (*key, resp.status) in self.undocumented_responses:
+            return resp, None
+        breach = document(self.openapi_document).breach(req, resp)
+        if breach is None:
+            return resp, None
+        breach = f"{req.method} {route.template} -> {resp.status}: {breach}"
+        return json_response(500, {"error": "the fake's answer breaks its OpenAPI document", "breach": breach}), breach
 
     # ---- lifecycle --------------------------------------------------------------------------------------------
 
@@ -415,51 +584,61 @@ class FakeServer:
     def handle(self, req: Request) -> Response:
         if req.path == ADMIN_PREFIX or req.path.startswith(ADMIN_PREFIX + "/"):
             return self._dispatch_admin(req)
-        resp, fault = self._serve_vendor(req)
-        self._record(req, resp, fault)
+        resp, fault, route = self._serve_vendor(req)
+        breach = None
+        if route is not None:
+            resp, breach = self._hold_to_document(req, route, resp)
+        self._record(req, resp, fault, breach)
         return resp
 
-    def _serve_vendor(self, req: Request) -> tuple[Response, Fault | None]:
+    def _serve_vendor(self, req: Request) -> tuple[Response, Fault | None, _Route | None]:
+        """The answer, the fault that made it, and the route it came from (None: not the document's business)."""
         fault = self._take_fault(req.method, req.path)
         if fault is not None and fault.kind == "delay":
             time.sleep(fault.seconds)  # outside the lock: other clients keep being served meanwhile
         elif fault is not None and fault.kind == "malformed":
-            return Response(200, MALFORMED_JSON_BODY, {"Content-Type": JSON_TYPE}), fault
+            return Response(200, MALFORMED_JSON_BODY, {"Content-Type": JSON_TYPE}), fault, None
         elif fault is not None:
             assert fault.status is not None
             if fault.status == 429:
-                return self.rate_limited_response(fault.retry_after), fault
+                return self.rate_limited_response(fault.retry_after), fault, None
             if fault.status == 401:
                 resp = self.unauthorized(req, missing=False)
             else:
                 resp = self.error_response(fault.status)
             if fault.retry_after is not None:
                 resp.headers["Retry-After"] = _retry_after_value(fault.retry_after)
-            return resp, fault
+            return resp, fault, None
         with self._lock:
             limiter = self.rate_limiter
             if limiter is not None and not limiter.allow(time.monotonic()):
-                return self.rate_limited_response(limiter.retry_after), fault
-            handler, params = self._match(self._routes, req)
-            if handler is None:
-                return self.route_not_found(req), fault
+                return self.rate_limited_response(limiter.retry_after), fault, None
+            route, params = self._match(self._routes, req)
+            if route is None:
+                return self.route_not_found(req), fault, None
             denied = self.authenticate(req)
             if denied is not None:
-                return denied, fault
+                return denied, fault, route
             if req.json_error is not None:
-                return self.invalid_json(req), fault
+                return self.invalid_json(req), fault, route
             req.params = params
-            return self.before_handler(req) or handler(req), fault
+            early = self.before_handler(req)
+            if early is not None:
+                return early, fault, route
+            problems = self._request_problems(req, route)
+            if problems:  # the vendor's answer to a request its document forbids is not the document's business
+                return self.invalid_request(req, problems), fault, None
+            return route.handler(req), fault, route
 
     @staticmethod
-    def _match(table: list[tuple[str, re.Pattern[str], Handler]], req: Request) -> tuple[Handler | None, dict]:
-        for method, rx, handler in table:
+    def _match(table: list[tuple[str, re.Pattern[str], Any]], req: Request) -> tuple[Any, dict]:
+        for method, rx, target in table:
             m = rx.match(req.path)
             if m and method == req.method:
-                return handler, m.groupdict()
+                return target, m.groupdict()
         return None, {}
 
-    def _record(self, req: Request, resp: Response, fault: Fault | None) -> None:
+    def _record(self, req: Request, resp: Response, fault: Fault | None, breach: str | None = None) -> None:
         headers = {k: v for k, v in req.headers.items() if k != "authorization"}
         token = req.bearer_token
         entry = {
@@ -477,6 +656,7 @@ class FakeServer:
             "response_headers": dict(resp.headers),
             "response_body": resp.body.decode("utf-8", "replace"),
             "fault": fault.to_dict() if fault else None,
+            "breach": breach,  # how the fake's own answer broke the document (it went out as a 500)
         }
         with self._lock:
             self.records.append(entry)
@@ -575,6 +755,16 @@ def unlocked(handler: Handler) -> Handler:
     receivers) that may call back into the fake while it waits."""
     handler.unlocked = True  # type: ignore[attr-defined]
     return handler
+
+
+def _explain(exc: Exception) -> str:
+    """The schema errors beneath openapi-core's error (where, what), else the error itself, in one line."""
+    cause = exc.__cause__
+    details = [
+        f"{'/'.join(map(str, error.absolute_path)) or '(the body)'}: {error.message[:300]}"
+        for error in getattr(cause, "schema_errors", ())
+    ]
+    return "; ".join(details) or f"{type(exc).__name__}: {exc} {cause or ''}".strip()
 
 
 def _retry_after_value(value: int | float) -> str:

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from tests.fakes._server import (
     FakeServer,
     Handler,
+    Problem,
     Request,
     Response,
     base_cli,
@@ -39,38 +40,6 @@ ACCOUNT_EVENTS = (
     "whatsapp:account:disconnected",
     "whatsapp:account:suspended",
     "whatsapp:account:resumed",
-)
-# WebhookEventType enum of the Public API document
-WEBHOOK_EVENT_TYPES = (
-    "message:new",
-    "message:sent:new",
-    "message:received:new",
-    *ACCOUNT_EVENTS,
-    "chat:new",
-    "chat:incoming:new",
-    "chat:outgoing:new",
-    "chat:responsible:assigned",
-    "chat:responsible:unassigned",
-    "call:incoming:missed",
-    "call:incoming:ended",
-    "call:outgoing:ended",
-    "message:reaction",
-    "waba:message:received",
-    "waba:message:delivered",
-    "waba:message:failed",
-    "waba:message:read",
-    "waba:chat:incoming",
-    "waba:chat:outgoing",
-    "waba:chat:assigned",
-    "waba:chat:unassigned",
-    "waba:chat:closed",
-    "waba:chat:reopened",
-    "waba:account:active",
-    "waba:account:disabled",
-    "waba:account:disconnected",
-    "waba:template:approved",
-    "waba:template:rejected",
-    "waba:template:disabled",
 )
 # error_code -> HTTP status, from the comments on ErrorResponse.error_code
 ERROR_CODE_BY_STATUS = {
@@ -90,6 +59,16 @@ HTML_404 = (
     '<!DOCTYPE html>\n<html lang="en">\n<head><meta charset="utf-8"><title>Page not found | TimelinesAI</title>'
     "</head>\n<body><h1>404</h1><p>The page you are looking for does not exist.</p></body>\n</html>\n"
 )
+# validation_error messages per JSON Schema keyword of the document
+TIMELINES_MESSAGES = {
+    "type": "must be a {}",
+    "enum": "must be one of the allowed values",
+    "maxLength": "must be at most {} characters",
+    "minLength": "must be at least {} characters",
+    "maximum": "must be at most {}",
+    "minimum": "must be at least {}",
+    "additionalProperties": "is not allowed",
+}
 TL_TIME_FORMAT = "%Y-%m-%d %H:%M:%S %z"
 TZ_RO = timezone(timedelta(hours=3))  # EEST; seeds are fixed so the demo is reproducible
 _PHONE_RE = re.compile(r"^\+?[1-9]\d{6,14}$")
@@ -223,6 +202,7 @@ class TimelinesAIFake(FakeServer):
 
     vendor = "timelinesai"
     base_path = BASE_PATH
+    openapi_document = "timelinesai-public-api.yaml"
     default_config = {
         "unauthorized_body": "json",
         "rate_limit_body": "docs",
@@ -281,6 +261,19 @@ class TimelinesAIFake(FakeServer):
     def invalid_json(self, req: Request) -> Response:
         return self.error_response(400, "Request body is not valid JSON", "validation_error")
 
+    def invalid_request(self, req: Request, problems: list[Problem]) -> Response:
+        first = problems[0]
+        if first.keyword == "required":
+            field, msg = ".".join(map(str, (*first.path, first.value))), "field required"
+        else:
+            field, msg = (
+                ".".join(map(str, first.path)) or first.location,
+                TIMELINES_MESSAGES.get(first.keyword, "is invalid"),
+            )
+        error = _validation(field, msg.format(first.value))
+        body = {"status": "error", "message": error.message, "error_code": error.error_code, "errors": error.errors}
+        return json_response(400, body)
+
     def before_handler(self, req: Request) -> Response | None:
         self.state["workspace"]["api_calls_quota"]["used"] += 1
         return None
@@ -307,8 +300,8 @@ class TimelinesAIFake(FakeServer):
         return [
             ("GET", "/whatsapp_accounts", wrap(self.list_accounts)),
             ("POST", "/messages", wrap(self.send_message)),
-            ("GET", "/messages/{uid}", wrap(self.get_message)),
-            ("GET", "/messages/{uid}/status_history", wrap(self.message_status_history)),
+            ("GET", "/messages/{message_uid}", wrap(self.get_message)),
+            ("GET", "/messages/{message_uid}/status_history", wrap(self.message_status_history)),
             ("GET", "/workspace", wrap(self.workspace)),
             ("GET", "/webhooks", wrap(self.list_webhooks)),
             ("POST", "/webhooks", wrap(self.create_webhook)),
@@ -364,22 +357,10 @@ class TimelinesAIFake(FakeServer):
     # ---- messages ----
 
     def send_message(self, req: Request) -> Response:
-        body = req.json if req.body else None
-        if not isinstance(body, dict):
-            raise ApiError(400, "Request body must be a JSON object", "validation_error")
-        phone = body.get("phone")
-        if not isinstance(phone, str) or not phone:
-            raise _validation("phone", "field required")
+        body = req.json  # its fields' types and lengths are the document's, checked before the handler runs
+        phone = body["phone"]
         if not _PHONE_RE.match(re.sub(r"[\s\-()]", "", phone)):
             raise _validation("phone", "must be a phone number in international format")
-        limits = {"text": 2000, "label": 64, "chat_name": 256, "whatsapp_account_phone": 32, "file_uid": 64}
-        for key, max_len in limits.items():
-            if key in body and not isinstance(body[key], str):
-                raise _validation(key, "must be a string")
-            if key in body and len(body[key]) > max_len:
-                raise _validation(key, f"must be at most {max_len} characters")
-        if "attachment_template_id" in body and not isinstance(body["attachment_template_id"], int):
-            raise _validation("attachment_template_id", "must be an integer")
         if not (body.get("text") or body.get("file_uid") or body.get("attachment_template_id")):
             raise ApiError(400, "A message must have text, an attachment, or both", "validation_error")
         if body.get("file_uid"):
@@ -469,12 +450,12 @@ class TimelinesAIFake(FakeServer):
         return record["info"]["status"]
 
     def get_message(self, req: Request) -> Response:
-        record = self._message(req.params["uid"])
+        record = self._message(req.params["message_uid"])
         self._advance(record, poll=True)
         return self.ok(record["info"])
 
     def message_status_history(self, req: Request) -> Response:
-        record = self._message(req.params["uid"])
+        record = self._message(req.params["message_uid"])
         self._advance(record, poll=False)
         return self.ok(record["history"])
 
@@ -512,28 +493,17 @@ class TimelinesAIFake(FakeServer):
         return hook
 
     @staticmethod
-    def _check_webhook_fields(body: Any, *, partial: bool) -> dict[str, Any]:
-        if not isinstance(body, dict):
-            raise ApiError(400, "Request body must be a JSON object", "validation_error")
-        if not partial:
-            for key in ("event_type", "url"):
-                if key not in body:
-                    raise _validation(key, "field required")
-        if "event_type" in body and body["event_type"] not in WEBHOOK_EVENT_TYPES:
-            raise _validation("event_type", "must be one of the supported webhook events")
-        if "url" in body and (
-            not isinstance(body["url"], str) or len(body["url"]) > 4096 or not _valid_url(body["url"])
-        ):
+    def _check_webhook_url(body: dict[str, Any]) -> dict[str, Any]:
+        # the fields' presence, types and the event enum are the document's; the URL's shape is in its prose only
+        if "url" in body and not _valid_url(body["url"]):
             raise _validation("url", "must be a valid http(s) URL")
-        if "enabled" in body and not isinstance(body["enabled"], bool):
-            raise _validation("enabled", "must be a boolean")
         return body
 
     def list_webhooks(self, req: Request) -> Response:
         return self.ok([self.public_webhook(w) for w in sorted(self._live_webhooks(), key=lambda w: w["id"])])
 
     def create_webhook(self, req: Request) -> Response:
-        body = self._check_webhook_fields(req.json if req.body else None, partial=False)
+        body = self._check_webhook_url(req.json)
         existing = next(
             (w for w in self.state["webhooks"] if (w["event_type"], w["url"]) == (body["event_type"], body["url"])),
             None,
@@ -564,7 +534,7 @@ class TimelinesAIFake(FakeServer):
 
     def update_webhook(self, req: Request) -> Response:
         hook = self._webhook(req.params["webhook_id"])
-        body = self._check_webhook_fields(req.json if req.body else None, partial=True)
+        body = self._check_webhook_url(req.json)
         for key in ("event_type", "url", "enabled"):
             if key in body:
                 hook[key] = body[key]
