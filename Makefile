@@ -104,8 +104,11 @@ pytest:
 molecule:
 	tools/molecule-all
 
+# ansible-core 2.19 on Python 3.11 (tools/compat-check): without Python 3.11 a loud skip for `make compat` alone,
+# a failure with CI set or under `make test` (its "every suite passed" would not be true).
 compat:
-	tools/compat-check "$(COMPAT_PYTHON)" "$(COMPAT_VENV)"
+	COMPAT_REQUIRED=$(if $(filter test,$(MAKECMDGOALS)),1,$${COMPAT_REQUIRED:-}) \
+	  tools/compat-check "$(COMPAT_PYTHON)" "$(COMPAT_VENV)"
 
 # The build contexts of the AWX execution environment and the EDA decision environment (docs/awx.md).
 ee-context: venv
