@@ -22,7 +22,7 @@ from tests.support.seed import SeedPlan, seed_all
 
 # Imported after tests.support has put the collection on sys.path.
 contract = importlib.import_module("ansible_collections.cerniq.outreach.plugins.module_utils._contract")
-bullmq_utils = importlib.import_module("ansible_collections.cerniq.outreach.plugins.module_utils._bullmq")
+bullmq_utils = importlib.import_module("ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_keys")
 
 PHONE = "phone_07"
 TARGET_WALL_S = 2.0

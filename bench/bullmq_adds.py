@@ -69,7 +69,7 @@ async def _add_bulk(redis_server, jobs, chunk):
 async def _pipelined(redis_server, jobs, chunk):
     from bullmq import Queue
 
-    from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq import add_job_chunks
+    from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_jobs import add_job_chunks
 
     queue = Queue(QUEUE, {"connection": _connection(redis_server)})
     try:
@@ -79,7 +79,7 @@ async def _pipelined(redis_server, jobs, chunk):
 
 
 def _module(params, jobs, chunk):
-    from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq import manage_queue
+    from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_queue import manage_queue
 
     module_jobs = [dict(id=job["id"], name=job["name"], data=job["data"], due_at=job["due_ms"], opts=job["opts"])
                    for job in jobs]

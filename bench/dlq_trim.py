@@ -12,7 +12,7 @@ from bench._harness import alternate, baseline_env, run_baseline
 from bench._scenario import Scenario, private_servers
 from tests.support.services import module_params
 
-bullmq = importlib.import_module("ansible_collections.cerniq.outreach.plugins.module_utils._bullmq")
+bullmq = importlib.import_module("ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_dlq")
 contract = importlib.import_module("ansible_collections.cerniq.outreach.plugins.module_utils._contract")
 
 

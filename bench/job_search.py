@@ -15,7 +15,7 @@ from bench._harness import alternate
 from bench._scenario import Scenario, private_servers
 from tests.support.services import module_params
 
-bullmq = importlib.import_module("ansible_collections.cerniq.outreach.plugins.module_utils._bullmq")
+bullmq = importlib.import_module("ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_search")
 
 QUEUE = "outreach:followup"
 LEADS = 50000

@@ -30,6 +30,13 @@ def run_module(module, operation):
     module.exit_json(**result)
 
 
+def with_warnings(module, result):
+    """Hand a core result's `warnings` to module.warn (exit_json no longer takes them) and return the rest."""
+    for warning in result.pop("warnings", None) or ():
+        module.warn(warning)
+    return result
+
+
 # The option every module with a destructive operation declares (documented once in doc_fragments/_confirm.py).
 CONFIRMED_ARGUMENT_SPEC = dict(confirmed=dict(type="bool", default=False))
 

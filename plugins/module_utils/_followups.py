@@ -16,18 +16,21 @@ import contextlib
 import time
 
 from ansible_collections.cerniq.outreach.plugins.module_utils._audit import RedisChangeAudit
-from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq import (
+from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_jobs import JobWriter
+from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_keys import (
     MAX_CHUNK,
-    JobWriter,
-    _key_types,
-    check_pairing,
     job_key,
-    queue_depths,
+    key_types,
     queue_key,
-    require_bullmq,
-    run_with_queue,
     validate_queue_name,
 )
+from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_package import (
+    DEFAULT_NODE_MAJOR,
+    check_pairing,
+    require_bullmq,
+    run_with_queue,
+)
+from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_reads import queue_depths
 from ansible_collections.cerniq.outreach.plugins.module_utils._connection import (
     postgres_connect,
     postgres_errors,
@@ -75,7 +78,7 @@ def reschedule_followups(params, check_mode=False):
     client = redis_client(params, params["bullmq_db"])
     where = redis_where(params, params["bullmq_db"])
     depths_before = queue_depths(client, [queue], prefix)[queue]
-    check_pairing(queue, depths_before, params.get("expect_node_major") or 5)
+    check_pairing(queue, depths_before, params.get("expect_node_major") or DEFAULT_NODE_MAJOR)
     conn = postgres_connect(params, require=(TABLE_LEADS,))
     audit = RedisChangeAudit(params, "followup_reschedule", check_mode)
     counts = dict(pending=0, added=0, existing=0, present=0)
@@ -97,7 +100,7 @@ def reschedule_followups(params, check_mode=False):
                                            params.get("remove_on_complete", True))
                         # Runs while Redis works through the previous chunk's adds.
                         with redis_errors(where):
-                            kinds = _key_types(client, [job_key(prefix, queue, spec["id"]) for spec in specs])
+                            kinds = key_types(client, [job_key(prefix, queue, spec["id"]) for spec in specs])
                         wrong = [spec["id"] for spec, kind in zip(specs, kinds) if kind not in ("none", "hash")]
                         if wrong:
                             raise CerniqError("{0}: job key {1} is not a hash; nothing more was added ({2} added "

@@ -17,7 +17,8 @@ from collections import Counter
 from datetime import datetime, timezone
 
 from ansible_collections.cerniq.outreach.plugins.module_utils._audit import AuditTrail
-from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq import cancel_pending_jobs, queue_depths
+from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_ops import cancel_pending_jobs
+from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_reads import queue_depths
 from ansible_collections.cerniq.outreach.plugins.module_utils._connection import (
     postgres_connect,
     postgres_errors,

@@ -171,7 +171,7 @@ dlq_lists:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq import (
+from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_search import (
     DEFAULT_REDACT_KEYS,
     SEARCH_STATES,
     find_jobs,

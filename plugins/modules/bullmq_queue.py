@@ -462,16 +462,19 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq import (
+from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_package import (
     BULLMQ_IMPORT_ERROR,
     BULLMQ_REQUIREMENT,
-    DEFAULT_REDACT_KEYS,
-    manage_queue,
-    with_warnings,
 )
+from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_queue import manage_queue
+from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_search import DEFAULT_REDACT_KEYS
 from ansible_collections.cerniq.outreach.plugins.module_utils._connection import common_argument_spec, require_libraries
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import BULLMQ_PREFIX, DLQ_LIST_KEY
-from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CONFIRMED_ARGUMENT_SPEC, run_destructive
+from ansible_collections.cerniq.outreach.plugins.module_utils._errors import (
+    CONFIRMED_ARGUMENT_SPEC,
+    run_destructive,
+    with_warnings,
+)
 
 
 def argument_spec():

@@ -181,10 +181,10 @@ python_bullmq:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq import queue_info, with_warnings
+from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_reads import queue_info
 from ansible_collections.cerniq.outreach.plugins.module_utils._connection import common_argument_spec, require_libraries
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import BULLMQ_PREFIX, DLQ_LIST_KEY
-from ansible_collections.cerniq.outreach.plugins.module_utils._errors import run_module
+from ansible_collections.cerniq.outreach.plugins.module_utils._errors import run_module, with_warnings
 
 
 def argument_spec():

@@ -172,9 +172,8 @@ report:
   type: dict
 """
 
-from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq import with_warnings
 from ansible_collections.cerniq.outreach.plugins.module_utils._connection import require_libraries
-from ansible_collections.cerniq.outreach.plugins.module_utils._errors import run_module
+from ansible_collections.cerniq.outreach.plugins.module_utils._errors import run_module, with_warnings
 from ansible_collections.cerniq.outreach.plugins.module_utils._http import vendor_module
 from ansible_collections.cerniq.outreach.plugins.module_utils._readings import daily_readings
 from ansible_collections.cerniq.outreach.plugins.module_utils._stats import FIGURES

@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.cerniq.outreach.plugins.module_utils import _bullmq as bq
+from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_dlq import (
+    _TRIM_LIST_LUA,
+    DLQ_PATTERN_MAX_KEYS,
+    scan_dlq_lists,
+)
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import DLQ_LIST_PATTERN
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
 from tests.support.cores import run
@@ -73,11 +77,11 @@ def test_a_key_that_stops_being_a_list_before_its_trim_is_left_alone(platform):
     """The Lua trim re-checks the type atomically: what SCAN saw as a list and is now a hash is never touched."""
     r = platform.r(2)
     r.lpush("bull:dlq:a", *range(20))
-    lists, skipped = bq.scan_dlq_lists(r, "bull:dlq:*", 5)
+    lists, skipped = scan_dlq_lists(r, "bull:dlq:*", 5)
     assert lists == [dict(key="bull:dlq:a", length=20, removed=15)] and skipped == []
     r.delete("bull:dlq:a")
     r.hset("bull:dlq:a", "f", "v")
-    trim = r.register_script(bq._TRIM_LIST_LUA)
+    trim = r.register_script(_TRIM_LIST_LUA)
     assert trim(keys=["bull:dlq:a"], args=[5, "left"]) == ["hash", -1]
     assert r.hgetall("bull:dlq:a") == {"f": "v"}
 
@@ -94,7 +98,7 @@ def test_a_pattern_without_a_literal_prefix_is_refused(platform, pattern):
 def test_a_pattern_matching_too_many_keys_is_refused_before_anything_changes(platform):
     r = platform.r(2)
     pipe = r.pipeline(transaction=False)
-    for i in range(bq.DLQ_PATTERN_MAX_KEYS + 1):
+    for i in range(DLQ_PATTERN_MAX_KEYS + 1):
         pipe.rpush("bull:dlq:k{0}".format(i), "a", "b")
     pipe.execute()
     with pytest.raises(CerniqError, match="matches more than 1000 keys.*Nothing was changed"):

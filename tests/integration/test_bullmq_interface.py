@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from ansible_collections.cerniq.outreach.plugins.module_utils import _bullmq as bq
+from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_ops import cancel_pending_jobs
+from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_reads import queue_depths
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import phone_queue
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
 from tests.support.nodeworker import NodeWorker
@@ -26,7 +27,7 @@ def test_queue_depths_reads_every_state_of_many_queues_in_one_pipeline(platform)
     r.zadd("bull:{0}:delayed".format(PHONE_Q), {"d-due": (now_ms - 5000) * 4096})
     r.hset("bull:{0}:meta".format(OTHER_Q), mapping={"paused": 1, "version": "bullmq:5.81.5"})
     calls_before = r.info("stats")["total_commands_processed"]
-    depths = bq.queue_depths(r, [PHONE_Q, OTHER_Q, "q:wa:phone_99"], now_ms=now_ms)
+    depths = queue_depths(r, [PHONE_Q, OTHER_Q, "q:wa:phone_99"], now_ms=now_ms)
     calls = r.info("stats")["total_commands_processed"] - calls_before
     mine = depths[PHONE_Q]
     assert (mine["wait"], mine["prioritized"], mine["delayed"], mine["due_delayed"]) == (2, 1, 2, 1)
@@ -42,7 +43,7 @@ def test_queue_depths_names_the_queue_on_a_wrong_type_key(platform):
     r = platform.r(2)
     r.set("bull:{0}:wait".format(PHONE_Q), "oops")
     with pytest.raises(CerniqError, match="wrong Redis type.*q:wa:phone_07"):
-        bq.queue_depths(r, [PHONE_Q])
+        queue_depths(r, [PHONE_Q])
 
 
 def test_cancel_pending_jobs_drains_through_bullmq_and_the_node_worker_never_sees_them(platform):
@@ -54,12 +55,12 @@ def test_cancel_pending_jobs_drains_through_bullmq_and_the_node_worker_never_see
                                        ("c-4", {"delay": 1500}), ("c-5", {"delay": 60_000})])
     expected = {"waiting": 2, "paused": 0, "prioritized": 1, "delayed": 2, "cancelled": 5}
 
-    assert bq.cancel_pending_jobs(platform.params, PHONE_Q, check_mode=True) == expected
+    assert cancel_pending_jobs(platform.params, PHONE_Q, check_mode=True) == expected
     assert r.llen("bull:{0}:wait".format(PHONE_Q)) == 2  # check mode wrote nothing
 
-    assert bq.cancel_pending_jobs(platform.params, PHONE_Q, check_mode=False) == expected
+    assert cancel_pending_jobs(platform.params, PHONE_Q, check_mode=False) == expected
     assert not r.exists("bull:{0}:c-1".format(PHONE_Q), "bull:{0}:c-4".format(PHONE_Q))
-    assert bq.cancel_pending_jobs(platform.params, PHONE_Q, check_mode=False)["cancelled"] == 0
+    assert cancel_pending_jobs(platform.params, PHONE_Q, check_mode=False)["cancelled"] == 0
 
     add_jobs(platform.redis, PHONE_Q, [("after-ban", {})])
     with NodeWorker(platform.redis, [PHONE_Q]) as worker:
@@ -69,7 +70,7 @@ def test_cancel_pending_jobs_drains_through_bullmq_and_the_node_worker_never_see
 
 
 def test_cancel_pending_jobs_of_a_missing_queue_is_zeros(platform):
-    assert bq.cancel_pending_jobs(platform.params, "q:wa:phone_42", check_mode=False) == dict.fromkeys(
+    assert cancel_pending_jobs(platform.params, "q:wa:phone_42", check_mode=False) == dict.fromkeys(
         ("waiting", "paused", "prioritized", "delayed", "cancelled"), 0)
 
 
@@ -78,7 +79,7 @@ def test_cancel_pending_jobs_refuses_a_node_v6_queue_and_changes_nothing(platfor
     add_jobs(platform.redis, PHONE_Q, [("v6-1", {})])
     r.hset("bull:{0}:meta".format(PHONE_Q), "version", "bullmq:6.7.0")
     with pytest.raises(CerniqError, match=r"managed by Node BullMQ 6\.7\.0; install bullmq>=3,<4"):
-        bq.cancel_pending_jobs(platform.params, PHONE_Q, check_mode=False)
+        cancel_pending_jobs(platform.params, PHONE_Q, check_mode=False)
     assert r.lrange("bull:{0}:wait".format(PHONE_Q), 0, -1) == ["v6-1"]
 
 
@@ -88,8 +89,8 @@ def test_cancel_pending_jobs_records_its_audit_row_on_the_callers_trail(platform
     add_jobs(platform.redis, PHONE_Q, [("a-1", {}), ("a-2", {"delay": 5000})])
     conn = platform.pg.connect()
     try:
-        counts = bq.cancel_pending_jobs(platform.params, PHONE_Q, False, audit=AuditTrail(conn, "wa_phone", "pytest"),
-                                        reason="phone_07 banned")
+        counts = cancel_pending_jobs(platform.params, PHONE_Q, False, audit=AuditTrail(conn, "wa_phone", "pytest"),
+                                     reason="phone_07 banned")
         conn.commit()
     finally:
         conn.close()

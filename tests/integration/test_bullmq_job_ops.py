@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from ansible_collections.cerniq.outreach.plugins.module_utils import _bullmq as bq
+from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_search import REDACTED
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import phone_queue
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
 from ansible_collections.cerniq.outreach.plugins.modules.bullmq_queue import argument_spec as queue_spec
@@ -125,7 +125,7 @@ def test_one_job_retried_and_one_removed_by_id(platform):
     assert plan["changed"] is True and plan["job"]["state"] == "failed"
     assert plan["job"]["failed_reason"] == "failing on purpose: TimelinesAI 401"
     # Job data is shown with its secrets masked.
-    assert plan["job"]["data"]["token"] == bq.REDACTED and plan["job"]["data"]["leadId"] == "lead-1"
+    assert plan["job"]["data"]["token"] == REDACTED and plan["job"]["data"]["leadId"] == "lead-1"
     assert r.zscore("bull:{0}:failed".format(Q), "send-1") is not None
     run(platform, queue=Q, state="retried", job_id="send-1")
     assert r.lrange("bull:{0}:wait".format(Q), 0, -1) == ["send-1"] and "failedReason" not in r.hgetall(key)

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from ansible_collections.cerniq.outreach.plugins.module_utils import _bullmq as bq
+from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_search import REDACTED
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import QUEUE_FOLLOWUP
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
 from ansible_collections.cerniq.outreach.plugins.modules.bullmq_job_info import argument_spec, job_info
@@ -55,7 +55,7 @@ def test_jobs_found_by_data_across_states_in_pages(platform):
     failed = next(j for j in found["jobs"] if j["id"] == "fu-7")
     assert failed["failed_reason"] == "TimelinesAI 401" and failed["name"] == "followup"
     # Secrets in job data are masked at any depth; the rest is as stored.
-    assert failed["data"] == {"leadId": "lead-7", "phone": "+40710000007", "auth": {"api_key": bq.REDACTED}, "n": 7}
+    assert failed["data"] == {"leadId": "lead-7", "phone": "+40710000007", "auth": {"api_key": REDACTED}, "n": 7}
     assert found["scanned"]["total"] == 600 and found["scanned"]["wait"] == 199 and found["scanned"]["delayed"] == 400
     assert found["stopped_early"] is False and found["stop_reason"] is None
     calls = command_calls(r)
@@ -102,7 +102,7 @@ def test_newest_dead_letters_redacted_and_bad_inputs(platform):
     assert lists["bull:dlq:outreach"]["length"] == 16
     newest = lists["bull:dlq:outreach"]["newest"]
     assert newest[0] == "not json" and newest[1]["jobId"] == "dead-14"
-    assert newest[1]["data"] == {"Authorization": bq.REDACTED, "to": "+40"}
+    assert newest[1]["data"] == {"Authorization": REDACTED, "to": "+40"}
     assert lists["bull:dlq:stats"] == dict(key="bull:dlq:stats", type="hash", length=0, newest=[])
     for given, message in ((dict(queue="a b"), "glob character"),
                            (dict(queue=QUEUE_FOLLOWUP, match={"x": [1]}), "single value"),

@@ -7,7 +7,13 @@ import time
 
 import pytest
 
-from ansible_collections.cerniq.outreach.plugins.module_utils import _bullmq as bq
+from ansible_collections.cerniq.outreach.plugins.module_utils import _bullmq_ops, _bullmq_queue
+from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_jobs import JobWriter, prepare_jobs
+from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_ops import QueueRequest
+from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_package import run_with_queue
+from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_queue import manage_queue, operate_queue
+from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_reads import queue_depths, queue_info
+from ansible_collections.cerniq.outreach.plugins.module_utils._connection import redis_client
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
     DLQ_LIST_KEY,
     QUEUE_FOLLOWUP,
@@ -29,9 +35,9 @@ PHONE_Q = phone_queue("phone_07")
 
 def info(platform, **given):
     params = options(info_spec, platform, **given)
-    return bq.queue_info(params, queues=params["queues"], pattern=params["pattern"], prefix=params["prefix"],
-                         include_schedulers=params["include_schedulers"], dlq_list_keys=params["dlq_keys"],
-                         expect_node_major=params["expect_node_major"], check_preflight=params["preflight"])
+    return queue_info(params, queues=params["queues"], pattern=params["pattern"], prefix=params["prefix"],
+                      include_schedulers=params["include_schedulers"], dlq_list_keys=params["dlq_keys"],
+                      expect_node_major=params["expect_node_major"], check_preflight=params["preflight"])
 
 
 def keys_of(r, queue=PHONE_Q):
@@ -113,18 +119,18 @@ def test_re_adding_1000_jobs_is_a_no_op_and_check_mode_writes_nothing(platform):
 
 def write_chunks(platform, chunks, between=None, queue=QUEUE_FOLLOWUP):
     """JobWriter on its own: each chunk of prepared jobs added in turn, `between(n)` called after chunk n."""
-    client = bq.redis_client(platform.params, 2)
+    client = redis_client(platform.params, 2)
 
     async def work(bull_queue):
-        with bq.JobWriter(bull_queue, client, "test Redis") as writer:
+        with JobWriter(bull_queue, client, "test Redis") as writer:
             for number, chunk in enumerate(chunks):
-                await writer.add(bq.prepare_jobs(chunk, "followup", None, "Europe/Bucharest"))
+                await writer.add(prepare_jobs(chunk, "followup", None, "Europe/Bucharest"))
                 if between:
                     writer.wait()
                     between(number)
         return writer.confirmed
 
-    return bq.run_with_queue(platform.params, queue, "bull", work)
+    return run_with_queue(platform.params, queue, "bull", work)
 
 
 def test_the_job_writer_reloads_bullmqs_scripts_when_redis_forgets_them_between_chunks(platform):
@@ -282,8 +288,8 @@ def test_obliterate_refuses_active_jobs_and_resumes_the_queue_when_bullmq_gives_
             run(platform, queue=PHONE_Q, state="absent")
         assert not r.hexists("bull:{0}:meta".format(PHONE_Q), "paused")
         # A job that turns active between our read and BullMQ's obliterate: the script refuses and pauses.
-        real_depths = bq.queue_depths
-        monkeypatch.setattr(bq, "queue_depths", lambda *a, **k: {
+        real_depths = queue_depths
+        monkeypatch.setattr(_bullmq_queue, "queue_depths", lambda *a, **k: {
             name: dict(d, active=0) for name, d in real_depths(*a, **k).items()})
         with pytest.raises(CerniqError, match="Cannot obliterate queue with active jobs; the queue was resumed"):
             run(platform, queue=PHONE_Q, state="absent")
@@ -406,7 +412,7 @@ def test_info_counts_node_workers_of_each_queue(platform):
 
 
 def test_a_large_drain_warns_about_blocking_redis(platform, monkeypatch):
-    monkeypatch.setattr(bq, "LARGE_QUEUE_JOBS", 2)
+    monkeypatch.setattr(_bullmq_ops, "LARGE_QUEUE_JOBS", 2)
     run(platform, queue=PHONE_Q, jobs=[dict(id="l-{0}".format(i)) for i in range(3)])
     result = run(platform, check_mode=True, queue=PHONE_Q, state="drained")
     assert any("blocks Redis about 1 s per 100,000 jobs" in w for w in result["warnings"])
@@ -422,6 +428,21 @@ def test_bad_options_are_refused_before_anything_changes(platform, given, match)
     with pytest.raises(CerniqError, match=match):
         run(platform, queue=PHONE_Q, **given)
     assert keys_of(platform.r(2)) and not platform.r(2).exists("bull:{0}:n-1".format(PHONE_Q))
+
+
+def test_a_queue_operation_runs_from_the_connections_and_a_request_of_keyword_options(platform):
+    """operate_queue needs no module defaults: the connections plus the options this call sets."""
+    r = platform.r(2)
+    jobs = (dict(id="k-1"), dict(id="k-2", delay_ms=60_000))
+    added = operate_queue(platform.params, QueueRequest(queue=PHONE_Q, jobs=jobs, reason="INC-1"))
+    assert added["changed"] is True and added["jobs"] == dict(requested=2, added=2, existing=0, delayed=1)
+    assert platform.audit("bullmq_add_jobs")[0][4] == "INC-1"
+    request = QueueRequest(queue=PHONE_Q, state="drained", include_delayed=True)
+    check = operate_queue(platform.params, request, check_mode=True, want_diff=True)
+    after = check["diff"]["after"]
+    assert check["drained"]["removed"] == 2 and (after["wait"], after["delayed"]) == (0, 0)
+    assert (r.llen("bull:{0}:wait".format(PHONE_Q)), r.zcard("bull:{0}:delayed".format(PHONE_Q))) == (1, 1)
+    assert operate_queue(platform.params, request, want_diff=True)["diff"] == check["diff"]
 
 
 def test_drain_counts_leave_out_the_schedulers_next_job_which_bullmq_keeps(platform):
@@ -443,7 +464,7 @@ def test_a_dead_redis_fails_fast_with_one_clear_line(platform, private_redis):
     private_redis.kill()
     with pytest.raises(CerniqError, match="cannot reach Redis at 127.0.0.1:{0} .*redis-server is running".format(
             private_redis.port)):
-        bq.manage_queue(dict(params, queue=PHONE_Q, jobs=[dict(id="j-1")]))
+        manage_queue(dict(params, queue=PHONE_Q, jobs=[dict(id="j-1")]))
     # The bullmq package's own connection (built on async_redis_client) gives up as quickly.
     with pytest.raises(CerniqError, match="cannot reach Redis at 127.0.0.1:{0}".format(private_redis.port)):
-        bq.run_with_queue(params, PHONE_Q, "bull", lambda queue: queue.getJobCounts())
+        run_with_queue(params, PHONE_Q, "bull", lambda queue: queue.getJobCounts())

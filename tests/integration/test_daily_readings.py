@@ -8,7 +8,7 @@ import copy
 import pytest
 
 from ansible_collections.cerniq.outreach.plugins.filter.daily_checks import morning_checks, summarize
-from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq import queue_info
+from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_reads import queue_info
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
 from ansible_collections.cerniq.outreach.plugins.module_utils._phones import phones_info
 from ansible_collections.cerniq.outreach.plugins.module_utils._readings import daily_readings, morning_report

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from ansible_collections.cerniq.outreach.plugins.module_utils import _bullmq as bq
+from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_repeat import read_schedulers, schedule_summary
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
     BULLMQ_PREFIX,
     DEFAULT_TIMEZONE,
@@ -58,7 +58,7 @@ def legacy_reset(platform):
 
 
 def test_the_runbook_registration_is_read_as_a_legacy_repeatable_job(platform, legacy_reset):
-    (view,) = bq.read_schedulers(platform.r(2), [QUEUE_QUOTA_RESET])[QUEUE_QUOTA_RESET]
+    (view,) = read_schedulers(platform.r(2), [QUEUE_QUOTA_RESET])[QUEUE_QUOTA_RESET]
     (node_view,) = legacy_reset["repeatables"]
     assert view["legacy"] is True and view["key_format"] == "hash"
     assert view["id"] == legacy_reset["repeatJobKey"] == node_view["key"]
@@ -66,7 +66,7 @@ def test_the_runbook_registration_is_read_as_a_legacy_repeatable_job(platform, l
     # The next job is the one Node created, at the time Node computed.
     assert view["next_job_id"] == legacy_reset["id"] and view["next_ms"] == node_view["next"]
     assert platform.r(2).exists("{0}:{1}:{2}".format(BULLMQ_PREFIX, QUEUE_QUOTA_RESET, view["next_job_id"]))
-    assert "legacy repeatable job {0} (0 0 * * *, no tz".format(view["id"]) in bq.schedule_summary(view)
+    assert "legacy repeatable job {0} (0 0 * * *, no tz".format(view["id"]) in schedule_summary(view)
 
 
 def test_keep_never_creates_a_second_schedule_beside_the_legacy_one(platform, legacy_reset):
@@ -99,7 +99,7 @@ def test_migration_replaces_the_legacy_job_by_our_scheduler_check_mode_first(pla
                                                                         legacy_reset["id"]))
     delayed = r.zrange("{0}:{1}:delayed".format(BULLMQ_PREFIX, QUEUE_QUOTA_RESET), 0, -1)
     assert len(delayed) == 1 and delayed[0].startswith("repeat:{0}:".format(QUOTA_RESET_SCHEDULER_ID))
-    (ours,) = bq.read_schedulers(r, [QUEUE_QUOTA_RESET])[QUEUE_QUOTA_RESET]
+    (ours,) = read_schedulers(r, [QUEUE_QUOTA_RESET])[QUEUE_QUOTA_RESET]
     assert (ours["legacy"], ours["pattern"], ours["tz"], ours["name"]) == (False, QUOTA_RESET_CRON, DEFAULT_TIMEZONE,
                                                                            "reset")
     (migrated,) = platform.audit("bullmq_migrate_legacy_repeat")
@@ -118,7 +118,7 @@ def test_a_legacy_job_beside_our_scheduler_is_reported_and_migration_removes_it(
     assert [s["id"] for s in kept["scheduler"]["other_schedules"]] == [legacy_reset["repeatJobKey"]]
     migrated = run(platform, queue=QUEUE_QUOTA_RESET, scheduler=dict(OURS, other_schedules="migrate"))
     assert migrated["changed"] is True
-    assert [s["id"] for s in bq.read_schedulers(platform.r(2), [QUEUE_QUOTA_RESET])[QUEUE_QUOTA_RESET]] == [
+    assert [s["id"] for s in read_schedulers(platform.r(2), [QUEUE_QUOTA_RESET])[QUEUE_QUOTA_RESET]] == [
         QUOTA_RESET_SCHEDULER_ID]
 
 
@@ -190,7 +190,7 @@ def test_quota_reset_keeps_the_legacy_registration_and_migrates_it_only_when_con
                              extravars={"migrate_legacy_reset": "true", "confirm": "true"})
     assert migrated.rc == 0, migrated.stdout[-3000:]
     assert "replaced by job scheduler {0}".format(QUOTA_RESET_SCHEDULER_ID) in migrated.result("Summary")["msg"]
-    assert [s["id"] for s in bq.read_schedulers(r, [QUEUE_QUOTA_RESET])[QUEUE_QUOTA_RESET]] == [
+    assert [s["id"] for s in read_schedulers(r, [QUEUE_QUOTA_RESET])[QUEUE_QUOTA_RESET]] == [
         QUOTA_RESET_SCHEDULER_ID]
     assert len(platform.audit("bullmq_migrate_legacy_repeat")) == 1
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq import queue_depths
+from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_reads import queue_depths
 
 WORKER_QUEUE = "q:wa:phone_01"  # what tests.support.split_platform's worker consumes
 

@@ -6,7 +6,7 @@ connection options, then the given options. `run` is bullmq_queue's core with th
 
 from __future__ import annotations
 
-from ansible_collections.cerniq.outreach.plugins.module_utils import _bullmq as bq
+from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_queue import manage_queue
 from ansible_collections.cerniq.outreach.plugins.modules.bullmq_queue import argument_spec as queue_spec
 
 
@@ -20,4 +20,4 @@ def options(spec, platform, **given):
 
 def run(platform, check_mode=False, diff=False, **given):
     """bullmq_queue's core (manage_queue) with `given` over the module's defaults."""
-    return bq.manage_queue(options(queue_spec, platform, **given), check_mode=check_mode, want_diff=diff)
+    return manage_queue(options(queue_spec, platform, **given), check_mode=check_mode, want_diff=diff)

@@ -11,7 +11,7 @@ import pytest
 from ansible_collections.cerniq.outreach.plugins import module_utils
 from ansible_collections.cerniq.outreach.plugins.module_utils import (
     _backup,
-    _bullmq,
+    _bullmq_keys,
     _contract,
     _database,
     _validate,
@@ -43,9 +43,9 @@ def test_other_patterns_refuse_a_trailing_newline():
     assert _backup.BACKUP_ID_RE.match("2026-11-25T031500Z\n") is None
     assert _backup.RUNBOOK_ID_RE.match("2026-11-25\n") is None
     assert _validate.JID_RE.match("40712345678@s.whatsapp.net\n") is None
-    assert _bullmq.split_queue_key("bull:q:wa:phone_01:id\n") is None
+    assert _bullmq_keys.split_queue_key("bull:q:wa:phone_01:id\n") is None
     with pytest.raises(CerniqError, match="whitespace"):
-        _bullmq.validate_job_id("123\n")  # not taken for an integer id, refused for its newline
+        _bullmq_keys.validate_job_id("123\n")  # not taken for an integer id, refused for its newline
     with pytest.raises(CerniqError):
         _contract.parse_day("2026-11-25\nx", "Europe/Bucharest")
 
