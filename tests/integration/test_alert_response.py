@@ -15,8 +15,17 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._contract import D
 from tests.fakes import timelinesai as timelinesai_fake
 from tests.support.playbooks import COLLECTIONS_PATH, VENV_BIN, run_playbook
 from tests.support.services import REPO_ROOT
-from tests.support.snapshots import platform_state
-from tests.support.vendors import TIMELINES_TOKEN
+from tests.support.snapshots import assert_unchanged, platform_state
+from tests.support.vendors import (
+    INSTANTLY_KEY,
+    INSTANTLY_SERVER,
+    TIMELINES_SERVER,
+    TIMELINES_TOKEN,
+    assert_traffic_matches_openapi,
+    campaign_ids,
+    campaign_status,
+    changes,
+)
 
 ROLE_DIR = REPO_ROOT / "roles" / "alert_response"
 RULEBOOK = REPO_ROOT / "extensions" / "eda" / "rulebooks" / "cerniq_alerts.yml"
@@ -120,11 +129,8 @@ def seeded(platform):
 
 
 def _state(platform):
-    return (platform.sql("SELECT id, status, status_changed_at FROM wa_phone_numbers ORDER BY id"),
-            platform.sql("SELECT lead_id, assigned_phone_id FROM gold_lead_journey ORDER BY lead_id"),
-            platform.sql("SELECT id, status, assigned_to FROM human_review_queue ORDER BY id"),
-            sorted(platform.r(0).scan_iter(count=1000)), sorted(platform.r(2).scan_iter(count=1000)),
-            platform.audit())
+    """Every key's DUMP and absolute expiry, every table's checksum (the audit log's too)."""
+    return platform_state(platform)
 
 
 def test_tag_matrix_prints_the_matrix_and_runs_nothing_else(platform):
@@ -155,7 +161,7 @@ def test_unknown_alerts_and_missing_labels_are_refused_before_anything_runs(plat
         for name, entry in MATRIX.items():
             assert "{0} ({1})".format(name, entry["alertnames"][0]) in refusal[0]
     assert not run.results("Run the procedure of the alert")
-    assert _state(platform) == before
+    assert_unchanged(before, _state(platform))
 
 
 def test_a_banned_phone_alert_never_confirms_by_itself(platform, seeded):
@@ -174,7 +180,7 @@ def test_a_banned_phone_alert_never_confirms_by_itself(platform, seeded):
     plan = run.result("What this run will change")["msg"]
     assert any(PHONE in line and "BANNED" in line for line in plan), plan
     assert "Nothing was changed" in run.result("Stop unless confirm=true")["msg"]
-    assert _state(platform) == before
+    assert_unchanged(before, _state(platform))
 
 
 def test_check_mode_shows_the_ban_without_doing_it(platform, seeded):
@@ -183,7 +189,7 @@ def test_check_mode_shows_the_ban_without_doing_it(platform, seeded):
     assert run.rc == 0, run.stdout[-3000:]
     assert run.result("Ban the phone")["changed"] is True
     assert "in check mode; nothing was changed" in run.result("Alert response summary")["msg"][0]
-    assert _state(platform) == before
+    assert_unchanged(before, _state(platform))
 
 
 def test_an_operator_confirms_the_ban_explicitly(platform, seeded):
@@ -211,7 +217,7 @@ def test_sla_breach_runs_the_review_procedure(platform, seeded):
     assert run.result("Alert response summary")["msg"][0].startswith(
         "Alert sla:breach (MEDIUM, response time 1 hour): ran runbook 5.1 (cerniq.outreach.review_sla)")
     assert run.changed_tasks == []
-    assert _state(platform) == before
+    assert_unchanged(before, _state(platform))
 
 
 def test_dlq_overflow_shows_the_dead_letter_depth_and_failing_queues(platform, seeded):
@@ -223,7 +229,7 @@ def test_dlq_overflow_shows_the_dead_letter_depth_and_failing_queues(platform, s
     assert lines[0] == "{0}: 30 dead letters".format(DLQ_LIST_KEY)
     assert lines[1].startswith("failed jobs: ")
     assert run.changed_tasks == []
-    assert _state(platform) == before
+    assert_unchanged(before, _state(platform))
 
 
 def _vendor_inventory(platform, fake):
@@ -231,16 +237,18 @@ def _vendor_inventory(platform, fake):
                               cerniq_timelinesai_api_token=TIMELINES_TOKEN, cerniq_vendor_allow_http=True)
 
 
-def test_timelinesai_down_reports_the_accounts_when_the_api_answers(platform, seeded, timelines):
+def test_timelinesai_down_reports_the_accounts_when_the_api_answers(platform, seeded, timelines, timelines_spec):
     run = run_playbook("alert_response.yml", _vendor_inventory(platform, timelines),
                        extravars={"alert": "TimelinesaiDown", "phone": "phone_02"})
     assert run.rc == 0, run.stdout[-3000:]
     assert run.result("Show what TimelinesAI answered")["msg"] == [
         "TimelinesAI answers: 1 of 1 phone(s) connected", "disconnected: none", "no TimelinesAI account: none"]
     assert [r["method"] + " " + r["path"] for r in timelines.requests()] == ["GET /integrations/api/whatsapp_accounts"]
+    assert_traffic_matches_openapi(timelines, timelines_spec, TIMELINES_SERVER)
 
 
-def test_timelinesai_down_fails_with_the_vendor_error_when_the_api_does_not_answer(platform, seeded, timelines):
+def test_timelinesai_down_fails_with_the_vendor_error_when_the_api_does_not_answer(platform, seeded, timelines,
+                                                                                    timelines_spec):
     timelines.add_fault(503, times=50)  # outlasts the client's retries
     run = run_playbook("alert_response.yml", _vendor_inventory(platform, timelines),
                        extravars={"alert": "timelinesai:down"})
@@ -250,9 +258,11 @@ def test_timelinesai_down_fails_with_the_vendor_error_when_the_api_does_not_answ
     assert run.result("Fail when TimelinesAI is down")["msg"].startswith(
         "TimelinesAI is down (its API call failed).")
     assert TIMELINES_TOKEN not in run.stdout
+    # The retried requests are still what the document describes (the injected 503s are not in it).
+    assert_traffic_matches_openapi(timelines, timelines_spec, TIMELINES_SERVER)
 
 
-def test_phone_offline_hands_the_phone_label_to_the_procedure(platform, seeded, timelines):
+def test_phone_offline_hands_the_phone_label_to_the_procedure(platform, seeded, timelines, timelines_spec):
     timelines.reset(timelinesai_fake.build_demo_state(phones=4, disconnected=(3,)))
     labels = {"alertname": "PhoneOffline", "phone": PHONE, "instance": "wa-worker-1"}
     run = run_playbook("alert_response.yml", _vendor_inventory(platform, timelines),
@@ -266,6 +276,7 @@ def test_phone_offline_hands_the_phone_label_to_the_procedure(platform, seeded, 
     assert [(row[1], row[3]) for row in platform.audit()] == [("wa_phone", PHONE)]
     assert run.result("Alert response summary")["msg"][0].startswith(
         "Alert phone:offline (HIGH, response time 15 min): ran runbook 2.1 (cerniq.outreach.phone_offline)")
+    assert_traffic_matches_openapi(timelines, timelines_spec, TIMELINES_SERVER)
 
 
 # ---- alerts are data, never code (issue 11, docs/security.md) ------------------------------------------------------
@@ -386,7 +397,7 @@ def test_phone_and_campaign_must_match_the_contract(platform, seeded, extravars,
         assert refusal == ["Refused: {0}. Nothing was run.".format(message)] or (
             len(refusal) == 1 and refusal[0].startswith("Refused: " + message)), refusal
         assert not run.results("Run the procedure of the alert")
-    assert _state(platform) == before
+    assert_unchanged(before, _state(platform))
 
 
 def test_only_validated_labels_reach_the_procedure(platform, seeded):
@@ -414,3 +425,47 @@ def test_no_tag_selection_lets_an_alert_template_run(platform, seeded, tmp_path,
     assert [marker.name for marker in markers if marker.exists()] == [], run.stdout[-3000:]
     assert "Run the procedure" not in run.stdout and "included: cerniq.outreach.phone_banned" not in run.stdout
     assert platform_state(platform) == before
+
+
+# ---- the alert as the rulebook hands it over: a file of extra vars (-e @file) ------------------------------------
+
+def test_bounce_high_from_an_alert_file_plans_the_pause_and_pauses_only_once_an_operator_confirms(
+        platform, seeded, instantly, instantly_spec, tmp_path):
+    ids = campaign_ids(instantly)
+    vendor = {"cerniq_instantly_base_url": instantly.url, "cerniq_instantly_api_key": INSTANTLY_KEY,
+              "cerniq_vendor_allow_http": True}
+    alert = dict(vendor, alert="BounceHigh", alert_labels={"alertname": "BounceHigh", "campaign": ids["hot"],
+                                                           "severity": "high", "instance": "mx-1"})
+    before = _state(platform)
+    asked = _playbook_with_file(platform, tmp_path, alert)
+    assert asked.returncode != 0
+    assert "with campaign={0}".format(ids["hot"]) in asked.stdout and "Nothing was changed" in asked.stdout, \
+        asked.stdout[-3000:]
+    assert changes(instantly) == []
+    assert_unchanged(before, _state(platform))
+
+    done = _playbook_with_file(platform, tmp_path, dict(alert, confirm=True, reason="ALERT-BounceHigh"))
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "Alert bounce:high (HIGH, response time 30 min): ran runbook 4.1" in done.stdout
+    # The alert's campaign is paused; the healthy one is not.
+    assert [campaign_status(instantly, ids[k]) for k in ("hot", "healthy")] == [2, 1]
+    assert [(row[1], row[4]) for row in platform.audit("pause_campaigns")] == [
+        ("instantly_deliverability_guard", "ALERT-BounceHigh")]
+    assert_traffic_matches_openapi(instantly, instantly_spec, INSTANTLY_SERVER)
+
+
+def test_quota_exhausted_from_an_alert_file_diagnoses_and_changes_nothing(platform, tmp_path):
+    platform.seed(phones=6, leads=100, wa_messages_today=190, old_log_rows=0, reviews=0, jobs_per_phone=0,
+                  dlq_entries=0, offline=("phone_04",), banned=(), drift_phone="", leak_phone="phone_02",
+                  leak_extra=10, no_ttl_phone="phone_03")
+    before = _state(platform)
+    run = _playbook_with_file(platform, tmp_path, {
+        "alert": "QuotaExhausted", "alert_labels": {"alertname": "QuotaExhausted", "severity": "warning",
+                                                    "instance": "wa-worker-1"}})
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "Alert quota:exhausted (MEDIUM, response time 1 hour): ran runbook 3.1" in run.stdout
+    usage = [line.split() for line in run.stdout.splitlines() if "200/200" in line]
+    assert usage and usage[0][-5:] == ["100.0%", "190", "EXHAUSTED", "LEAK", "+10"], run.stdout[-3000:]
+    assert "re-run with -e quota_exhausted_resync=true" in run.stdout
+    # A diagnosis: no counter set, no resync, not even an audit row.
+    assert_unchanged(before, _state(platform))

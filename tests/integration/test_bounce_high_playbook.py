@@ -10,7 +10,15 @@ import pytest
 
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import TABLE_COMM_LOG, TABLE_LEADS
 from tests.support.seed import TENANT_ID
-from tests.support.vendors import INSTANTLY_KEY, campaign_ids, campaign_status, changes
+from tests.support.snapshots import assert_unchanged, platform_state
+from tests.support.vendors import (
+    INSTANTLY_KEY,
+    INSTANTLY_SERVER,
+    assert_traffic_matches_openapi,
+    campaign_ids,
+    campaign_status,
+    changes,
+)
 
 TENANT = str(TENANT_ID)
 
@@ -48,15 +56,9 @@ def bounce(platform, instantly):
     return dict(play=play, leads=leads, bounced=bounced)
 
 
-def _db(platform):
-    return (platform.sql("SELECT id, status, bounce_reason FROM " + TABLE_COMM_LOG + " ORDER BY id"),
-            platform.sql("SELECT lead_id::text, engagement_stage FROM " + TABLE_LEADS + " ORDER BY 1"),
-            platform.audit())
-
-
-def test_pause_marks_and_resumes_only_what_the_guard_paused(platform, instantly, bounce):
+def test_pause_marks_and_resumes_only_what_the_guard_paused(platform, instantly, instantly_spec, bounce):
     ids = campaign_ids(instantly)
-    before = _db(platform)
+    before = platform_state(platform)
 
     checked = bounce["play"](check=True)
     assert checked.rc == 0, checked.stdout[-3000:]
@@ -69,11 +71,13 @@ def test_pause_marks_and_resumes_only_what_the_guard_paused(platform, instantly,
     plan = checked.result("What this run will change")["msg"]
     assert plan[0].startswith("pause RO SMB Q3 - Bucuresti") and plan[1].startswith(
         "mark 2 communication log row(s) BOUNCED; move 1 lead(s)"), plan
-    assert _db(platform) == before and changes(instantly) == []
+    assert_unchanged(before, platform_state(platform))
+    assert changes(instantly) == []
 
     refused = bounce["play"]()
     assert refused.rc != 0 and "Nothing was changed" in refused.stdout
-    assert _db(platform) == before and changes(instantly) == []
+    assert_unchanged(before, platform_state(platform))
+    assert changes(instantly) == []
 
     run = bounce["play"](confirm="true", reason="INC-42")
     assert run.rc == 0, run.stdout[-3000:]
@@ -90,15 +94,20 @@ def test_pause_marks_and_resumes_only_what_the_guard_paused(platform, instantly,
     stats = run.stats["artifact_data"]["bounce_high"]
     assert (stats["paused"], stats["log_rows_marked"], stats["leads_dead"]) == ([ids["hot"]], 2, 1)
 
+    before, vendor_before = platform_state(platform), instantly.snapshot()
     again = bounce["play"](confirm="true")
     assert again.rc == 0, again.stdout[-3000:]
-    assert again.changed_tasks == [] and len(platform.audit()) == len(actions)
+    assert again.changed_tasks == []
+    assert_unchanged(before, platform_state(platform))
+    assert instantly.snapshot() == vendor_before
 
     resumed = bounce["play"](resume="true", confirm="true")
     assert resumed.rc == 0, resumed.stdout[-3000:]
     # Only the campaign the guard paused comes back; the one paused by a person stays paused.
     assert [campaign_status(instantly, ids[k]) for k in ("hot", "healthy", "paused")] == [1, 1, 2]
     assert resumed.result("Summary")["msg"]["done"][-1] == "1 campaign(s) resumed: {0}".format(ids["hot"])
+    # Every request of the five runs, and every answer, as Instantly's OpenAPI document describes them.
+    assert_traffic_matches_openapi(instantly, instantly_spec, INSTANTLY_SERVER)
 
 
 def test_pause_all_holds_a_cooldown_that_refuses_resume(platform, instantly, bounce):

@@ -278,6 +278,14 @@ def test_hosts_one_at_a_time_and_a_failing_host_stops_the_rest(platform, host):
     inventory["all"]["children"]["redis"]["hosts"]["redis-test"] = {"host_maintenance_upgrade": "all"}
     run = host_play(platform, host, limit="redis,workers", inventory=inventory)
     assert run.rc != 0
+    # It failed where it should and nowhere earlier: redis-test got as far as its package decision, and the one
+    # failure is the confirmation that decision asks for.
+    failed = [e["event_data"] for e in run.events if e.get("event") == "runner_on_failed"]
+    assert [(f["host"], f["task"]) for f in failed] == [("redis-test", "Stop unless confirm=true (or --check)")], failed
+    assert "re-run with -e confirm=true" in run.stdout, run.stdout[-3000:]
+    decision = [r for r in run.results("Show the package upgrades available and the decision")
+                if r["_event"] == "runner_on_ok"]
+    assert len(decision) == 1 and "(not upgraded: needs confirm=true)" in str(decision[0]["msg"]), decision
     reached = {e["event_data"]["host"] for e in run.events if e.get("event", "").startswith("runner_on_")
                and "host_maintenance" in str(e["event_data"].get("role", ""))}
     assert reached == {"redis-test"}, reached
