@@ -20,8 +20,8 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
 from tests.fakes import timelinesai as timelinesai_fake
 from tests.support.producers import add_waiting_and_due
 from tests.support.seed import TENANT_ID
-from tests.support.snapshots import platform_state
-from tests.support.vendors import TIMELINES_TOKEN
+from tests.support.snapshots import assert_unchanged, platform_state
+from tests.support.vendors import TIMELINES_TOKEN, assert_traffic_matches_openapi
 
 CHECKS = ["phones", "quota_reset", "reviews", "queues", "sla", "timelinesai", "drift"]
 # Small thresholds, written as an AWX survey sends them (strings).
@@ -118,21 +118,26 @@ def test_every_seeded_fault_is_found_with_its_figure(platform, faulty, timelines
     assert stats["checks"]["sla"]["status"] == "fail"
 
 
-def test_check_mode_and_a_second_run_change_nothing(platform, faulty, timelines, tmp_path):
+def test_check_mode_and_a_second_run_change_nothing(platform, faulty, timelines, timelines_spec, tmp_path):
     before = platform_state(platform)
     checked = run_morning(platform, timelines, tmp_path / "reports", check=True,
                           check_morning_fail_on_failed_checks="false")
     assert checked.rc == 0, checked.stdout[-3000:]
     assert not (tmp_path / "reports").exists(), "check mode wrote the report"
     assert "No report file written" in checked.result("Show the morning check")["msg"]
-    assert platform_state(platform) == before
+    assert_unchanged(before, platform_state(platform))
 
     first = run_morning(platform, timelines, tmp_path / "reports", check_morning_fail_on_failed_checks="false")
     assert first.rc == 0, first.stdout[-3000:]
     assert first.changed_tasks == [] and len(list((tmp_path / "reports").iterdir())) == 1
+    before = platform_state(platform)
     second = run_morning(platform, timelines, tmp_path / "reports", check_morning_fail_on_failed_checks="false")
     assert second.rc == 0 and second.changed_tasks == []
-    assert platform.audit() == [], "a read-only check wrote to the audit log"
+    # A read-only check: no key, no row, not even an audit row (so nothing is excluded from the comparison).
+    assert_unchanged(before, platform_state(platform))
+    assert platform.audit() == []
+    # What the three runs asked TimelinesAI is what its OpenAPI document describes.
+    assert_traffic_matches_openapi(timelines, timelines_spec, "https://app.timelines.ai")
 
 
 def test_a_clean_platform_passes_every_check(platform, timelines, tmp_path):

@@ -3,8 +3,6 @@ check mode, a second run, and refusals that change nothing."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
@@ -15,6 +13,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
 )
 from tests.fakes import timelinesai as timelinesai_fake
 from tests.support.seed import TENANT_ID
+from tests.support.snapshots import assert_unchanged, platform_state
 from tests.support.vendors import TIMELINES_TOKEN, assert_traffic_matches_openapi
 
 NUMBER = "+40700000021"
@@ -64,7 +63,7 @@ def test_onboard_check_mode_then_real_then_again(platform, timelines, timelines_
     day = business_day("Europe/Bucharest")
     counter = quota_key("phone_05", day)
     assert r0.get(counter) == "0"
-    assert abs(r0.ttl(counter) - (quota_key_expire_at(day, "Europe/Bucharest") - time.time())) < 60
+    assert r0.expiretime(counter) == quota_key_expire_at(day, "Europe/Bucharest")
     sends = timelines.requests("POST", "/messages$")
     assert [s["json"] for s in sends] == [{"phone": TEST_TO, "whatsapp_account_phone": NUMBER,
                                            "text": "cerniq.outreach onboarding test message"}]
@@ -75,11 +74,13 @@ def test_onboard_check_mode_then_real_then_again(platform, timelines, timelines_
     assert run.stats["artifact_data"]["phone_onboard"]["created"] is True
     assert_traffic_matches_openapi(timelines, timelines_spec, "https://app.timelines.ai")
 
+    before, vendor_writes = platform_state(platform), [r for r in timelines.requests() if r["method"] != "GET"]
     again = onboard(phone_onboard_webhook_url=HOOK_URL)
     assert again.rc == 0, again.stdout[-3000:]
     assert again.changed_tasks == []
     assert len(timelines.requests("POST", "/messages$")) == 1
-    assert len(platform.audit()) == 3
+    assert_unchanged(before, platform_state(platform))
+    assert [r for r in timelines.requests() if r["method"] != "GET"] == vendor_writes, "the second run wrote"
     assert "nothing changed in this run" in " ".join(again.result("Summary")["msg"]["done"])
 
 

@@ -82,6 +82,12 @@ def without_keys(state, *prefixes):
             for part, content in state.items()}
 
 
+def without_tables(state, *tables):
+    """platform_state() less the PostgreSQL tables named (a table a run writes to by design, checked on its own)."""
+    return dict(state, postgres={table: figures for table, figures in state["postgres"].items()
+                                 if table not in tables})
+
+
 def _text(key):
     return key.decode() if isinstance(key, bytes) else key
 
