@@ -19,8 +19,8 @@ at the lab's servers. Peak RSS is the controller's: the playbook's own process t
 wrapper; no module process runs on the hosts in these playbooks (the DB host's virtualenv is for backup/restore).
 
 At tiny size (the smoke test in `make test`) only the ban runs (50 leads, 300 jobs, one round): building the lab is
-~4 s, a ban run ~3 s; with the morning check (~7 s of CPU a run) the smoke test took 29 s, with the ban alone far
-less. The morning check and dr_redis rows run at full size only.
+~4 s, a ban run ~3 s; with the morning check (then ~7 s of CPU a run, ~3 s since it is one module run) the smoke
+test took 29 s, with the ban alone far less. The morning check and dr_redis rows run at full size only.
 
     python -m bench --only lab_ssh [--size full|tiny] [--repeat N]
 """
@@ -49,8 +49,8 @@ DR_REDIS_TARGET_S = 12.0
 SIZES = {
     "full": {"morning_phones": (20, 1000), "ban": {"leads": 2000, "jobs": 10000},
              "dr_redis": {"phones": 1000, "followups": 100000}},
-    # The ban is the cheapest of the three (~2.5 s of CPU a run; the morning check is ~7 s): it alone keeps the lab
-    # path (both inventories, the shell on db-1) from rotting in `make test`.
+    # The ban is one of the cheapest (~2.5-3 s of CPU a run, as the morning check since 2026-12-03): it alone keeps
+    # the lab path (both inventories, the shell on db-1) from rotting in `make test`.
     "tiny": {"morning_phones": (), "ban": {"leads": 50, "jobs": 300}, "dr_redis": None},
 }
 

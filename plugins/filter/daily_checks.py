@@ -13,23 +13,13 @@ from __future__ import annotations
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.cerniq.outreach.plugins.module_utils import _daily_checks
-from ansible_collections.cerniq.outreach.plugins.module_utils._daily_checks import (  # noqa: F401 (the tests' names)
-    EVENING_DEFAULTS,
-    MORNING_DEFAULTS,
-    _check,
-    _level,
-    archive_check,
-    backup_check,
+from ansible_collections.cerniq.outreach.plugins.module_utils._daily_checks import (
     check_stats,
     morning_reads,
     phone_quota_rows,
-    phones_check,
     queue_rows,
-    queues_check,
-    quota_reset_check,
     quota_usage,
     summarize,
-    timelinesai_check,
 )
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
 

@@ -11,7 +11,7 @@ short_description: Write a procedure's report files on the controller, with thei
 version_added: 0.1.0
 description:
   - Runs on the controller (an action plugin) and writes there, where C(ansible-playbook) (or AWX's execution
-    environment) runs, whatever the task's host or delegation: docs/hosts.md places the reports on the controller.
+    environment) runs, whatever the task's host or delegation (docs/hosts.md places the reports on the controller).
     No module process is started, so writing the report costs no module run.
   - Makes each file's directory (O(directory_mode), also set on a directory that exists), writes each file whose
     content differs (a temporary file in the same directory, then renamed over it, O(mode), O(owner), O(group)),
@@ -67,7 +67,7 @@ options:
     elements: str
     default: []
 notes:
-  - The roles that write reports (check_morning, check_evening) use it with C(changed_when=false): a report is the
+  - The roles that write reports (check_morning, check_evening) use it with C(changed_when=false), as a report is the
     procedure's output, not a change to the platform.
 """
 

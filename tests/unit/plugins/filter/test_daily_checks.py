@@ -9,13 +9,14 @@ from ansible.errors import AnsibleFilterError, AnsibleLookupError
 from ansible_collections.cerniq.outreach.plugins.filter import daily_checks as checks
 from ansible_collections.cerniq.outreach.plugins.lookup.contract import contract_value
 from ansible_collections.cerniq.outreach.plugins.module_utils import _contract as contract
+from ansible_collections.cerniq.outreach.plugins.module_utils import _daily_checks as core
 
 ACTIVE, OFFLINE, BANNED = contract.PHONE_STATUSES
 TZ = contract.DEFAULT_TIMEZONE
 
 
 def settings(**given):
-    return checks._settings(given, checks.MORNING_DEFAULTS)
+    return checks._settings(given, core.MORNING_DEFAULTS)
 
 
 def phone(pid, status=ACTIVE, enabled=True, drift=False):
@@ -34,8 +35,8 @@ def queues_result(*queues, dlq=0):
 
 
 def test_levels_and_settings_as_a_survey_sends_them():
-    assert [checks._level(v, 10, 100) for v in (9, 10, 99, 100)] == ["pass", "warn", "warn", "fail"]
-    assert checks._level(10 ** 6, 0, 0) == "pass", "0 switches a level off"
+    assert [core._level(v, 10, 100) for v in (9, 10, 99, 100)] == ["pass", "warn", "warn", "fail"]
+    assert core._level(10 ** 6, 0, 0) == "pass", "0 switches a level off"
     got = settings(queue_waiting_warn="50", banned_fails="false", dlq_warn="0")
     assert got["queue_waiting_warn"] == 50 and got["banned_fails"] is False and got["dlq_warn"] == 0
     with pytest.raises(AnsibleFilterError, match="unknown daily check setting 'queue_warn'"):
@@ -46,61 +47,61 @@ def test_levels_and_settings_as_a_survey_sends_them():
 
 def test_phones_not_active_disabled_ones_not_judged_and_banned_only_warns_by_default():
     result = dict(phones=[phone("phone_01"), phone("phone_02", BANNED), phone("phone_03", OFFLINE, enabled=False)])
-    check = checks.phones_check(result, settings())
+    check = core.phones_check(result, settings())
     assert check["status"] == "warn"
     assert check["figure"] == "1 of 2 not ACTIVE: BANNED phone_02 (1 disabled, not judged)"
-    assert checks.phones_check(result, settings(banned_fails=True))["status"] == "fail"
+    assert core.phones_check(result, settings(banned_fails=True))["status"] == "fail"
     many = dict(phones=[phone("phone_{0:02d}".format(n), OFFLINE) for n in range(1, 9)])
-    assert checks.phones_check(many, settings())["figure"].endswith("phone_05 and 3 more")
+    assert core.phones_check(many, settings())["figure"].endswith("phone_05 and 3 more")
 
 
 def test_queues_backed_up_paused_stuck_and_dlq():
     result = queues_result(queue("q:wa:phone_01", wait=60), queue("q:wa:phone_02", delayed=5, due=2, workers=0),
                            queue("outreach:followup", delayed=900), queue("q:wa:phone_03", paused=True), dlq=12)
-    check = checks.queues_check(result, settings(queue_waiting_warn=50, queue_waiting_fail=500, dlq_warn=10))
+    check = core.queues_check(result, settings(queue_waiting_warn=50, queue_waiting_fail=500, dlq_warn=10))
     assert check["status"] == "warn"
     assert check["figure"] == ("4 queues: 60 waiting, 905 delayed, 0 active, 0 failed; DLQ 12; 1 backed up, "
                                "1 paused, 1 with due jobs and no worker, DLQ over 10")
     assert check["data"]["queues"][0]["name"] == "q:wa:phone_01"
-    failing = checks.queues_check(queues_result(queue("q:wa:phone_01", wait=500)),
+    failing = core.queues_check(queues_result(queue("q:wa:phone_01", wait=500)),
                                   settings(queue_waiting_warn=50, queue_waiting_fail=500))
     assert failing["status"] == "fail"
-    calm = checks.queues_check(queues_result(queue("q:wa:phone_01", wait=3)), settings())
+    calm = core.queues_check(queues_result(queue("q:wa:phone_01", wait=3)), settings())
     assert calm["status"] == "pass" and calm["figure"].endswith("deepest q:wa:phone_01 (3)") and not calm["next"]
 
 
 def test_a_failed_read_is_a_failed_check_with_its_message():
     masked = dict(changed=False, failed=False, failed_when_result=False, msg="TimelinesAI answered 500")
-    check = checks.timelinesai_check(masked)
+    check = core.timelinesai_check(masked)
     assert check["status"] == "fail" and check["figure"] == "TimelinesAI could not be read: TimelinesAI answered 500"
-    assert checks.timelinesai_check(None, enabled=False)["status"] == "skip"
+    assert core.timelinesai_check(None, enabled=False)["status"] == "skip"
     found = checks.morning_checks(dict(phones=dict(skipped=True), vendor=dict(skipped=True), timelinesai="false"))
     assert [c["name"] for c in found] == ["timelinesai"] and found[0]["status"] == "skip"
 
 
 def test_summary_overall_is_the_worst_and_skip_is_not_a_failure():
-    made = [checks._check("a", "A", "pass", "ok"), checks._check("b", "B", "skip", "-"),
-            checks._check("c", "C", "warn", "hm", ["detail"], "do this")]
-    report = checks.summarize(made, "morning", "2026-11-24", TZ)
+    made = [core._check("a", "A", "pass", "ok"), core._check("b", "B", "skip", "-"),
+            core._check("c", "C", "warn", "hm", ["detail"], "do this")]
+    report = core.summarize(made, "morning", "2026-11-24", TZ)
     assert report["overall"] == "warn" and report["warned"] == ["c"] and report["next"] == ["c: do this"]
     assert report["explained"] == ["c (WARN): C", "  - detail"]
     assert report["table"][0] == "Morning check 2026-11-24 (Europe/Bucharest): WARN - 0 fail, 1 warn, 1 pass, 1 skipped"
-    assert checks.summarize([], "evening")["overall"] == "skip"
-    assert checks.check_stats(report)["checks"]["c"] == {"status": "warn", "figure": "hm"}
+    assert core.summarize([], "evening")["overall"] == "skip"
+    assert core.check_stats(report)["checks"]["c"] == {"status": "warn", "figure": "hm"}
 
 
 def test_backup_is_today_in_the_platform_time_zone_and_verified():
     late = dict(backups=[{}], root="/b", selected=dict(id="x", path="/b/x", taken_at="2026-11-24T22:30:00+00:00",
                                                        verified=True, bytes=3 * 1024 * 1024))
-    base = checks._settings(dict(timezone=TZ), checks.EVENING_DEFAULTS)
+    base = checks._settings(dict(timezone=TZ), core.EVENING_DEFAULTS)
     # 22:30 UTC on the 24th is 00:30 on the 25th in Bucharest: that night's backup belongs to the 25th.
-    good = checks.backup_check(late, base, "2026-11-25")
+    good = core.backup_check(late, base, "2026-11-25")
     assert good["status"] == "pass" and good["figure"] == "x (3.0 MB) verified (pg_restore --list, sha256)"
-    stale = checks.backup_check(late, base, "2026-11-26")
+    stale = core.backup_check(late, base, "2026-11-26")
     assert stale["status"] == "fail" and stale["figure"] == "newest backup x is from 2026-11-25, none from 2026-11-26"
     broken = dict(late, selected=dict(late["selected"], verified=False, problem="truncated"))
-    assert checks.backup_check(broken, base, "2026-11-25")["status"] == "fail"
-    none = checks.backup_check(dict(backups=[], root="/b", selected=None), base, "2026-11-25")
+    assert core.backup_check(broken, base, "2026-11-25")["status"] == "fail"
+    none = core.backup_check(dict(backups=[], root="/b", selected=None), base, "2026-11-25")
     assert none["figure"] == "no backup in /b"
 
 
@@ -113,7 +114,7 @@ def test_quota_usage_lists_active_phones_fullest_first_with_flags():
                                                counter("phone_03", 185, no_ttl=True), counter("phone_04", 0, OFFLINE),
                                                counter("phone_05", None, exists=False, db=0)],
                   leaks=[dict(phone_id="phone_02", redis=200, db=190, difference=10)])
-    usage = checks.quota_usage(result, 90, 2)
+    usage = core.quota_usage(result, 90, 2)
     assert (usage["exhausted"], usage["near"], usage["without_counter"]) == (["phone_02"], ["phone_03"], ["phone_05"])
     assert (usage["used"], usage["limit"], usage["active"]) == (485, 800, 4)
     assert usage["table"][1].split() == ["phone_02", "200/200", "100.0%", "190", "EXHAUSTED", "LEAK", "+10"]
@@ -130,15 +131,15 @@ def test_the_contract_lookup_serves_plain_values_only():
 
 
 def test_morning_reads_read_only_what_the_chosen_checks_judge():
-    everything = checks.morning_reads(["all"], [])
+    everything = core.morning_reads(["all"], [])
     assert everything == dict(phones=True, stats=["reviews_pending", "sla_breaches", "whatsapp_per_phone"],
                               queue_pattern="*", timelinesai=True)
-    assert checks.morning_reads(["sla"], []) == dict(
+    assert core.morning_reads(["sla"], []) == dict(
         phones=False, stats=["sla_breaches"], queue_pattern=None, timelinesai=False)
     # The quota check needs the phones and the scheduler (a queue read); TimelinesAI switched off as a survey does.
-    assert checks.morning_reads(["quota", "timelinesai"], [], "false") == dict(
+    assert core.morning_reads(["quota", "timelinesai"], [], "false") == dict(
         phones=True, stats=[], queue_pattern="*", timelinesai=False)
-    assert checks.morning_reads(["all"], ["drift", "timelinesai", "reviews"])["stats"] == ["sla_breaches"]
+    assert core.morning_reads(["all"], ["drift", "timelinesai", "reviews"])["stats"] == ["sla_breaches"]
 
 
 # --- The archive backlog against the weekly schedule (runbook 1.2 step 3 with 8.1) --------------------------------
@@ -154,23 +155,23 @@ def test_archive_rows_within_the_schedule_pass_overdue_ones_warn_and_the_last_ru
     from datetime import datetime, timezone
 
     now = datetime(2026, 12, 2, 18, 0, tzinfo=timezone.utc)
-    evening = checks._settings({}, checks.EVENING_DEFAULTS)
-    waiting = checks.archive_check(_backlog(500, 96.5, now), evening, now)
+    evening = checks._settings({}, core.EVENING_DEFAULTS)
+    waiting = core.archive_check(_backlog(500, 96.5, now), evening, now)
     assert waiting["status"] == "pass" and waiting["data"]["allowance_days"] == 98
     assert "(oldest 2026-08-28, 96.5 days old: within the weekly archive's 98 days)" in waiting["figure"]
     assert waiting["figure"].endswith("; no archive run in the audit log")
 
     run = dict(at="2026-11-22T02:41:07+00:00", rows_moved=12000, complete=True)
-    late = checks.archive_check(_backlog(500, 99, now, run, "2026-11-29T02:05:00+00:00"), evening, now)
+    late = core.archive_check(_backlog(500, 99, now, run, "2026-11-29T02:05:00+00:00"), evening, now)
     assert late["status"] == "warn" and late["data"]["overdue"] is True
     assert "overdue, older than 98 days" in late["figure"]
     assert "; last archive run 2026-11-22 02:41+00:00 (12000 row(s) moved); a later run stopped midway " \
            "(last batch 2026-11-29 02:05+00:00)" in late["figure"]
 
     tight = checks._settings(dict(archive_period_days="1", archive_margin_days="0", old_rows_fail="400"),
-                             checks.EVENING_DEFAULTS)
-    assert checks.archive_check(_backlog(500, 92, now), tight, now)["status"] == "fail"
-    assert checks.archive_check(_backlog(0, 0, now), evening, now)["status"] == "pass"
+                             core.EVENING_DEFAULTS)
+    assert core.archive_check(_backlog(500, 92, now), tight, now)["status"] == "fail"
+    assert core.archive_check(_backlog(0, 0, now), evening, now)["status"] == "pass"
 
 
 # --- The quota reset's registration (runbook 1.1 step 2) --------------------------------------------------------
@@ -196,6 +197,6 @@ LEGACY = dict(id="bc101577539cb69162db2d0991e259fe", legacy=True, name="reset", 
 def test_the_reset_is_recognised_whichever_way_it_was_registered(schedules, status, registration, words):
     phones = dict(date="2026-12-02", phones=[dict(phone(pid), quota=dict(exists=True, no_ttl=False))
                                              for pid in ("phone_01", "phone_02")])
-    check = checks.quota_reset_check(phones, _reset_queue(*schedules), settings(timezone=TZ))
+    check = core.quota_reset_check(phones, _reset_queue(*schedules), settings(timezone=TZ))
     assert check["status"] == status and check["data"]["registration"] == registration
     assert words in check["figure"]
