@@ -292,6 +292,7 @@ class Lab:
         self.build_seconds = None
         self.timings = {}
         self._timers = []
+        self._sha256_seen = {}  # machine path -> (identity, sha256): files() re-reads only what changed
         self._closed = False
         self._record = None
 
@@ -853,9 +854,22 @@ class Lab:
                             listing[rel] = ("dir", stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid)
                         else:
                             listing[rel] = ("file", stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid,
-                                            info.st_size, info.st_mtime_ns, _sha256(path))
+                                            info.st_size, info.st_mtime_ns, self._file_sha256(path, info))
             out[host.name] = listing
         return out
+
+    def _file_sha256(self, path, info):
+        """The file's sha256, read again only when its inode, size, mtime or ctime moved since the last read (any
+        write moves the ctime, which no one can set back): the hosts' virtualenvs are thousands of files. A file
+        changed in the last 2 s is always read (as git does: a second write within the clock's tick would keep
+        the same ctime)."""
+        identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+        if time.time_ns() - info.st_ctime_ns < 2_000_000_000:
+            return _sha256(path)
+        seen = self._sha256_seen.get(path)
+        if seen is None or seen[0] != identity:
+            seen = self._sha256_seen[path] = (identity, _sha256(path))
+        return seen[1]
 
     def state(self, services_too=True):
         """One comparable value: the hosts' private dirs' listings (files()), and with services_too every Redis key's
