@@ -21,7 +21,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
     business_day_bounds,
     phone_queue,
 )
-from tests.support.snapshots import platform_state
+from tests.support.snapshots import assert_unchanged, platform_state
 
 OLD_ROWS = 40
 DLQ = 150
@@ -90,12 +90,14 @@ def test_check_mode_writes_nothing_and_a_second_run_changes_nothing(platform, ev
     assert checked.rc == 0, checked.stdout[-3000:]
     assert not evening["reports"].exists()
     assert "No report written" in checked.result("Show the evening check")["msg"]
-    assert platform_state(platform) == before
+    assert_unchanged(before, platform_state(platform))
     first = run_evening(platform, evening)
     assert first.rc == 0 and first.changed_tasks == []
     assert sorted(path.suffix for path in evening["reports"].iterdir()) == [".html", ".json"]
+    before = platform_state(platform)
     second = run_evening(platform, evening)
     assert second.rc == 0 and second.changed_tasks == []
+    assert_unchanged(before, platform_state(platform))
 
 
 def test_a_stale_or_corrupt_backup_fails_the_check(platform, evening):
