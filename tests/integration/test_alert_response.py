@@ -247,8 +247,8 @@ def test_timelinesai_down_reports_the_accounts_when_the_api_answers(platform, se
     assert_traffic_matches_openapi(timelines, timelines_spec, TIMELINES_SERVER)
 
 
-def test_timelinesai_down_fails_with_the_vendor_error_when_the_api_does_not_answer(platform, seeded, timelines,
-                                                                                    timelines_spec):
+def test_timelinesai_down_fails_with_the_vendor_error_when_the_api_does_not_answer(
+        platform, seeded, timelines, timelines_spec):
     timelines.add_fault(503, times=50)  # outlasts the client's retries
     run = run_playbook("alert_response.yml", _vendor_inventory(platform, timelines),
                        extravars={"alert": "timelinesai:down"})

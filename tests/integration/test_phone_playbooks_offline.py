@@ -52,8 +52,8 @@ def _status(platform, phone=PHONE):
             platform.r(0).get(phone_status_key(phone)))
 
 
-def test_disconnected_account_sets_offline_everywhere_and_asks_for_the_qr_code(platform, offline, timelines,
-                                                                              timelines_spec):
+def test_disconnected_account_sets_offline_everywhere_and_asks_for_the_qr_code(
+        platform, offline, timelines, timelines_spec):
     before = platform_state(platform)
     checked = offline(check=True)
     assert checked.rc == 0, checked.stdout[-3000:]

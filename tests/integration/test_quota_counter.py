@@ -145,7 +145,7 @@ def test_set_racing_a_workers_incr_loses_none_of_them(platform, seeded):
     def worker():
         client = platform.r()
         after = 0
-        for _ in range(200000):  # bounded; the loop ends well before
+        for _attempt in range(200000):  # bounded; the loop ends well before
             replies.append(client.incr(counter))
             if len(replies) == 200:
                 started.set()

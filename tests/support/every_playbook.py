@@ -551,8 +551,8 @@ def _assert_placement(lab, spec, run, what, provisioned=True):
     expected = spec.host_level(lab)
     assert on_hosts == expected if provisioned else on_hosts <= expected, \
         "{0}: the collection's modules ran on {1}, expected {2}".format(what, sorted(on_hosts), sorted(expected))
-    twice = {uuid: n for uuid, n in Counter(u for u, m, _ in runs if not m.endswith(".platform_primary_info")).items()
-             if n > 1}
+    task_runs = Counter(uuid for uuid, module, _where in runs if not module.endswith(".platform_primary_info"))
+    twice = {uuid: n for uuid, n in task_runs.items() if n > 1}
     assert not twice, "{0}: tasks ran more than once: {1}".format(
         what, sorted({(m, w) for u, m, w in runs if u in twice}))
     if lab.topology == "ha":

@@ -64,7 +64,7 @@ def test_queues_backed_up_paused_stuck_and_dlq():
                                "1 paused, 1 with due jobs and no worker, DLQ over 10")
     assert check["data"]["queues"][0]["name"] == "q:wa:phone_01"
     failing = core.queues_check(queues_result(queue("q:wa:phone_01", wait=500)),
-                                  settings(queue_waiting_warn=50, queue_waiting_fail=500))
+                                settings(queue_waiting_warn=50, queue_waiting_fail=500))
     assert failing["status"] == "fail"
     calm = core.queues_check(queues_result(queue("q:wa:phone_01", wait=3)), settings())
     assert calm["status"] == "pass" and calm["figure"].endswith("deepest q:wa:phone_01 (3)") and not calm["next"]

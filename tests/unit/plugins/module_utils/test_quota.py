@@ -19,7 +19,6 @@ def test_reason_must_say_something():
             quota.validate_reason(blank)
 
 
-
 def test_writable_days_are_today_and_yesterday_in_the_platform_zone():
     day, expire_at = quota.writable_day("2026-11-25", TZ, now=LATE_EVENING_UTC)
     assert day == date(2026, 11, 25)
