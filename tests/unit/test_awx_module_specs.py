@@ -1,12 +1,22 @@
-"""controller/ against the argument specs of awx.awx's own modules (what infra.aap_configuration hands each item to).
+"""controller/ against what loads it: the argument specs of awx.awx's own modules (what infra.aap_configuration hands
+each item to) and infra.aap_configuration's roles (which variable each role reads, which keys of an item it passes on).
 
-PyPI's `ansible` package ships neither awx.awx nor infra.aap_configuration, so this runs only where awx.awx is
-installed: on ANSIBLE_COLLECTIONS_PATH, or in the directory CERNIQ_AWX_COLLECTIONS names (e.g. after
-`ansible-galaxy collection install awx.awx -p /tmp/awx`). `ansible-doc --json` gives each module's options.
+PyPI's `ansible` package ships neither awx.awx nor infra.aap_configuration, so these run only where they are found:
+
+- awx.awx: on ANSIBLE_COLLECTIONS_PATH, ~/.ansible/collections, or in the collections path CERNIQ_AWX_COLLECTIONS
+  names - `ansible-galaxy collection install awx.awx -p DIR`, or github.com/ansible/awx's awx_collection/ copied to
+  DIR/ansible_collections/awx/awx. `ansible-doc --json` gives each module's options.
+- infra.aap_configuration: likewise, CERNIQ_AAP_CONFIGURATION_COLLECTIONS - `ansible-galaxy collection install
+  infra.aap_configuration -p DIR`, or github.com/redhat-cop/infra.aap_configuration copied to
+  DIR/ansible_collections/infra/aap_configuration. Its dispatch role's defaults and its roles' tasks are read as text.
+
+  CERNIQ_AWX_COLLECTIONS=DIR CERNIQ_AAP_CONFIGURATION_COLLECTIONS=DIR \\
+    .venv/bin/pytest tests/unit/test_awx_module_specs.py
 """
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,17 +52,24 @@ class _Loader(yaml.SafeLoader):
 _Loader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))
 
 
-def _collections_path():
-    paths = [p for p in os.environ.get("CERNIQ_AWX_COLLECTIONS", "").split(os.pathsep) if p]
+def _collections_path(variable, collection, marker):
+    """The first collections path holding ansible_collections/<collection>/<marker>: `variable`'s, then Ansible's."""
+    paths = [p for p in os.environ.get(variable, "").split(os.pathsep) if p]
     paths += [p for p in os.environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(os.pathsep) if p]
     paths += [str(Path.home() / ".ansible" / "collections"), "/usr/share/ansible/collections"]
-    found = [p for p in paths if (Path(p) / "ansible_collections" / "awx" / "awx" / "plugins" / "modules").is_dir()]
+    found = [p for p in paths if (Path(p) / "ansible_collections" / collection / marker).is_dir()]
     return found[0] if found else None
 
 
-AWX = _collections_path()
-pytestmark = pytest.mark.skipif(AWX is None, reason="awx.awx is not installed (PyPI's ansible package does not ship "
-                                                    "it); set CERNIQ_AWX_COLLECTIONS to a collections path with it")
+HOW = ("PyPI's ansible package does not ship it; run `ansible-galaxy collection install {0} -p DIR` (or copy {1} to "
+       "DIR/ansible_collections/{2}), then `{3}=DIR .venv/bin/pytest tests/unit/test_awx_module_specs.py`")
+AWX = _collections_path("CERNIQ_AWX_COLLECTIONS", "awx/awx", "plugins/modules")
+needs_awx = pytest.mark.skipif(AWX is None, reason="awx.awx is not installed: " + HOW.format(
+    "awx.awx", "github.com/ansible/awx's awx_collection/", "awx/awx", "CERNIQ_AWX_COLLECTIONS"))
+AAP = _collections_path("CERNIQ_AAP_CONFIGURATION_COLLECTIONS", "infra/aap_configuration", "roles/dispatch")
+needs_aap = pytest.mark.skipif(AAP is None, reason="infra.aap_configuration is not installed: " + HOW.format(
+    "infra.aap_configuration", "github.com/redhat-cop/infra.aap_configuration", "infra/aap_configuration",
+    "CERNIQ_AAP_CONFIGURATION_COLLECTIONS"))
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +118,7 @@ def _check_keys(item, options, where, errors):
             errors.append("{0}: required option {1!r} missing".format(where, name))
 
 
+@needs_awx
 @pytest.mark.parametrize("file_name, variable, module", OBJECTS, ids=[o[1] for o in OBJECTS])
 def test_definitions_fit_the_awx_modules_argument_specs(docs, file_name, variable, module):
     items = yaml.load((REPO_ROOT / "controller" / file_name).read_text(), Loader=_Loader)[variable]
@@ -108,3 +126,53 @@ def test_definitions_fit_the_awx_modules_argument_specs(docs, file_name, variabl
     for item in items:
         _check_keys(item, docs[module], "{0} {1}".format(variable, item["name"]), errors)
     assert not errors, "\n".join(errors)
+
+
+# --- infra.aap_configuration: what its dispatch role loads and what each role passes on ----------------------------
+
+
+def _dispatched():
+    """{variable: [role, ...]} as controller/configure.yml has the dispatch role run them: the collection's
+    controller list, plus what configure.yml adds to it (the inventory groups, absent from 3.0.0's list)."""
+    collection = Path(AAP) / "ansible_collections" / "infra" / "aap_configuration"
+    defaults = yaml.safe_load((collection / "roles" / "dispatch" / "defaults" / "main.yml").read_text())
+    play_vars = yaml.load((REPO_ROOT / "controller" / "configure.yml").read_text(), Loader=_Loader)[0]["vars"]
+    entries = list(defaults["controller_configuration_dispatcher_roles"])
+    if not any(e["var"] == "controller_groups" for e in entries):
+        entries.append(play_vars["cerniq_host_groups_dispatch"])
+    roles = {}
+    for entry in entries:
+        roles.setdefault(entry["var"], []).append(entry["role"])
+    return roles
+
+
+def _keys_read(role):
+    """The keys of a loop item a role's tasks read (`__<anything>_item.<key>`), found in its tasks' text."""
+    tasks = Path(AAP) / "ansible_collections/infra/aap_configuration/roles" / role / "tasks"
+    assert tasks.is_dir(), "the dispatch role names {0}, which the collection lacks".format(role)
+    text = "".join(path.read_text() for path in sorted(tasks.glob("*.yml")))
+    return set(re.findall(r"__\w+_item\.(\w+)", text))
+
+
+CONTROLLER_VARIABLES = sorted({(file_name, variable) for file_name, variable, _module in OBJECTS})
+
+
+@needs_aap
+def test_every_controller_variable_is_one_the_dispatch_role_loads():
+    on_disk = set()
+    for path in sorted((REPO_ROOT / "controller").glob("*.yml")):
+        if path.name not in ("configure.yml", "requirements.yml"):
+            on_disk |= {(path.name, variable) for variable in yaml.load(path.read_text(), Loader=_Loader)}
+    assert on_disk == set(CONTROLLER_VARIABLES)
+    dispatched = _dispatched()
+    assert [v for _f, v in CONTROLLER_VARIABLES if v not in dispatched] == []
+
+
+@needs_aap
+@pytest.mark.parametrize("file_name, variable", CONTROLLER_VARIABLES, ids=[v for _f, v in CONTROLLER_VARIABLES])
+def test_every_key_of_an_item_is_one_its_role_passes_on(file_name, variable):
+    items = yaml.load((REPO_ROOT / "controller" / file_name).read_text(), Loader=_Loader)[variable]
+    for role in _dispatched()[variable]:
+        read = _keys_read(role)
+        ignored = {item["name"]: sorted(set(item) - read) for item in items if set(item) - read}
+        assert not ignored, "{0} ignores these keys of {1}: {2}".format(role, variable, ignored)
