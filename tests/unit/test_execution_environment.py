@@ -110,6 +110,21 @@ def _base_image(definition):
     return image
 
 
+def test_ansible_runner_is_pinned_to_one_version_in_both_environments():
+    """Supply chain (issue 11): ansible-runner is `==` one release in the EE and the DE, the same one, as
+    docs/security.md says; a range, `>=` or a bare name would let a rebuild pick up another release."""
+    pins = {}
+    for definition in ("execution-environment.yml", "decision-environment.yml"):
+        data = yaml.safe_load((REPO_ROOT / definition).read_text())
+        spec = data["dependencies"]["ansible_runner"]["package_pip"]
+        pinned = re.fullmatch(r"ansible-runner==(\d+\.\d+\.\d+)", spec)
+        assert pinned, "{0}: ansible-runner must be pinned with ==X.Y.Z, got {1!r}".format(definition, spec)
+        pins[definition] = pinned.group(1)
+    assert len(set(pins.values())) == 1, pins
+    assert "ansible-runner to `{0}`".format(pins["execution-environment.yml"]) in \
+        (REPO_ROOT / "docs" / "security.md").read_text()
+
+
 @pytest.fixture(scope="module")
 def contexts(tmp_path_factory):
     root = tmp_path_factory.mktemp("ee")
