@@ -206,6 +206,16 @@ def _mode(path):
     return stat.S_IMODE(path.stat().st_mode)
 
 
+def _owner(path):
+    info = path.stat()
+    return info.st_uid, info.st_gid
+
+
+# An existing system user and group other than the one running the tests (root), and their ids.
+NOBODY_USER, NOBODY_GROUP = "nobody", "nogroup"
+NOBODY = 65534
+
+
 def test_morning_report_is_0640_in_a_0750_directory_and_old_reports_expire(platform, timelines, tmp_path):
     platform.seed(phones=3, leads=50, old_log_rows=0, reviews=5, jobs_per_phone=1, dlq_entries=0, offline=(),
                   banned=(), drift_phone="", leak_phone="", no_ttl_phone="", stale_yesterday_keys=False)
@@ -217,10 +227,12 @@ def test_morning_report_is_0640_in_a_0750_directory_and_old_reports_expire(platf
     foreign = _aged(reports / "notes.txt", 400, "not a report\n")
     extravars = {"cerniq_timelinesai_base_url": timelines.base_url, "cerniq_timelinesai_api_token": TIMELINES_TOKEN,
                  "cerniq_vendor_allow_http": True, "cerniq_report_dir": str(reports), "cerniq_report_keep_days": 30,
-                 "check_morning_fail_on_failed_checks": False}
+                 "check_morning_fail_on_failed_checks": False,
+                 "cerniq_report_owner": NOBODY_USER, "cerniq_report_group": NOBODY_GROUP}
     check = platform.play("check_morning.yml", extravars=extravars, check=True)
     assert check.rc == 0, check.stdout[-3000:]
     assert expired.exists() and _mode(reports) == 0o755, "check mode removed or changed a file"
+    assert _owner(reports) == (os.getuid(), os.getgid()), "check mode changed the directory's owner"
 
     run = platform.play("check_morning.yml", extravars=extravars)
     assert run.rc == 0, run.stdout[-3000:]
@@ -230,6 +242,27 @@ def test_morning_report_is_0640_in_a_0750_directory_and_old_reports_expire(platf
     today = [path for path in written if path != kept]
     assert len(today) == 1 and _mode(today[0]) == 0o640, [(p.name, oct(_mode(p))) for p in written]
     assert json.loads(today[0].read_text())["checks"]
+    # cerniq_report_owner / cerniq_report_group: the directory and the report written; the kept old report is not
+    # this run's file and keeps its owner.
+    assert _owner(reports) == _owner(today[0]) == (NOBODY, NOBODY), (_owner(reports), _owner(today[0]))
+    assert _owner(kept) == (os.getuid(), os.getgid())
+
+
+def test_evening_reports_are_owned_as_configured(platform, tmp_path):
+    """cerniq_report_owner / cerniq_report_group (issue 11): a report directory the run makes, two levels of it,
+    and both reports get that owner and group, with modes 0750 and 0640."""
+    made = tmp_path / "shared" / "reports"
+    run = platform.play("check_evening.yml", extravars={
+        "cerniq_report_dir": str(made), "check_evening_backup": False, "check_evening_expect_contacts": False,
+        "check_evening_fail_on_failed_checks": False, "cerniq_report_owner": NOBODY_USER,
+        "cerniq_report_group": NOBODY_GROUP})
+    fresh = sorted(made.iterdir())
+    assert sorted(path.suffix for path in fresh) == [".html", ".json"], run.stdout[-3000:]
+    for directory in (made.parent, made):
+        assert (_owner(directory), _mode(directory)) == ((NOBODY, NOBODY), 0o750), directory
+    for path in fresh:
+        assert (_owner(path), _mode(path)) == ((NOBODY, NOBODY), 0o640), path
+    assert _owner(tmp_path) == (os.getuid(), os.getgid())  # the directory above the ones made is left alone
 
 
 def test_evening_reports_are_0640_and_expire(platform, tmp_path):
@@ -247,12 +280,11 @@ def test_evening_reports_are_0640_and_expire(platform, tmp_path):
     fresh = [path for path in reports.iterdir() if path != kept]
     assert sorted(path.suffix for path in fresh) == [".html", ".json"], (written, run.stdout[-2000:])
     assert all(_mode(path) == 0o640 for path in fresh), [(p.name, oct(_mode(p))) for p in fresh]
+    # No cerniq_report_owner / cerniq_report_group: the user running the play.
+    assert {_owner(path) for path in fresh + [reports]} == {(os.getuid(), os.getgid())}
 
 
 # --- backups: file modes, the root's trust, an unpredictable staging name -------------------------------------------
-
-NOBODY = 65534
-
 
 def _tree(root):
     return sorted((str(path.relative_to(root)), _mode(path) if not path.is_symlink() else "link")
