@@ -177,6 +177,17 @@ def test_worker_environment_reaches_the_worker_and_a_secret_in_the_start_command
     assert "CERNIQ_REDIS_PASSWORD={0}".format(password).encode() in environ
     assert "CERNIQ_NOTE={0}".format(odd).encode() in environ and not marker.exists()
     assert password.encode() not in Path("/proc/{0}/cmdline".format(pid)).read_bytes()
+
+    # A stop command carrying the password is refused the same way: the worker keeps running, nothing ran.
+    leaky_stop = platform.inventory(cerniq_workers_process_stop="redis-cli -a {0} shutdown nosave; kill -TERM "
+                                    "$(cat {1})".format(password, platform.pid_file))
+    with CmdlineWatch(password) as watch:
+        refused = platform.play("workers.yml", {"workers_action": "stop"}, inventory=leaky_stop, verbosity=3)
+    assert refused.rc != 0
+    message = refused.result("Check that no secret is on a command line")["msg"]
+    assert "contains a secret" in message and "Nothing was changed" in message, message
+    assert password not in refused.stdout and watch.hits == {}
+    assert platform.worker_pid() == pid and platform.redis.client(0).ping()
     platform.stop_worker()
     platform.pid_file.unlink()
 
