@@ -14,7 +14,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils import _contract a
 from ansible_collections.cerniq.outreach.plugins.module_utils import _quota as quota
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
 from tests.support.seed import TENANT_ID
-from tests.support.snapshots import redis_dump
+from tests.support.snapshots import assert_unchanged, platform_state, redis_dump
 
 TZ = contract.DEFAULT_TIMEZONE
 
@@ -117,10 +117,11 @@ def test_set_is_audited_keeps_the_ttl_and_is_idempotent(platform, seeded):
     expiry_before = r.expiretime(key("phone_01"))
     old = int(r.get(key("phone_01")))
 
+    before = platform_state(platform)
     preview = quota.set_counter(platform.params, "phone_01", 150, "INC-1 double count", check_mode=True,
                                 want_diff=True)
     assert preview["changed"] is True and preview["before"] == old
-    assert int(r.get(key("phone_01"))) == old and audit_rows(platform, "quota_set") == []
+    assert_unchanged(before, platform_state(platform))  # every key, its expiry, the audit log
 
     done = quota.set_counter(platform.params, "phone_01", 150, "INC-1 double count")
     assert done["changed"] is True and r.get(key("phone_01")) == "150"
@@ -247,10 +248,9 @@ def test_sync_from_db_recounts_every_phone_in_one_query_and_one_script(platform,
 
 
 def test_sync_check_mode_writes_nothing_and_reports_the_same(platform, seeded):
-    r = platform.r()
-    before = snapshot(r)
+    before = platform_state(platform)
     preview = quota.sync_counters_from_db(platform.params, check_mode=True)
-    assert snapshot(r) == before and audit_rows(platform, "quota_sync") == []
+    assert_unchanged(before, platform_state(platform))
     done = quota.sync_counters_from_db(platform.params)
     assert (preview["changed"], preview["corrected"], preview["ttl_repaired"]) == \
         (done["changed"], done["corrected"], done["ttl_repaired"])
@@ -309,9 +309,10 @@ def test_reset_deletes_only_that_past_days_counters_with_scan(platform, seeded):
     r.set("quota:wa:phone_01:{0}:extra".format(yesterday.isoformat()), 1)  # not a counter: kept
     todays = snapshot(r, "quota:wa:*:" + today().isoformat())
 
+    before = platform_state(platform)
     preview = quota.reset_day(platform.params, "yesterday", check_mode=True)
     assert preview["changed"] is True and sorted(preview["counter_keys"]) == old_keys and preview["deleted"] == 0
-    assert sorted(r.scan_iter(match=contract.quota_key_pattern(yesterday))) == old_keys
+    assert_unchanged(before, platform_state(platform))
 
     done = quota.reset_day(platform.params, "yesterday")
     assert done["deleted"] == 6 and sorted(done["counter_keys"]) == old_keys
@@ -353,8 +354,10 @@ def test_repair_ttl_fixes_only_counters_without_one(platform, seeded):
     r = platform.r()
     r.incr(key("phone_02") + "x")  # not a phone's counter: left alone
     ttl_01 = r.ttl(key("phone_01"))
+    before = platform_state(platform)
     preview = quota.repair_counter_ttls(platform.params, check_mode=True)
-    assert preview["ttl_repaired"] == [key("phone_03")] and r.ttl(key("phone_03")) == -1
+    assert preview["ttl_repaired"] == [key("phone_03")]
+    assert_unchanged(before, platform_state(platform))
     done = quota.repair_counter_ttls(platform.params)
     assert done["ttl_repaired"] == [key("phone_03")]
     assert r.expiretime(key("phone_03")) == contract.quota_key_expire_at(today(), TZ)
