@@ -10,12 +10,9 @@ entries go through its removeJob script; plain lists through LTRIM.
 
 from __future__ import annotations
 
-import re
-
 from ansible_collections.cerniq.outreach.plugins.module_utils._audit import RedisChangeAudit
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_jobs import remove_jobs
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_keys import (
-    LIST_STATES,
     MAX_CHUNK,
     PENDING_STATES,
     client_where,
@@ -28,9 +25,12 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_package im
     run_with_queue,
 )
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_reads import (
+    DLQ_PATTERN_MAX_KEYS,
+    dlq_lists,
     missing_queue_error,
     queue_depths,
     state_counts,
+    validate_dlq_pattern,
 )
 from ansible_collections.cerniq.outreach.plugins.module_utils._connection import redis_client, redis_errors
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import BULLMQ_PREFIX, DLQ_LIST_KEY
@@ -167,12 +167,6 @@ def _dlq_list(params, keep, check_mode, want_diff):
 
 # --- Dead-letter lists by pattern (runbook 8.1 step 3: every bull:dlq:* list) ----------------------------------
 
-# More matching keys than this and the pattern is refused before anything changes: it is not a set of DLQ lists.
-DLQ_PATTERN_MAX_KEYS = 1000
-_GLOB_CHARS_RE = re.compile(r"[*?\[\\]")
-# The lists a BullMQ queue keeps under its own prefix; a pattern that catches them must leave them alone.
-_BULLMQ_LIST_SUFFIXES = LIST_STATES
-
 # Typed and atomic per key: a key that is no longer a list when its turn comes is reported, never touched.
 _TRIM_LIST_LUA = """
 local kind = redis.call('TYPE', KEYS[1])['ok']
@@ -187,52 +181,19 @@ return {kind, length}
 """
 
 
-def validate_dlq_pattern(pattern):
-    """A SCAN MATCH pattern with a literal prefix up to a ':' (bull:dlq:*), so it cannot reach the whole keyspace."""
-    first_glob = _GLOB_CHARS_RE.search(pattern or "")
-    literal = pattern[:first_glob.start()] if first_glob else (pattern or "")
-    if not pattern or ":" not in literal:
-        raise CerniqError("dlq_pattern {0!r} must start with a literal key prefix ending in ':' before any wildcard, "
-                          "e.g. bull:dlq:* (it trims every list it matches)".format(pattern))
-    return pattern
-
-
-def _bullmq_list_key(client, key):
-    """Whether `key` is one of a BullMQ queue's own lists (<prefix>:<queue>:wait|paused|active with a meta or id)."""
-    base, _sep, suffix = key.rpartition(":")
-    if suffix not in _BULLMQ_LIST_SUFFIXES or not base:
-        return False
-    return bool(client.exists(base + ":meta", base + ":id"))
-
-
 def scan_dlq_lists(client, pattern, keep):
-    """(lists, skipped) for every key matching `pattern` (SCAN, never KEYS), each TYPE-checked.
+    """(lists, skipped) for every key matching `pattern`, found and typed as the reads find them (dlq_lists).
 
     lists: [{key, length, removed}] of plain lists; skipped: [{key, type, why}] of keys left alone (not a list, or a
-    BullMQ queue's own list).
+    BullMQ queue's own list). More than DLQ_PATTERN_MAX_KEYS matching keys is refused before anything changes.
     """
-    keys = set()
-    for key in client.scan_iter(match=pattern, count=MAX_CHUNK):
-        keys.add(key)
-        if len(keys) > DLQ_PATTERN_MAX_KEYS:
-            raise CerniqError("dlq_pattern {0!r} matches more than {1} keys: these are not a set of dead-letter lists; "
-                              "give a narrower pattern. Nothing was changed".format(pattern, DLQ_PATTERN_MAX_KEYS))
-    keys = sorted(keys)
-    pipe = client.pipeline(transaction=False)
-    for key in keys:
-        pipe.type(key)
-    kinds = pipe.execute()
-    lists, skipped = [], []
-    for key, kind in zip(keys, kinds):
-        if kind == "none":
-            continue  # expired or deleted since SCAN returned it
-        if kind != "list":
-            skipped.append(dict(key=key, type=kind, why="not a list: never touched"))
-        elif _bullmq_list_key(client, key):
-            skipped.append(dict(key=key, type=kind, why="a BullMQ queue's own list: never touched"))
-        else:
-            length = client.llen(key)
-            lists.append(dict(key=key, length=length, removed=0 if keep is None else max(0, length - keep)))
+    found = dlq_lists(client, pattern=pattern)
+    if found["truncated"]:
+        raise CerniqError("dlq_pattern {0!r} matches more than {1} keys: these are not a set of dead-letter lists; "
+                          "give a narrower pattern. Nothing was changed".format(pattern, DLQ_PATTERN_MAX_KEYS))
+    lists = [dict(key=e["key"], length=e["length"], removed=0 if keep is None else max(0, e["length"] - keep))
+             for e in found["lists"]]
+    skipped = [dict(s, why=s["why"] + ": never touched") for s in found["skipped"]]
     return lists, skipped
 
 

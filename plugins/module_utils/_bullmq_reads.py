@@ -8,9 +8,12 @@ Nothing here writes; writes go through the `bullmq` package (_bullmq_ops.py, _bu
 
 from __future__ import annotations
 
+import re
+
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_keys import (
     DELAYED_SCORE_SHIFT,
     LIST_STATES,
+    MAX_CHUNK,
     PENDING_STATES,
     STATES,
     ZSET_STATES,
@@ -32,7 +35,11 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_package im
 )
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_repeat import read_schedulers
 from ansible_collections.cerniq.outreach.plugins.module_utils._connection import redis_client, redis_errors, redis_where
-from ansible_collections.cerniq.outreach.plugins.module_utils._contract import BULLMQ_PREFIX, DLQ_LIST_KEY
+from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
+    BULLMQ_PREFIX,
+    DLQ_LIST_KEY,
+    DLQ_LIST_PATTERN,
+)
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
 
 try:
@@ -211,31 +218,100 @@ def oldest_waiting_ms(client, queue_names, prefix=BULLMQ_PREFIX):
     return {name: (int_or_none(next(stamps)) if job_id is not None else None) for name, job_id in zip(names, tails)}
 
 
-def dlq_list_lengths(client, keys):
-    """[{key, type, length}] for application dead-letter lists; a key of another type is reported, not read."""
-    keys = list(keys or ())
-    with redis_errors(client_where(client)):
+# --- Dead-letter lists: explicit keys and every list a pattern matches (the weekly trim finds them here too) -----
+
+# More matching keys than this and a pattern is not a set of dead-letter lists: the trim refuses it, a read reads the
+# first ones SCAN returned and says so.
+DLQ_PATTERN_MAX_KEYS = 1000
+_GLOB_CHARS_RE = re.compile(r"[*?\[\\]")
+
+
+def validate_dlq_pattern(pattern):
+    """A SCAN MATCH pattern with a literal prefix up to a ':' (bull:dlq:*), so it cannot reach the whole keyspace."""
+    first_glob = _GLOB_CHARS_RE.search(pattern or "")
+    literal = pattern[:first_glob.start()] if first_glob else (pattern or "")
+    if not pattern or ":" not in literal:
+        raise CerniqError("dlq_pattern {0!r} must start with a literal key prefix ending in ':' before any wildcard, "
+                          "e.g. bull:dlq:* (every list it matches is a dead-letter list)".format(pattern))
+    return pattern
+
+
+def _scan_keys(client, pattern, max_keys):
+    """(sorted keys, truncated): SCAN with MATCH, one round trip per page of MAX_CHUNK, stopping past max_keys."""
+    keys = set()
+    for key in client.scan_iter(match=pattern, count=MAX_CHUNK):
+        if key not in keys:
+            if len(keys) >= max_keys:
+                return sorted(keys), True
+            keys.add(key)
+    return sorted(keys), False
+
+
+def _queue_own_list(key):
+    """The <prefix>:<queue> whose wait/paused/active list `key` would be, or None."""
+    base, _sep, suffix = key.rpartition(":")
+    return base if suffix in LIST_STATES and base else None
+
+
+def dlq_lists(client, keys=(), pattern=None, max_keys=DLQ_PATTERN_MAX_KEYS):
+    """The application dead-letter lists: the explicit `keys` and every list `pattern` matches.
+
+    One SCAN round trip per page, then one pipeline (TYPE, LLEN and, for a name a BullMQ queue's list could have,
+    EXISTS of its meta/id) for every key: never a round trip per key. Returns dict(lists, skipped, truncated):
+    lists: [{key, type, length}], the explicit keys first in the order given (a missing one: type none, length 0;
+    another type: length None, never read as a list), then the matched plain lists by key; skipped: [{key, type,
+    why}] matched keys that are not dead-letter lists (why: not a list, or a BullMQ queue's own list), never read
+    as lists; truncated: the pattern matched more than `max_keys` keys (only the first `max_keys` SCAN returned are in
+    the answer).
+    """
+    keys = list(dict.fromkeys(keys or ()))
+    where = client_where(client)
+    with redis_errors(where):
+        matched, truncated = _scan_keys(client, validate_dlq_pattern(pattern), max_keys) if pattern else ([], False)
+        explicit = set(keys)
+        matched = [key for key in matched if key not in explicit]
         pipe = client.pipeline(transaction=False)
-        for key in keys:
+        owners = {}
+        for key in keys + matched:
             pipe.type(key)
             pipe.llen(key)
-        replies = pipe.execute(raise_on_error=False) if keys else []
-    result = []
-    for index, key in enumerate(keys):
-        kind, length = replies[index * 2:index * 2 + 2]
-        result.append(dict(key=key, type=kind, length=length if kind == "list" else (0 if kind == "none" else None)))
-    return result
+            owners[key] = None if key in explicit else _queue_own_list(key)
+            if owners[key]:
+                pipe.exists(owners[key] + ":meta", owners[key] + ":id")
+        replies = iter(pipe.execute(raise_on_error=False) if keys or matched else [])
+    lists, skipped = [], []
+    for key in keys + matched:
+        kind, length = next(replies), next(replies)
+        queue_keys = next(replies) if owners[key] else 0
+        if isinstance(kind, Exception):
+            raise CerniqError("{0} answered an error reading {1}: {2}".format(where, key, kind))
+        is_list = kind == "list" and not isinstance(length, Exception)
+        if key in explicit:
+            lists.append(dict(key=key, type=kind, length=length if is_list else (0 if kind == "none" else None)))
+        elif kind == "none":
+            continue  # expired or deleted since SCAN returned it
+        elif not is_list:
+            skipped.append(dict(key=key, type=kind, why="not a list"))
+        elif queue_keys:
+            skipped.append(dict(key=key, type=kind, why="a BullMQ queue's own list"))
+        else:
+            lists.append(dict(key=key, type=kind, length=length))
+    return dict(lists=lists, skipped=skipped, truncated=truncated)
 
 
 # --- bullmq_queue_info ------------------------------------------------------------------------------------------
 
 def queue_info(params, queues=None, pattern=None, prefix=BULLMQ_PREFIX, include_schedulers=True,
-               dlq_list_keys=(DLQ_LIST_KEY,), expect_node_major=DEFAULT_NODE_MAJOR, check_preflight=True):
-    """Everything about a list of queues or those matching a pattern, in a handful of pipelines for any number."""
+               dlq_list_keys=(DLQ_LIST_KEY,), dlq_pattern=DLQ_LIST_PATTERN, expect_node_major=DEFAULT_NODE_MAJOR,
+               check_preflight=True):
+    """Everything about a list of queues or those matching a pattern, in a handful of pipelines for any number;
+    the dead-letter lists are the explicit `dlq_list_keys` and every list `dlq_pattern` matches (None or "": none)."""
     if not queues and not pattern:
         raise CerniqError("give queues (a list of queue names such as q:wa:phone_07) or pattern (such as q:wa:*)")
     for name in queues or ():
         validate_queue_name(name)
+    if dlq_pattern:
+        validate_dlq_pattern(dlq_pattern)
     client = redis_client(params, params["bullmq_db"])
     names = list(dict.fromkeys(list(queues or []) + (discover_queues(client, pattern, prefix) if pattern else [])))
     depths = queue_depths(client, names, prefix)
@@ -265,8 +341,13 @@ def queue_info(params, queues=None, pattern=None, prefix=BULLMQ_PREFIX, include_
         entries.append(entry)
         for key in totals:
             totals[key] += d[key]
+    dlq = dlq_lists(client, dlq_list_keys, dlq_pattern)
     result = dict(changed=False, queues=entries, totals=totals, python_bullmq=python_version,
-                  dlq_lists=dlq_list_lengths(client, dlq_list_keys), warnings=[])
+                  dlq_lists=dlq["lists"], dlq_skipped=dlq["skipped"], dlq_pattern=dlq_pattern or None, warnings=[])
+    if dlq["truncated"]:
+        result["warnings"].append("{0}: dlq_pattern {1!r} matches more than {2} keys, only the first {2} SCAN returned "
+                                  "were read: these are not a set of dead-letter lists; give a narrower "
+                                  "pattern".format(client_where(client), dlq_pattern, DLQ_PATTERN_MAX_KEYS))
     if check_preflight:
         with redis_errors(client_where(client)):
             result["preflight"] = preflight(client)

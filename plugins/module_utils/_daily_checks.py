@@ -336,11 +336,20 @@ def queue_rows(queues_result):
                   key=lambda r: (-r["waiting"], -r["delayed"], r["name"]))
 
 
-def dlq_length(queues_result, key=DLQ_LIST_KEY):
-    for entry in queues_result.get("dlq_lists", ()):
-        if entry["key"] == key:
-            return entry["length"]
-    return None
+def dlq_lengths(queues_result):
+    """{key: length} of the dead-letter lists a queue read counted (bullmq_queue_info's dlq_keys and every list its
+    dlq_pattern matched); a key that is not a list (length None) is left out."""
+    return dict((e["key"], e["length"]) for e in queues_result.get("dlq_lists", ()) if e["length"] is not None)
+
+
+def _dlq_notes(queues_result, lengths):
+    """Details of the dead-letter lists when there are several, and the matched keys that are not lists."""
+    notes = []
+    if len(lengths) > 1:
+        notes.append("dead-letter lists: " + ", ".join("{0} ({1})".format(k, n) for k, n in lengths.items()))
+    template = "{key} matches the dead-letter pattern but is a {type} ({why}): not counted"
+    notes.extend(template.format(**skipped) for skipped in queues_result.get("dlq_skipped", ()))
+    return notes
 
 
 def queues_check(queues_result, settings):
@@ -376,11 +385,14 @@ def queues_check(queues_result, settings):
         statuses.append(WARN)
         short.append("{0} with a BullMQ version problem".format(len(pairing)))
         notes.extend("{0}: {1}".format(q["name"], q["pairing_problem"]) for q in pairing)
-    dlq = dlq_length(queues_result)
-    if dlq is not None and settings["dlq_warn"] and dlq >= settings["dlq_warn"]:
+    lengths = dlq_lengths(queues_result)
+    dlq = sum(lengths.values()) if lengths else None
+    over = [key for key, length in lengths.items() if settings["dlq_warn"] and length >= settings["dlq_warn"]]
+    if over:
         statuses.append(WARN)
         short.append("DLQ over {0}".format(settings["dlq_warn"]))
-        steps.append("look at the dead letters ({0}; the evening check, runbook 1.2)".format(DLQ_LIST_KEY))
+        steps.append("look at the dead letters ({0}; the evening check, runbook 1.2)".format(", ".join(over)))
+    notes.extend(_dlq_notes(queues_result, lengths))
     notes.extend(queues_result.get("warnings") or ())
     totals = dict(queues=len(rows), waiting=sum(r["waiting"] for r in rows), delayed=sum(r["delayed"] for r in rows),
                   active=sum(r["active"] for r in rows), failed=sum(r["failed"] for r in rows), dlq=dlq)
@@ -602,15 +614,22 @@ def dlq_check(queues_result, settings):
     failed = _failed(queues_result, "dlq_lists")
     if failed:
         return _check("dlq", title, FAIL, "could not read the dead-letter list: " + failed)
-    length = dlq_length(queues_result)
-    entry = next((e for e in queues_result["dlq_lists"] if e["key"] == DLQ_LIST_KEY), {})
-    if length is None:
-        return _check("dlq", title, FAIL, "{0} is a {1}, not a list".format(DLQ_LIST_KEY, entry.get("type")), [],
+    not_lists = [e for e in queues_result["dlq_lists"] if e["length"] is None]
+    if not_lists:
+        figure = "; ".join("{0} is a {1}, not a list".format(e["key"], e["type"]) for e in not_lists)
+        return _check("dlq", title, FAIL, figure, _dlq_notes(queues_result, {}),
                       "find what wrote it (the workers push failed jobs onto a list)")
-    status = _level(length, settings["dlq_warn"], settings["dlq_fail"])
-    return _check("dlq", title, status, "{0} holds {1} failed job(s)".format(DLQ_LIST_KEY, length), [],
-                  "read the newest entries (LRANGE {0} 0 20), fix the cause, then trim it (playbooks/"
-                  "maintenance_weekly.yml --tags dlq)".format(DLQ_LIST_KEY), dict(length=length))
+    lengths = dlq_lengths(queues_result)
+    length = sum(lengths.values())
+    status = _worst(PASS, *(_level(n, settings["dlq_warn"], settings["dlq_fail"]) for n in lengths.values()))
+    if len(lengths) == 1:
+        figure = "{0} holds {1} failed job(s)".format(next(iter(lengths)), length)
+    else:
+        figure = "{0} failed job(s) in {1} dead-letter lists".format(length, len(lengths))
+    worst = sorted(lengths, key=lambda k: -lengths[k])[:1] or [DLQ_LIST_KEY]
+    return _check("dlq", title, status, figure, _dlq_notes(queues_result, lengths),
+                  "read the newest entries (LRANGE {0} 0 20), fix the cause, then trim them (playbooks/"
+                  "maintenance_weekly.yml --tags dlq)".format(worst[0]), dict(length=length))
 
 
 def archive_check(stats_result, settings, now=None):

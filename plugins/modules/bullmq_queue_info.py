@@ -53,10 +53,24 @@ options:
     default: true
   dlq_keys:
     description:
-      - Application dead-letter lists to count (C(LLEN)); a key of another type is reported with its type.
+      - Application dead-letter lists to count (C(LLEN)), always reported in C(dlq_lists) (a missing one with
+        length 0); a key of another type is reported with its type and never read as a list.
     type: list
     elements: str
     default: [bull:dlq:outreach]
+  dlq_pattern:
+    description:
+      - Also count every list whose key matches this glob (the platform keeps several C(bull:dlq:*) lists, which
+        the weekly trim, M(cerniq.outreach.bullmq_queue) O(cerniq.outreach.bullmq_queue#module:dlq_pattern), finds
+        the same way). Found by C(SCAN) (never C(KEYS)), one round trip per page of 1,000, then one pipeline types
+        and counts them all.
+      - A matching key that is not a list, or that is a BullMQ queue's own C(wait), C(paused) or C(active) list, is
+        reported in C(dlq_skipped) and never read as a dead-letter list.
+      - It must start with a literal prefix ending in C(:) (C(bull:dlq:*), not C(*)). More than 1,000 matching
+        keys are not a set of dead-letter lists - only the first 1,000 are read, with a warning.
+      - An empty string counts only O(dlq_keys).
+    type: str
+    default: "bull:dlq:*"
   expect_node_major:
     description:
       - Node BullMQ major the workers run, for queues without C(meta.version).
@@ -163,11 +177,27 @@ totals:
   returned: always
   type: dict
 dlq_lists:
-  description: The O(dlq_keys) with their Redis type and length.
+  description:
+    - The dead-letter lists with their Redis type and length - the O(dlq_keys) first, in the order given (a missing
+      key has type C(none) and length 0, a key of another type length null), then every other list
+      O(dlq_pattern) matched, by key.
   returned: always
   type: list
   elements: dict
-  sample: [{key: bull:dlq:outreach, type: list, length: 42}]
+  sample: [{key: bull:dlq:outreach, type: list, length: 42}, {key: bull:dlq:followup, type: list, length: 3}]
+dlq_skipped:
+  description:
+    - Keys O(dlq_pattern) matched that are not dead-letter lists, never read as lists - C(key), C(type) and
+      C(why) (C(not a list) or C(a BullMQ queue's own list)).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{key: bull:dlq:stats, type: hash, why: not a list}]
+dlq_pattern:
+  description: The O(dlq_pattern) read; null when none was.
+  returned: always
+  type: str
+  sample: "bull:dlq:*"
 preflight:
   description: C(maxmemory_policy), C(rdb_save), C(aof_enabled) and their warnings.
   returned: when O(preflight=true)
@@ -183,7 +213,11 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_reads import queue_info
 from ansible_collections.cerniq.outreach.plugins.module_utils._connection import common_argument_spec, require_libraries
-from ansible_collections.cerniq.outreach.plugins.module_utils._contract import BULLMQ_PREFIX, DLQ_LIST_KEY
+from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
+    BULLMQ_PREFIX,
+    DLQ_LIST_KEY,
+    DLQ_LIST_PATTERN,
+)
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import run_module, with_warnings
 
 
@@ -195,6 +229,7 @@ def argument_spec():
         prefix=dict(type="str", default=BULLMQ_PREFIX),
         include_schedulers=dict(type="bool", default=True),
         dlq_keys=dict(type="list", elements="str", default=[DLQ_LIST_KEY], no_log=False),
+        dlq_pattern=dict(type="str", default=DLQ_LIST_PATTERN),
         expect_node_major=dict(type="int", default=5, choices=[5, 6]),
         preflight=dict(type="bool", default=True),
     )
@@ -209,7 +244,8 @@ def main():
     run_module(module, lambda: with_warnings(module, queue_info(
         params, queues=params["queues"], pattern=params["pattern"], prefix=params["prefix"],
         include_schedulers=params["include_schedulers"], dlq_list_keys=params["dlq_keys"],
-        expect_node_major=params["expect_node_major"], check_preflight=params["preflight"])))
+        dlq_pattern=params["dlq_pattern"], expect_node_major=params["expect_node_major"],
+        check_preflight=params["preflight"])))
 
 
 if __name__ == "__main__":

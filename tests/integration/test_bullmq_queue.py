@@ -12,7 +12,11 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_jobs impor
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_ops import QueueRequest
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_package import run_with_queue
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_queue import manage_queue, operate_queue
-from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_reads import queue_depths, queue_info
+from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_reads import (
+    DLQ_PATTERN_MAX_KEYS,
+    queue_depths,
+    queue_info,
+)
 from ansible_collections.cerniq.outreach.plugins.module_utils._connection import redis_client
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
     DLQ_LIST_KEY,
@@ -37,7 +41,8 @@ def info(platform, **given):
     params = options(info_spec, platform, **given)
     return queue_info(params, queues=params["queues"], pattern=params["pattern"], prefix=params["prefix"],
                       include_schedulers=params["include_schedulers"], dlq_list_keys=params["dlq_keys"],
-                      expect_node_major=params["expect_node_major"], check_preflight=params["preflight"])
+                      dlq_pattern=params["dlq_pattern"], expect_node_major=params["expect_node_major"],
+                      check_preflight=params["preflight"])
 
 
 def keys_of(r, queue=PHONE_Q):
@@ -402,6 +407,56 @@ def test_info_discovers_queues_by_pattern_with_a_constant_number_of_round_trips(
     # depths, repeat ZRANGE, TYPE of its id key; LINDEX + HGET of the oldest waiting job (two pipelines in all)
     per_queue_commands = 11 + 1 + 1 + 2
     assert calls <= len(names) * per_queue_commands + 30
+
+
+def test_info_counts_every_dead_letter_list_a_pattern_matches_in_one_scan_and_one_pipeline(platform):
+    """The platform's several bull:dlq:* lists, a hash under the pattern and a BullMQ queue named dlq: every plain
+    list counted, the others reported and never read as lists; explicit keys still work, alone with no pattern."""
+    r = platform.r(2)
+    for name, length in (("outreach", 7), ("followup", 1200), ("email", 3)):
+        r.lpush("bull:dlq:" + name, *["{0}-{1}".format(name, i) for i in range(length)])
+    r.hset("bull:dlq:stats", mapping={"count": "7"})
+    r.hset("bull:dlq:meta", mapping={"version": "bullmq:5.81.5"})
+    r.lpush("bull:dlq:wait", "job-1", "job-2")
+    for i in range(3000):  # keys the pattern does not match, so SCAN needs several pages
+        r.set("bull:other:{0}".format(i), "x")
+    before = r.info("commandstats")
+    found = info(platform, queues=[PHONE_Q])
+    stats = r.info("commandstats")
+    assert found["dlq_pattern"] == "bull:dlq:*"
+    assert found["dlq_lists"] == [dict(key=DLQ_LIST_KEY, type="list", length=7),
+                                  dict(key="bull:dlq:email", type="list", length=3),
+                                  dict(key="bull:dlq:followup", type="list", length=1200)]
+    assert found["dlq_skipped"] == [dict(key="bull:dlq:meta", type="hash", why="not a list"),
+                                    dict(key="bull:dlq:stats", type="hash", why="not a list"),
+                                    dict(key="bull:dlq:wait", type="list", why="a BullMQ queue's own list")]
+
+    def calls(command):
+        return sum(s.get("cmdstat_" + command, {}).get("calls", 0) * sign for s, sign in ((stats, 1), (before, -1)))
+    # SCAN: one round per page of 1,000 (3,000 other keys and a few more), never KEYS; then TYPE and LLEN once per
+    # dead-letter key (6) in one pipeline, beside the queue's own depths (3 LLENs, 1 EXISTS); EXISTS of meta/id only
+    # for bull:dlq:wait, the one name a queue's list could have. The LLEN of a hash fails (WRONGTYPE), never a length.
+    assert 1 <= calls("scan") <= 3016 // 1000 + 2 and calls("keys") == 0
+    assert (calls("type"), calls("llen"), calls("exists")) == (6, 6 + 3, 1 + 1)
+    explicit = info(platform, queues=[PHONE_Q], dlq_keys=["bull:dlq:stats", "bull:dlq:email", "bull:dlq:none"],
+                    dlq_pattern="")
+    assert explicit["dlq_pattern"] is None and explicit["dlq_skipped"] == []
+    assert explicit["dlq_lists"] == [dict(key="bull:dlq:stats", type="hash", length=None),
+                                     dict(key="bull:dlq:email", type="list", length=3),
+                                     dict(key="bull:dlq:none", type="none", length=0)]
+    with pytest.raises(CerniqError, match="must start with a literal key prefix"):
+        info(platform, queues=[PHONE_Q], dlq_pattern="*")
+
+
+def test_info_reads_at_most_1000_keys_a_dead_letter_pattern_matches_and_says_so(platform):
+    r = platform.r(2)
+    pipe = r.pipeline(transaction=False)
+    for i in range(DLQ_PATTERN_MAX_KEYS + 5):
+        pipe.rpush("bull:dlq:k{0:04d}".format(i), "a")
+    pipe.execute()
+    found = info(platform, queues=[PHONE_Q], dlq_keys=[])
+    assert len(found["dlq_lists"]) == DLQ_PATTERN_MAX_KEYS
+    assert any("matches more than 1000 keys, only the first 1000" in w for w in found["warnings"])
 
 
 def test_info_counts_node_workers_of_each_queue(platform):

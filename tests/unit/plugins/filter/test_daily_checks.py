@@ -70,6 +70,31 @@ def test_queues_backed_up_paused_stuck_and_dlq():
     assert calm["status"] == "pass" and calm["figure"].endswith("deepest q:wa:phone_01 (3)") and not calm["next"]
 
 
+def test_every_dead_letter_list_is_judged_and_keys_that_are_not_lists_are_named():
+    """Several bull:dlq:* lists (bullmq_queue_info's dlq_pattern): each list against the thresholds, the total in the
+    figure; a matched key of another type is named and not counted, an explicit key of another type fails."""
+    lists = [dict(key=key, type="list", length=length)
+             for key, length in ((contract.DLQ_LIST_KEY, 4), ("bull:dlq:followup", 12), ("bull:dlq:email", 3))]
+    skipped = [dict(key="bull:dlq:stats", type="hash", why="not a list")]
+    result = dict(queues=[queue("q:wa:phone_01", wait=1)], dlq_lists=lists, dlq_skipped=skipped)
+    morning = core.queues_check(result, settings(dlq_warn=10))
+    assert morning["status"] == "warn" and morning["data"]["dlq"] == 19
+    assert morning["figure"] == "1 queues: 1 waiting, 0 delayed, 0 active, 0 failed; DLQ 19; DLQ over 10"
+    assert morning["next"] == "look at the dead letters (bull:dlq:followup; the evening check, runbook 1.2)"
+    assert "dead-letter lists: bull:dlq:outreach (4), bull:dlq:followup (12), bull:dlq:email (3)" in morning["details"]
+    assert ("bull:dlq:stats matches the dead-letter pattern but is a hash (not a list): not counted"
+            in morning["details"])
+    assert core.queues_check(result, settings(dlq_warn=13))["status"] == "pass", "each list, not the total, is judged"
+    evening = checks._settings(dict(dlq_warn=10, dlq_fail=100), core.EVENING_DEFAULTS)
+    check = core.dlq_check(result, evening)
+    assert check["status"] == "warn" and check["figure"] == "19 failed job(s) in 3 dead-letter lists"
+    assert check["data"] == dict(length=19) and check["details"] == morning["details"][:2]
+    assert "LRANGE bull:dlq:followup 0 20" in check["next"]
+    hashed = dict(result, dlq_lists=[dict(key=contract.DLQ_LIST_KEY, type="hash", length=None)] + lists[1:])
+    assert core.dlq_check(hashed, evening)["figure"] == "bull:dlq:outreach is a hash, not a list"
+    assert core.dlq_check(hashed, evening)["status"] == "fail"
+
+
 def test_a_failed_read_is_a_failed_check_with_its_message():
     masked = dict(changed=False, failed=False, failed_when_result=False, msg="TimelinesAI answered 500")
     check = core.timelinesai_check(masked)
