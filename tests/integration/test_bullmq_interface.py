@@ -12,6 +12,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._contract import p
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
 from tests.support.nodeworker import NodeWorker
 from tests.support.producers import add_jobs, wait_for_meta_version
+from tests.support.snapshots import assert_unchanged, platform_state
 
 PHONE_Q = phone_queue("phone_07")
 OTHER_Q = phone_queue("phone_08")
@@ -55,8 +56,9 @@ def test_cancel_pending_jobs_drains_through_bullmq_and_the_node_worker_never_see
                                        ("c-4", {"delay": 1500}), ("c-5", {"delay": 60_000})])
     expected = {"waiting": 2, "paused": 0, "prioritized": 1, "delayed": 2, "cancelled": 5}
 
+    before = platform_state(platform)
     assert cancel_pending_jobs(platform.params, PHONE_Q, check_mode=True) == expected
-    assert r.llen("bull:{0}:wait".format(PHONE_Q)) == 2  # check mode wrote nothing
+    assert_unchanged(before, platform_state(platform))  # check mode wrote nothing
 
     assert cancel_pending_jobs(platform.params, PHONE_Q, check_mode=False) == expected
     assert not r.exists("bull:{0}:c-1".format(PHONE_Q), "bull:{0}:c-4".format(PHONE_Q))

@@ -11,6 +11,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._followups import 
 from ansible_collections.cerniq.outreach.plugins.module_utils._stats import outreach_stats
 from tests.support.nodeworker import NodeWorker
 from tests.support.services import module_params
+from tests.support.snapshots import assert_unchanged, platform_state
 
 FOLLOWUP = contract.QUEUE_FOLLOWUP
 DELAYED_KEY = "bull:{0}:delayed".format(FOLLOWUP)
@@ -63,11 +64,10 @@ def test_second_run_adds_nothing(platform):
 
 def test_check_mode_counts_without_writing(platform):
     add_leads(platform, [900, 1800])
-    keys_before = sorted(platform.r(2).keys("*"))
+    before = platform_state(platform)
     result = reschedule_followups(platform.params, check_mode=True)
     assert result["changed"] is True and result["followups"]["added"] == 2 and result["verified"] is True
-    assert sorted(platform.r(2).keys("*")) == keys_before
-    assert platform.audit("followup_reschedule") == []
+    assert_unchanged(before, platform_state(platform))
 
 
 def test_chunk_size_over_1000_is_refused(platform):
