@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 
@@ -13,6 +12,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils import _phones as 
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
 from ansible_collections.cerniq.outreach.plugins.module_utils._phones import PhoneRequest
 from tests.support.nodeworker import NodeWorker
+from tests.support.producers import add_jobs
 from tests.support.seed import TENANT_ID
 from tests.support.snapshots import platform_state
 
@@ -35,24 +35,6 @@ def phone_row(platform, phone_id):
     rows = platform.sql("SELECT status, status_changed_at, phone_label, daily_quota_limit, tenant_id::text "
                         "FROM wa_phone_numbers WHERE id = %s", (phone_id,))
     return rows[0] if rows else None
-
-
-def add_jobs(redis_server, queue_name, jobs):
-    """Jobs as the platform's producers add them (the bullmq package); jobs = [(id, delay_ms)]."""
-    from bullmq import Queue
-
-    async def run():
-        queue = Queue(queue_name, {"connection": {"host": redis_server.host, "port": redis_server.port, "db": 2,
-                                                  "password": redis_server.password}})
-        try:
-            for start in range(0, len(jobs), 500):
-                await queue.addBulk([{"name": "send", "data": {"id": job_id},
-                                      "opts": {"jobId": job_id, "delay": delay, "removeOnComplete": 100}}
-                                     for job_id, delay in jobs[start:start + 500]])
-        finally:
-            await queue.close()
-
-    asyncio.run(run())
 
 
 @pytest.fixture()
@@ -212,9 +194,9 @@ def test_ban_releases_the_right_leads_and_cancels_only_pending_jobs(platform, sm
     leads = add_leads(platform, "phone_02", contract.ENGAGEMENT_STAGES, 50)
     others = add_leads(platform, "phone_03", ("COLD", "CONTACTED_WA"), 10)
     releasable = sorted(lead for lead, stage in leads.items() if stage in contract.RELEASABLE_STAGES)
-    add_jobs(platform.redis, banned_q, [("wa-{0}".format(i), 0) for i in range(150)] +
-             [("wa-d{0}".format(i), 3600_000 + i) for i in range(150)])
-    add_jobs(platform.redis, other_q, [("wa-o{0}".format(i), 0) for i in range(5)] + [("wa-od", 3600_000)])
+    add_jobs(platform.redis, banned_q, [("wa-{0}".format(i), {}) for i in range(150)] +
+             [("wa-d{0}".format(i), {"delay": 3600_000 + i}) for i in range(150)])
+    add_jobs(platform.redis, other_q, [("wa-o{0}".format(i), {}) for i in range(5)] + [("wa-od", {"delay": 3600_000})])
     other_queue_before = neighbour_queue(platform)
     other_leads_before = platform.sql("SELECT lead_id::text, assigned_phone_id, assigned_at FROM gold_lead_journey "
                                       "WHERE assigned_phone_id <> 'phone_02' ORDER BY lead_id")
@@ -272,7 +254,7 @@ def test_ban_releases_the_right_leads_and_cancels_only_pending_jobs(platform, sm
 def test_ban_check_mode_reports_the_same_counts_and_writes_nothing(platform, small):
     queue = contract.phone_queue("phone_02")
     add_leads(platform, "phone_02", contract.ENGAGEMENT_STAGES, 12)
-    add_jobs(platform.redis, queue, [("wa-{0}".format(i), 0) for i in range(7)] + [("wa-d", 60_000)])
+    add_jobs(platform.redis, queue, [("wa-{0}".format(i), {}) for i in range(7)] + [("wa-d", {"delay": 60_000})])
     before = platform_state(platform)
     preview = phones.ensure_phone(platform.params, PhoneRequest(phone_id="phone_02", status="BANNED", lead_ids_cap=2),
                                   check_mode=True, want_diff=True)
@@ -289,7 +271,7 @@ def test_ban_check_mode_reports_the_same_counts_and_writes_nothing(platform, sma
 def test_ban_with_both_switches_off_only_changes_the_status(platform, small):
     queue = contract.phone_queue("phone_02")
     add_leads(platform, "phone_02", ("COLD",), 3)
-    add_jobs(platform.redis, queue, [("wa-1", 0)])
+    add_jobs(platform.redis, queue, [("wa-1", {})])
     result = phones.ensure_phone(platform.params, PhoneRequest(phone_id="phone_02", status="BANNED",
                                                                release_leads=False, cancel_jobs=False))
     assert result["released"] is None and result["cancelled"] is None
@@ -301,7 +283,7 @@ def test_a_refused_cancel_undoes_redis_and_rolls_back_the_ban(platform, small):
     """BullMQ refuses (queue run by Node v6): the status, the leads and Redis stay as they were."""
     queue = contract.phone_queue("phone_02")
     add_leads(platform, "phone_02", ("COLD",), 3)
-    add_jobs(platform.redis, queue, [("wa-1", 0)])
+    add_jobs(platform.redis, queue, [("wa-1", {})])
     platform.r(2).hset("bull:{0}:meta".format(queue), "version", "bullmq:6.7.0")
     before = platform_state(platform)
     with pytest.raises(CerniqError, match="managed by Node BullMQ 6.7.0"):
