@@ -33,6 +33,7 @@ from ansible_collections.cerniq.outreach.plugins.modules.bullmq_queue_info impor
 from tests.support.cores import options, run
 from tests.support.nodeworker import NodeWorker
 from tests.support.producers import add_jobs, now_ms, wait_for_meta_version
+from tests.support.snapshots import assert_unchanged, platform_state
 
 PHONE_Q = phone_queue("phone_07")
 
@@ -82,7 +83,9 @@ def test_node_worker_processes_immediate_delayed_bulk_and_scheduled_jobs_the_mod
 def test_drained_jobs_never_reach_the_node_worker(platform):
     r = platform.r(2)
     run(platform, queue=PHONE_Q, jobs=[dict(id="x-1"), dict(id="x-2", delay_ms=1000), dict(id="x-3", delay_ms=60000)])
+    before = platform_state(platform)
     check = run(platform, check_mode=True, diff=True, queue=PHONE_Q, state="drained", include_delayed=True)
+    assert_unchanged(before, platform_state(platform))
     real = run(platform, diff=True, queue=PHONE_Q, state="drained", include_delayed=True, reason="test")
     assert check["drained"] == real["drained"] == dict(waiting=1, paused=0, prioritized=0, delayed=2, removed=3)
     assert check["diff"] == real["diff"]
@@ -104,8 +107,9 @@ def test_re_adding_1000_jobs_is_a_no_op_and_check_mode_writes_nothing(platform):
     base = now_ms() + 3600_000
     jobs = [dict(id=followup_job_id("lead-{0}".format(i), base + i), due_at=base + i, data={"i": i})
             for i in range(1000)]
+    before = platform_state(platform)
     predicted = run(platform, check_mode=True, diff=True, queue=QUEUE_FOLLOWUP, jobs=jobs)
-    assert keys_of(r, QUEUE_FOLLOWUP) == [] and platform.audit() == []
+    assert_unchanged(before, platform_state(platform))
     first = run(platform, diff=True, queue=QUEUE_FOLLOWUP, jobs=jobs, reason="reschedule")
     assert predicted["jobs"] == first["jobs"] == dict(requested=1000, added=1000, existing=0, delayed=1000)
     assert predicted["diff"]["after"]["delayed"] == first["diff"]["after"]["delayed"] == 1000
@@ -160,8 +164,9 @@ def test_the_job_writer_names_the_job_redis_refused_and_keeps_what_it_confirmed(
 def test_scheduler_upsert_is_idempotent_and_keeps_the_platform_time_zone(platform):
     r = platform.r(2)
     scheduler = dict(id=QUOTA_RESET_SCHEDULER_ID, pattern=QUOTA_RESET_CRON, job_name="reset")
+    before = platform_state(platform)
     assert run(platform, check_mode=True, queue=QUEUE_QUOTA_RESET, scheduler=scheduler)["changed"] is True
-    assert keys_of(r, QUEUE_QUOTA_RESET) == []
+    assert_unchanged(before, platform_state(platform))
     first = run(platform, queue=QUEUE_QUOTA_RESET, scheduler=scheduler)
     second = run(platform, queue=QUEUE_QUOTA_RESET, scheduler=scheduler)
     assert first["changed"] is True and second["changed"] is False
@@ -251,8 +256,9 @@ def test_a_scheduler_with_a_bad_pattern_or_zone_is_refused(platform):
 def test_pause_holds_jobs_back_from_the_node_worker_until_resumed(platform):
     r = platform.r(2)
     run(platform, queue=PHONE_Q, jobs=[dict(id="p-1")])
+    before = platform_state(platform)
     assert run(platform, check_mode=True, queue=PHONE_Q, state="paused")["changed"] is True
-    assert not r.hexists("bull:{0}:meta".format(PHONE_Q), "paused")
+    assert_unchanged(before, platform_state(platform))
     assert run(platform, queue=PHONE_Q, state="paused")["changed"] is True
     assert run(platform, queue=PHONE_Q, state="paused")["changed"] is False
     run(platform, queue=PHONE_Q, jobs=[dict(id="p-2")])
@@ -273,8 +279,10 @@ def test_clean_removes_finished_jobs_by_age_in_chunks_and_check_mode_predicts_it
         worker.wait_completed(25)
     assert r.zcard("bull:{0}:completed".format(PHONE_Q)) == 25
     assert run(platform, queue=PHONE_Q, state="cleaned", grace_seconds=3600)["changed"] is False
+    before = platform_state(platform)
     check = run(platform, check_mode=True, queue=PHONE_Q, state="cleaned", clean_limit=10)
-    assert check["cleaned"] == dict(completed=10, failed=0) and r.zcard("bull:{0}:completed".format(PHONE_Q)) == 25
+    assert check["cleaned"] == dict(completed=10, failed=0)
+    assert_unchanged(before, platform_state(platform))
     real = run(platform, queue=PHONE_Q, state="cleaned", clean_limit=10)
     assert real["cleaned"] == check["cleaned"]
     rest = run(platform, queue=PHONE_Q, state="cleaned", clean_states=["completed"])
@@ -312,8 +320,10 @@ def test_obliterate_refuses_active_jobs_and_resumes_the_queue_when_bullmq_gives_
 def test_dlq_list_keeps_the_newest_entries_the_application_lpushed(platform):
     r = platform.r(2)
     r.lpush(DLQ_LIST_KEY, *["dead-{0}".format(i) for i in range(1500)])  # dead-1499 is the newest
+    before = platform_state(platform)
     check = run(platform, check_mode=True, diff=True, dlq_type="list", dlq_keep=1000)
-    assert check["dlq"]["removed"] == 500 and r.llen(DLQ_LIST_KEY) == 1500
+    assert check["dlq"]["removed"] == 500
+    assert_unchanged(before, platform_state(platform))
     real = run(platform, dlq_type="list", dlq_keep=1000)
     assert real["dlq"]["removed"] == 500 and r.llen(DLQ_LIST_KEY) == 1000
     assert r.lindex(DLQ_LIST_KEY, 0) == "dead-1499" and r.lindex(DLQ_LIST_KEY, -1) == "dead-500"
@@ -480,23 +490,42 @@ def test_a_large_drain_warns_about_blocking_redis(platform, monkeypatch):
 ])
 def test_bad_options_are_refused_before_anything_changes(platform, given, match):
     run(platform, queue=PHONE_Q, jobs=[dict(id="keep-1")])
+    before = platform_state(platform)
     with pytest.raises(CerniqError, match=match):
         run(platform, queue=PHONE_Q, **given)
-    assert keys_of(platform.r(2)) and not platform.r(2).exists("bull:{0}:n-1".format(PHONE_Q))
+    assert_unchanged(before, platform_state(platform))
+
+
+@pytest.mark.parametrize("given", [
+    dict(jobs=[dict(id="z-1"), dict(id="z-2", delay_ms=60_000)]),
+    dict(state="retried", job_count=10),
+    dict(state="promoted", job_count=10),
+    dict(state="drained", include_delayed=True),
+    dict(state="cleaned"),
+], ids=["add", "retried", "promoted", "drained", "cleaned"])
+@pytest.mark.parametrize("check_mode", [True, False], ids=["check", "real"])
+def test_chunk_size_0_is_refused_with_one_clear_message_and_nothing_changes(platform, given, check_mode):
+    run(platform, queue=PHONE_Q, jobs=[dict(id="keep-1"), dict(id="keep-2", delay_ms=60_000)])
+    before = platform_state(platform)
+    with pytest.raises(CerniqError) as refused:
+        run(platform, check_mode=check_mode, queue=PHONE_Q, chunk_size=0, reason="INC-9", **given)
+    assert refused.value.msg == ("chunk_size 0 must be between 1 and 1000 (larger chunks stall Redis for every other "
+                                 "client)")
+    assert_unchanged(before, platform_state(platform))  # no job, no queue key, no audit row
 
 
 def test_a_queue_operation_runs_from_the_connections_and_a_request_of_keyword_options(platform):
     """operate_queue needs no module defaults: the connections plus the options this call sets."""
-    r = platform.r(2)
     jobs = (dict(id="k-1"), dict(id="k-2", delay_ms=60_000))
     added = operate_queue(platform.params, QueueRequest(queue=PHONE_Q, jobs=jobs, reason="INC-1"))
     assert added["changed"] is True and added["jobs"] == dict(requested=2, added=2, existing=0, delayed=1)
     assert platform.audit("bullmq_add_jobs")[0][4] == "INC-1"
     request = QueueRequest(queue=PHONE_Q, state="drained", include_delayed=True)
+    before = platform_state(platform)
     check = operate_queue(platform.params, request, check_mode=True, want_diff=True)
     after = check["diff"]["after"]
     assert check["drained"]["removed"] == 2 and (after["wait"], after["delayed"]) == (0, 0)
-    assert (r.llen("bull:{0}:wait".format(PHONE_Q)), r.zcard("bull:{0}:delayed".format(PHONE_Q))) == (1, 1)
+    assert_unchanged(before, platform_state(platform))
     assert operate_queue(platform.params, request, want_diff=True)["diff"] == check["diff"]
 
 
