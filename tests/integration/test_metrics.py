@@ -29,6 +29,10 @@ def samples(path):
 
 def seed(platform):
     platform.seed(phones=3, leads=50, old_log_rows=0, reviews=0, jobs_per_phone=0, dlq_entries=12)
+    # The platform's other dead-letter lists beside bull:dlq:outreach, and a key under the pattern that is no list.
+    platform.r(2).lpush("bull:dlq:followup", *range(5))
+    platform.r(2).rpush("bull:dlq:email", "bounced")
+    platform.r(2).hset("bull:dlq:stats", "count", "7")
     add_waiting_and_due(platform.redis, phone_queue("phone_01"), waiting=7, due_delayed=2)
     r = platform.r(2)
     # The oldest waiting job (the tail of wait) was added two minutes ago.
@@ -62,6 +66,11 @@ def test_metrics_file_parses_and_matches_the_seeded_state(platform, tmp_path):
     age = values[("cerniq_bullmq_oldest_waiting_seconds", frozenset({("queue", q)}))]
     assert 120 <= age < 600
     assert values[("cerniq_dlq_entries", frozenset({("key", DLQ_LIST_KEY)}))] == 12 == r2.llen(DLQ_LIST_KEY)
+    # One series per bull:dlq:* list; the hash is counted apart, never read as a list.
+    assert {dict(labels)["key"]: value for (name, labels), value in values.items() if name == "cerniq_dlq_entries"} \
+        == {DLQ_LIST_KEY: 12, "bull:dlq:followup": 5, "bull:dlq:email": 1}
+    assert values[("cerniq_dlq_pattern_other_keys", frozenset({("pattern", "bull:dlq:*")}))] == 1
+    assert r2.hgetall("bull:dlq:stats") == {"count": "7"}
     day = business_day("Europe/Bucharest")
     for phone in ("phone_01", "phone_02", "phone_03"):
         stored = r0.get(quota_key(phone, day))
@@ -74,12 +83,15 @@ def test_metrics_file_parses_and_matches_the_seeded_state(platform, tmp_path):
     # Only the collector's file and the hidden staging file (not *.prom) are in the directory.
     assert sorted(p.name for p in metrics_dir.iterdir()) == [".cerniq.prom.tmp", "cerniq.prom"]
 
-    # A second run replaces the file with the new figures (the inode changes: a rename, not a rewrite in place).
+    # A second run replaces the file with the new figures (the inode changes: a rename, not a rewrite in place);
+    # with no pattern, only the named lists are read.
     inode = (metrics_dir / "cerniq.prom").stat().st_ino
     r2.lpush(DLQ_LIST_KEY, "one more")
-    assert platform.play("metrics.yml", extravars={"metrics_dir": str(metrics_dir)}).rc == 0
+    assert platform.play("metrics.yml", extravars={"metrics_dir": str(metrics_dir), "metrics_dlq_pattern": ""}).rc == 0
     values, _types = samples(metrics_dir / "cerniq.prom")
     assert values[("cerniq_dlq_entries", frozenset({("key", DLQ_LIST_KEY)}))] == 13
+    dlq_series = [labels for (name, labels) in values if name.startswith("cerniq_dlq")]
+    assert dlq_series == [frozenset({("key", DLQ_LIST_KEY)})]
     assert (metrics_dir / "cerniq.prom").stat().st_ino != inode
 
 
@@ -94,4 +106,6 @@ def test_the_morning_check_writes_the_same_metrics_file(platform, tmp_path):
     q = phone_queue("phone_01")
     assert values[("cerniq_bullmq_jobs", frozenset({("queue", q), ("state", "wait")}))] == 7
     assert values[("cerniq_dlq_entries", frozenset({("key", DLQ_LIST_KEY)}))] == 12
+    assert values[("cerniq_dlq_entries", frozenset({("key", "bull:dlq:followup")}))] == 5
+    assert values[("cerniq_dlq_pattern_other_keys", frozenset({("pattern", "bull:dlq:*")}))] == 1
     assert run.changed_tasks == []
