@@ -74,7 +74,12 @@ def test_figures_dlq_archive_backup_and_the_daily_report(platform, evening):
     day = business_day(DEFAULT_TIMEZONE)
     written = json.loads((evening["reports"] / "check_evening-{0}.json".format(day)).read_text())
     assert written["checks"] == report["checks"] and written["phones"] == report["phones"]
-    html = (evening["reports"] / "daily_report-{0}.html".format(day)).read_text()
+    html_file = evening["reports"] / "daily_report-{0}.html".format(day)
+    html = html_file.read_text()
+    # The summary says where the reports landed (on the controller): the two files just read, by their full paths.
+    summary = run.result("Show the evening check")["msg"].splitlines()
+    assert "Daily report: {0} (JSON: {1})".format(
+        html_file, evening["reports"] / "check_evening-{0}.json".format(day)) in summary, summary
     for outside in ("http://", "https://", "<script", "<link", "src=", "@import"):
         assert outside not in html, "the page must not fetch anything ({0})".format(outside)
     assert "&lt;b&gt;Sales &amp; Co&lt;/b&gt;" in html and LABEL not in html

@@ -112,6 +112,8 @@ def test_every_seeded_fault_is_found_with_its_figure(platform, faulty, timelines
     assert len(report_file.read_text().splitlines()) == 1
     written = json.loads(report_file.read_text())
     assert written["overall"] == "fail" and written["failed"] == ["phones", "sla", "drift"]
+    # The summary says where the report landed (on the controller): the file just read, by its full path.
+    assert "Report: {0}".format(report_file) in table.splitlines(), table
     assert by_name(written)["drift"]["data"] == checks["drift"]["data"]
     stats = run.result("Hand the verdicts to AWX")["ansible_stats"]["data"]["check_morning"]
     assert stats["counts"] == {"pass": 1, "warn": 3, "fail": 3, "skip": 0}
