@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: report_file
 short_description: Write a procedure's report files on the controller, with their directory and retention
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Runs on the controller (an action plugin) and writes there, where C(ansible-playbook) (or AWX's execution
     environment) runs, whatever the task's host or delegation (docs/hosts.md places the reports on the controller).
