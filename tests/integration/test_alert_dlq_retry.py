@@ -18,7 +18,8 @@ SECRET = "tl-live-SECRET-77"
 
 @pytest.fixture()
 def failing(platform):
-    """phone_03's queue: 6 jobs failed (as a worker leaves them) with a token in their data; a dead-letter list."""
+    """phone_03's queue: 6 jobs failed (as a worker leaves them) with a token in their data; the platform's three
+    dead-letter lists (bull:dlq:*) and a hash under the same pattern."""
     jobs = [dict(id="send-{0}".format(i), data={"leadId": "lead-{0}".format(i), "token": SECRET,
                                                 "headers": {"Authorization": "Bearer " + SECRET}}) for i in range(6)]
     run(platform, queue=Q, jobs=jobs, job_name="send")
@@ -32,6 +33,9 @@ def failing(platform):
     for i in range(8):
         r.lpush(DLQ_LIST_KEY, json.dumps({"jobId": "dead-{0}".format(i), "error": "invalid number",
                                           "data": {"to": "+4071000000{0}".format(i), "api_key": SECRET}}))
+    r.lpush("bull:dlq:followup", *[json.dumps({"jobId": "fu-{0}".format(i), "secret": SECRET}) for i in range(3)])
+    r.rpush("bull:dlq:email", json.dumps({"jobId": "mail-0", "error": "bounced"}))
+    r.hset("bull:dlq:stats", mapping={"count": "12", "token": SECRET})
     return r
 
 
@@ -39,10 +43,20 @@ def test_newest_failures_shown_redacted_and_the_retry_behind_the_gate(platform, 
     r = failing
     shown = platform.play("alert_response.yml", extravars={"alert": "dlq:overflow"})
     assert shown.rc == 0, shown.stdout[-3000:]
+    depth = shown.result("Show the dead-letter depth and the queues where jobs fail")["msg"]
+    assert depth[:4] == ["{0}: 8 dead letters".format(DLQ_LIST_KEY), "bull:dlq:email: 1 dead letters",
+                         "bull:dlq:followup: 3 dead letters",
+                         "bull:dlq:stats: matches bull:dlq:* but is a hash (not a list), not read as a dead-letter "
+                         "list"]
     lines = shown.result("Show them")["msg"]
     assert lines[0] == "{0}, newest 5 of 8:".format(DLQ_LIST_KEY)
     assert json.loads(lines[1].strip()) == {"jobId": "dead-7", "error": "invalid number",
                                             "data": {"to": "+40710000007", "api_key": "********"}}
+    # Every dead-letter list's newest entries, each redacted; the hash never read as a list.
+    assert lines[6:11] == ["bull:dlq:email, newest 1 of 1:", '  {"jobId": "mail-0", "error": "bounced"}',
+                           "bull:dlq:followup, newest 3 of 3:", '  {"jobId": "fu-2", "secret": "********"}',
+                           '  {"jobId": "fu-1", "secret": "********"}']
+    assert not any("bull:dlq:stats," in line for line in lines)
     failed_header = lines.index("{0}, newest 5 failed:".format(Q))
     assert lines[failed_header + 1].startswith("  send-5 (send, 3 attempt(s)): TimelinesAI 401 Unauthorized | data ")
     newest_failure = lines[failed_header + 1]
@@ -50,6 +64,7 @@ def test_newest_failures_shown_redacted_and_the_retry_behind_the_gate(platform, 
     # The secret never reaches the output, in any task.
     assert SECRET not in shown.stdout and SECRET not in json.dumps([e.get("event_data") for e in shown.events])
     assert shown.changed_tasks == [] and r.zcard("bull:{0}:failed".format(Q)) == 6
+    assert r.hgetall("bull:dlq:stats") == {"count": "12", "token": SECRET} and r.llen("bull:dlq:followup") == 3
 
     # The retry asked for without confirm: the plan is shown, nothing changes.
     refused = platform.play("alert_response.yml",
@@ -74,3 +89,19 @@ def test_newest_failures_shown_redacted_and_the_retry_behind_the_gate(platform, 
     assert "failedReason" not in r.hgetall("bull:{0}:send-0".format(Q))
     audit = platform.audit("bullmq_retry_jobs")
     assert len(audit) == 1 and audit[0][6]["retried"] == 6 and audit[0][4] == "dlq:overflow retry after the fix"
+
+
+def test_a_custom_redact_list_masks_its_keys_and_only_those(platform, failing):
+    """alert_response_redact_keys replaces the default list: a key named in it is masked wherever it sits, a default
+    key left out of it (token, api_key) is shown as it is."""
+    shown = platform.play("alert_response.yml", extravars={"alert": "dlq:overflow",
+                                                           "alert_response_redact_keys": ["leadid", "jobid"]})
+    assert shown.rc == 0, shown.stdout[-3000:]
+    lines = shown.result("Show them")["msg"]
+    assert json.loads(lines[1].strip()) == {"jobId": "********", "error": "invalid number",
+                                            "data": {"to": "+40710000007", "api_key": SECRET}}
+    failed_header = lines.index("{0}, newest 5 failed:".format(Q))
+    newest_failure = lines[failed_header + 1]
+    assert '"leadId": "********"' in newest_failure and '"token": "{0}"'.format(SECRET) in newest_failure
+    assert '"Authorization": "Bearer {0}"'.format(SECRET) in newest_failure
+    assert "lead-5" not in shown.stdout and "dead-7" not in shown.stdout
