@@ -11,6 +11,8 @@ import pytest
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_search import REDACTED
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import phone_queue
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
+from ansible_collections.cerniq.outreach.plugins.modules.bullmq_job_info import argument_spec as info_spec
+from ansible_collections.cerniq.outreach.plugins.modules.bullmq_job_info import job_info
 from ansible_collections.cerniq.outreach.plugins.modules.bullmq_queue import argument_spec as queue_spec
 from ansible_collections.cerniq.outreach.plugins.modules.bullmq_queue import destructive
 from tests.support.cores import options, run
@@ -73,6 +75,16 @@ def test_jobs_failed_by_node_are_retried_in_chunks_then_processed_by_node(platfo
         done_events = worker.wait_completed(20, timeout=30)
     assert {e["id"] for e in done_events} == retried
     assert r.zcard("bull:{0}:failed".format(Q)) == 5 and r.zcard("bull:{0}:completed".format(Q)) == 20
+
+    # retry_state=completed runs completed jobs again: check mode lists them and writes nothing, then they move.
+    before = platform_state(platform)
+    plan = run(platform, check_mode=True, queue=Q, state="retried", retry_state="completed")
+    assert plan["jobs"]["retried"] == 20 and plan["jobs"]["from_state"] == "completed"
+    assert set(plan["jobs"]["ids"]) == retried
+    assert_unchanged(before, platform_state(platform))
+    assert run(platform, queue=Q, state="retried", retry_state="completed")["jobs"]["retried"] == 20
+    assert r.zcard("bull:{0}:completed".format(Q)) == 0 and set(r.lrange("bull:{0}:wait".format(Q), 0, -1)) == retried
+    assert r.zcard("bull:{0}:failed".format(Q)) == 5, "retry_state=completed leaves the failed jobs alone"
 
     # Re-run: the 5 left are retried; then nothing is left to retry.
     assert run(platform, queue=Q, state="retried")["jobs"]["retried"] == 5
@@ -144,6 +156,51 @@ def test_one_job_retried_and_one_removed_by_id(platform):
     audit = platform.audit("bullmq_remove_job")
     assert [row[3] for row in audit] == ["bull:{0}:send-2".format(Q)] and audit[0][5]["state"] == "failed"
     assert len(platform.audit("bullmq_retry_job")) == 1
+
+
+def test_remove_and_promote_by_id_in_check_mode_change_nothing(platform):
+    """One job removed or promoted by id, and the delayed jobs promoted, in check mode: the jobs named, the counts
+    the real run would change, and the whole platform byte for byte as it was (no audit row either)."""
+    due = int(time.time() * 1000) + 3600 * 1000
+    run(platform, queue=Q, job_name="send", jobs=[dict(id="send-{0}".format(i), data={"i": i}) for i in range(3)]
+        + [dict(id="later-{0}".format(i), due_at=due, data={"i": i}) for i in range(2)])
+    before = platform_state(platform)
+    removal = run(platform, check_mode=True, diff=True, queue=Q, state="removed", job_id="send-1", confirmed=True)
+    assert removal["changed"] is True and removal["job"]["id"] == "send-1" and removal["job"]["state"] == "wait"
+    assert removal["diff"]["before"]["wait"] == 3 and removal["diff"]["after"]["wait"] == 2
+    promotion = run(platform, check_mode=True, diff=True, queue=Q, state="promoted", job_id="later-1")
+    assert promotion["changed"] is True and promotion["job"]["id"] == "later-1"
+    assert promotion["job"]["state"] == "delayed"
+    assert (promotion["diff"]["after"]["delayed"], promotion["diff"]["after"]["wait"]) == (1, 4)
+    every = run(platform, check_mode=True, queue=Q, state="promoted", confirmed=True)
+    assert every["jobs"]["promoted"] == 2 and sorted(every["jobs"]["ids"]) == ["later-0", "later-1"]
+    assert_unchanged(before, platform_state(platform))
+    assert platform.audit("bullmq_remove_job") == [] and platform.audit("bullmq_promote_job") == []
+    # What check mode said is what the real run does.
+    run(platform, queue=Q, state="removed", job_id="send-1", confirmed=True)
+    run(platform, queue=Q, state="promoted", job_id="later-1")
+    r = platform.r(2)
+    assert not r.exists("bull:{0}:send-1".format(Q)) and r.zrange("bull:{0}:delayed".format(Q), 0, -1) == ["later-0"]
+
+
+def test_a_custom_redact_list_masks_its_keys_and_shows_a_default_one_left_out(platform):
+    """redact_keys given (bullmq_queue by id, bullmq_job_info's jobs and dead letters) replaces the default list: a
+    key it names is masked at any depth, token and api_key (defaults left out of it) are shown as they are."""
+    data = {"leadId": "lead-0", "token": "tl-visible-0", "auth": {"PIN": "4321"}}
+    run(platform, queue=Q, job_name="send", jobs=[dict(id="send-0", data=data)])
+    platform.r(2).lpush("bull:dlq:outreach", '{"jobId": "dead-0", "pin": "9876", "api_key": "k-visible"}')
+    custom = ["pin"]
+    shown = run(platform, check_mode=True, queue=Q, state="removed", job_id="send-0", redact_keys=custom)
+    assert shown["job"]["data"] == {"leadId": "lead-0", "token": "tl-visible-0", "auth": {"PIN": REDACTED}}
+    found = job_info(options(info_spec, platform, queue=Q, match={"leadId": "lead-0"}, redact_keys=custom,
+                             dlq_keys=["bull:dlq:outreach"]))
+    assert [job["data"] for job in found["jobs"]] == [shown["job"]["data"]]
+    assert found["dlq_lists"][0]["newest"] == [{"jobId": "dead-0", "pin": REDACTED, "api_key": "k-visible"}]
+    # The defaults, for contrast: token and api_key masked, the pin shown.
+    default = job_info(options(info_spec, platform, queue=Q, match={"leadId": "lead-0"},
+                               dlq_keys=["bull:dlq:outreach"]))
+    assert default["jobs"][0]["data"] == {"leadId": "lead-0", "token": REDACTED, "auth": {"PIN": "4321"}}
+    assert default["dlq_lists"][0]["newest"] == [{"jobId": "dead-0", "pin": "9876", "api_key": REDACTED}]
 
 
 def test_bad_inputs_fail_once_and_the_confirm_gate(platform):
