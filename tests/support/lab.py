@@ -876,17 +876,9 @@ class Lab:
         DUMP (dbs 0 and 2 of the master) and PostgreSQL's row counts and checksums (tests/support/snapshots.py)."""
         value = {"files": self.files()}
         if services_too:
-            import redis
+            from tests.support.snapshots import services_state
 
-            from ansible_collections.cerniq.outreach.plugins.module_utils._snapshot import database_snapshot
-            from tests.support.snapshots import redis_dump
-
-            for db in (0, 2):
-                raw = redis.Redis(host=self.redis.host, port=self.redis.port, password=self.redis.password, db=db)
-                value["redis{0}".format(db)] = redis_dump(raw)
-                raw.close()
-            params = services.module_params(self.redis, self.pg)
-            value["postgres"] = database_snapshot(params)["tables"]
+            value.update(services_state(services.module_params(self.redis, self.pg), redis_dbs=(0, 2)))
         return value
 
     def digest(self, services_too=True):

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import redis
 
-from ansible_collections.cerniq.outreach.plugins.module_utils._snapshot import database_snapshot
+from ansible_collections.cerniq.outreach.plugins.module_utils._contract import ALL_TABLES
+from ansible_collections.cerniq.outreach.plugins.module_utils._snapshot import (
+    database_facts,
+    database_snapshot,
+    snapshot_cursor,
+    table_figures,
+)
 
 
 def redis_dump(client):
@@ -42,12 +48,47 @@ def redis_dump(client):
 
 def platform_state(platform):
     """Redis (platform and BullMQ dbs, raw bytes) and PostgreSQL (row counts, checksums) as one comparable value."""
+    return services_state(platform.params)
+
+
+def services_state(params, redis_dbs=None, every_database=False):
+    """The state of the services that module parameters `params` point at, as one comparable value.
+
+    `redisN`: every key of Redis db N (redis_dump()), for the platform's and BullMQ's dbs (`redis_db`, `bullmq_db`),
+    or the dbs `redis_dbs` names; "all" adds every other db that holds a key. `postgres`: each contract table's row
+    count, newest created_at and checksum in `db_name`. With `every_database`, also `postgres:<name>` for every other
+    database the user may connect to (a recovery's restored or kept database), and each database's marker (the
+    COMMENT a recovery writes, see _snapshot.parse_marker) as the entry "(marker)".
+    """
     state = {}
-    for db in (platform.params["redis_db"], platform.params["bullmq_db"]):
-        raw = redis.Redis(host=platform.redis.host, port=platform.redis.port, password=platform.redis.password, db=db)
-        state["redis{0}".format(db)] = redis_dump(raw)
-    state["postgres"] = database_snapshot(platform.params)["tables"]
+    dbs = {params["redis_db"], params["bullmq_db"]} if redis_dbs in (None, "all") else set(redis_dbs)
+    if redis_dbs == "all":
+        with _redis(params, 0) as client:
+            dbs.update(int(name[2:]) for name in client.info("keyspace"))
+    for db in sorted(dbs):
+        with _redis(params, db) as client:
+            state["redis{0}".format(db)] = redis_dump(client)
+    if not every_database:
+        state["postgres"] = database_snapshot(params)["tables"]
+        return state
+    with snapshot_cursor(params, require=()) as cur:
+        cur.execute("SELECT datname::text FROM pg_database WHERE NOT datistemplate AND datname <> 'postgres' "
+                    "AND has_database_privilege(datname, 'CONNECT') ORDER BY 1")
+        names = [row[0] for row in cur.fetchall()]
+    for name in names:
+        with snapshot_cursor(dict(params, db_name=name), require=()) as cur:
+            marker = database_facts(cur)["marker"]
+            cur.execute("SELECT t FROM unnest(%s::text[]) AS t WHERE to_regclass(t) IS NOT NULL", (list(ALL_TABLES),))
+            present = [row[0] for row in cur.fetchall()]
+            figures = table_figures(cur, present) if present else {}
+        state["postgres" if name == params["db_name"] else "postgres:" + name] = dict(figures, **{"(marker)": marker})
     return state
+
+
+def _redis(params, db):
+    return redis.Redis(host=params["redis_host"], port=params["redis_port"], db=db,
+                       username=params.get("redis_username") or None, password=params.get("redis_password") or None,
+                       ssl=bool(params.get("redis_tls")), ssl_ca_certs=params.get("redis_tls_ca_cert") or None)
 
 
 def state_differences(before, after):
