@@ -24,6 +24,7 @@ SCENARIO_MODULES = (
     "bench.dlq_trim",
     "bench.bullmq_adds",
     "bench.job_search",
+    "bench.job_ops",
     "bench.dr_database",
     # The lab of real hosts (tests/support/lab.py): over SSH, local connection, the runbook on the DB host.
     "bench.lab_ssh",
