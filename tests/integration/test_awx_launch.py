@@ -4,7 +4,9 @@ AWX runs a job through ansible-runner with a private data directory: the project
 in inventory/, the survey answers and its own meta variables (awx_job_id, awx_user_name, ...) in env/extravars -
 survey answers as strings ("false", "150") - the credentials' injected environment in env/envvars, and the command
 line it builds from the template (--check for job_type check, --diff for diff_mode). The collection comes from the
-execution environment: here the BUILT artifact installed into a collections path, as execution-environment.yml does.
+execution environment: here the BUILT artifact installed into a collections path, as execution-environment.yml does
+(once a session). Every job template of controller/ runs as a check job with its survey's required answers; a few
+run for real, with what they changed and who the audit log names.
 """
 
 import getpass
@@ -23,8 +25,12 @@ import yaml
 
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import phone_status_key
 from tests.conftest import REDIS_PASSWORD
+from tests.support.nodeworker import WORKER_JS
 from tests.support.playbooks import inventory_for
+from tests.support.seed import TENANT_ID
 from tests.support.services import REPO_ROOT
+from tests.support.snapshots import assert_unchanged, platform_state
+from tests.support.vendors import INSTANTLY_KEY, TIMELINES_TOKEN, changes
 
 BIN = Path(sys.executable).parent
 USER, JOB_ID = "alice", 4711
@@ -47,9 +53,10 @@ CREDENTIAL_TYPES = {c["name"]: c for c in _controller("credential_types.yml", "c
 CREDENTIALS = {c["name"]: c for c in _controller("credentials.yml", "controller_credentials")}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def awx_ee(tmp_path_factory):
-    """The execution environment's collection (the built artifact, installed) and the project checkout."""
+    """The execution environment's collection (the built artifact, installed) and the project checkout: built and
+    installed once a session, every launch runs from it."""
     root = tmp_path_factory.mktemp("awx")
     env = dict(os.environ, PATH=str(BIN) + os.pathsep + os.environ.get("PATH", ""))
     subprocess.run([str(BIN / "ansible-galaxy"), "collection", "build", "--output-path", str(root / "artifact"),
@@ -92,15 +99,68 @@ class AwxJob:
         return self.stdout + "".join(json.dumps(e) for e in self.events)
 
 
+def _survey(template):
+    return template.get("survey_spec", {}).get("spec", []) if template.get("survey_enabled") else []
+
+
+def _survey_errors(question, value):
+    """What AWX refuses of a survey answer (awx/main/models/mixins.py _survey_element_validation): a text's length
+    outside min/max, an integer outside min/max, a choice not offered."""
+    kind, low, high = question["type"], question.get("min"), question.get("max")
+    if kind in ("text", "textarea", "password"):
+        size = len(str(value))
+        return [] if (low in ("", None) or size >= int(low)) and (high in ("", None) or size <= int(high)) else [
+            "{0}: {1!r} is not {2}..{3} characters long".format(question["variable"], value, low, high)]
+    if kind == "integer":
+        number = int(value)
+        return [] if (low in ("", None) or number >= int(low)) and (high in ("", None) or number <= int(high)) else [
+            "{0}: {1} is outside {2}..{3}".format(question["variable"], value, low, high)]
+    if kind == "multiplechoice":
+        return [] if value in question["choices"] else [
+            "{0}: {1!r} is not a choice".format(question["variable"], value)]
+    return ["{0}: a {1} question, unknown here".format(question["variable"], kind)]
+
+
+def _survey_defaults(template):
+    """What AWX adds to a job's extra vars by itself (_update_unified_job_kwargs): every survey default that passes
+    the survey's own validation, as the survey holds it (an integer's default as an integer)."""
+    return {q["variable"]: q["default"] for q in _survey(template)
+            if q.get("default") is not None and not _survey_errors(q, q["default"])}
+
+
+def site_inventory(root, timelines=None, instantly=None):
+    """What the "CERNIQ production" inventory holds on this machine, beyond the servers' addresses: the backup and
+    report directories, the workers' manager, the hosts' logrotate and apt settings, the vendors' addresses (the
+    fakes'; their secrets come from the credentials). The same for every template, as one AWX inventory is."""
+    site = {"cerniq_backup_dir": str(root / "backups"), "cerniq_backup_copy_dir": str(root / "backup-copies"),
+            "cerniq_workers_manager": "process",
+            "cerniq_workers_process_start": "node {0} --queue q:wa:phone_01".format(WORKER_JS),
+            "cerniq_workers_process_pid_file": str(root / "workers.pid"),
+            "cerniq_workers_process_log": str(root / "workers.log"),
+            "cerniq_workers_env_file": str(root / "workers.env"), "cerniq_workers_queue_pattern": "",
+            "cerniq_workers_queues": ["q:wa:phone_01"],
+            "host_maintenance_logrotate_dir": str(root / "logrotate.d"),
+            "host_maintenance_logrotate_state": str(root / "logrotate.status"),
+            "host_maintenance_log_paths": [str(root / "logs" / "*.log")],
+            # No package archive is reached from here: a cache younger than this skips apt's refresh.
+            "host_maintenance_apt_cache_valid_time": 10 ** 9}
+    if timelines is not None:
+        site["cerniq_timelinesai_base_url"] = timelines.base_url
+    if instantly is not None:
+        site["cerniq_instantly_base_url"] = instantly.url
+    if timelines is not None or instantly is not None:
+        site["cerniq_vendor_allow_http"] = True
+    return site
+
+
 def awx_launch(awx_ee, tmp_path, platform, template_name, answers, job_type="run", credentials=True,
                meta=None, extra_inventory=None, user=USER):
     template = TEMPLATES[template_name]
-    survey = {q["variable"]: q for q in template.get("survey_spec", {}).get("spec", [])}
+    survey = {q["variable"]: q for q in _survey(template)}
     for variable, answer in answers.items():
         assert variable in survey, "{0} is not a survey question of {1}".format(variable, template_name)
         assert isinstance(answer, str), "AWX hands survey answers over as strings"
-        if survey[variable]["type"] == "multiplechoice":
-            assert answer in survey[variable]["choices"]
+        assert not _survey_errors(survey[variable], answer), _survey_errors(survey[variable], answer)
     pdd = tmp_path / "job-{0}-{1}".format(next(_SEQUENCE), template_name.split()[-1])
     shutil.copytree(awx_ee / "project", pdd / "project")
     (pdd / "inventory").mkdir(parents=True)
@@ -110,7 +170,7 @@ def awx_launch(awx_ee, tmp_path, platform, template_name, answers, job_type="run
     for secret_or_actor in ("cerniq_redis_password", "cerniq_db_password", "cerniq_audit_actor"):
         del inventory["all"]["vars"][secret_or_actor]  # from the credentials' environment and AWX's meta vars
     (pdd / "inventory" / "hosts").write_text(json.dumps(inventory))
-    extravars = dict(answers)
+    extravars = dict(_survey_defaults(template), **answers)
     for prefix in ("awx", "tower"):
         extravars.update({prefix + "_job_id": JOB_ID, prefix + "_job_launch_type": "manual",
                           prefix + "_job_template_name": template_name,
@@ -127,8 +187,8 @@ def awx_launch(awx_ee, tmp_path, platform, template_name, answers, job_type="run
         env.update(_injected_env(template, {
             "CERNIQ Redis": {"username": "", "password": platform.redis.password},
             "CERNIQ PostgreSQL": {"password": platform.pg.password},
-            "CERNIQ Instantly": {"api_key": "not-used-here"},
-            "CERNIQ TimelinesAI": {"api_token": "not-used-here"}}))
+            "CERNIQ Instantly": {"api_key": INSTANTLY_KEY},
+            "CERNIQ TimelinesAI": {"api_token": TIMELINES_TOKEN}}))
     (pdd / "env" / "envvars").write_text(yaml.safe_dump(env))
     # AWX's command line (awx/main/tasks/jobs.py build_args): --check for job_type check, -u, --diff for diff_mode.
     args = (["--check"] if job_type == "check" else []) + ["-u", getpass.getuser()]
@@ -144,7 +204,7 @@ def awx_launch(awx_ee, tmp_path, platform, template_name, answers, job_type="run
 
 
 def _secrets(platform):
-    return [platform.redis.password, platform.pg.password]
+    return [platform.redis.password, platform.pg.password, INSTANTLY_KEY, TIMELINES_TOKEN]
 
 
 def test_credential_injectors_render_the_platform_environment(platform):
@@ -240,3 +300,85 @@ def test_a_scheduled_launch_is_audited_with_its_schedule(awx_ee, tmp_path, platf
     (row,) = platform.audit("quota_set")
     assert row[0] == "schedule cerniq quota value fix (awx job 9001)"
     assert row[4] == "INC-9 counter fix" and row[6]["value"] == 150
+
+
+# --- every job template of controller/, launched as AWX launches it with job type "check" ---------------------------
+
+# Free-text answers a survey cannot default (a required text question whose default AWX would refuse), by what the
+# variable names (its name's ending): values the seeded platform and the vendor fakes hold. A new required free-text
+# question fails in required_answers() until it has one here; choices, integers and valid defaults need nothing.
+EXAMPLES = {
+    "_phone": "phone_02",  # a seeded phone, ACTIVE
+    "_phone_number": "+40700000020",  # connected at the TimelinesAI fake, not yet in the database
+    "_tenant_id": str(TENANT_ID),
+    "_test_number": "+40712345678",
+    "_label": "Sales 20",
+    "_alert": "dlq:overflow",  # an alert of the matrix that needs no label
+}
+# A healthy platform: the morning and evening checks pass on it (their surveys fail the job on a failed check).
+HEALTHY = dict(phones=6, leads=60, old_log_rows=0, reviews=0, jobs_per_phone=2, dlq_entries=0, offline=(), banned=(),
+               drift_phone="", leak_phone="", no_ttl_phone="")
+
+
+def required_answers(template):
+    """The survey's required answers, as strings: the survey's default where AWX accepts it, else the first choice,
+    the lowest integer allowed, or the EXAMPLES value for what the variable names; each passes the survey's own
+    validation."""
+    answers = {}
+    for question in _survey(template):
+        if not question.get("required"):
+            continue
+        variable, default = question["variable"], question.get("default")
+        if default not in (None, "") and not _survey_errors(question, default):
+            answer = str(default)
+        elif question["type"] == "multiplechoice":
+            answer = question["choices"][0]
+        elif question["type"] == "integer":
+            answer = str(question.get("min") or 0)
+        else:
+            endings = sorted((e for e in EXAMPLES if variable.endswith(e)), key=len)
+            assert endings, "{0} asks {1} (required, no usable default): give EXAMPLES a valid value".format(
+                template["name"], variable)
+            answer = EXAMPLES[endings[-1]]  # the most specific: _phone_number before _phone
+        assert not _survey_errors(question, answer), _survey_errors(question, answer)
+        answers[variable] = answer
+    return answers
+
+
+def _vendor_writes(instantly, timelines):
+    return changes(instantly) + [r for r in timelines.requests() if r["method"] != "GET"]
+
+
+@pytest.fixture(scope="session")
+def awx_site(awx_ee):
+    """The site's directories (backups, workers, logs), shared by every launch of the session."""
+    root = awx_ee / "site"
+    (root / "logrotate.d").mkdir(parents=True, exist_ok=True)
+    (root / "logs").mkdir(exist_ok=True)
+    return root
+
+
+@pytest.mark.parametrize("template_name", sorted(TEMPLATES))
+def test_every_template_launched_as_a_check_job_succeeds_and_changes_nothing(
+        awx_ee, awx_site, tmp_path, platform, instantly, timelines, template_name):
+    """Job type check, the survey's required answers (as strings; AWX adds the defaults), the template's
+    credentials: the job succeeds and leaves Redis, PostgreSQL (the audit log included), the vendors and the
+    report directory as they were."""
+    platform.seed(**HEALTHY)
+    site = site_inventory(awx_site, timelines=timelines, instantly=instantly)
+    if not any((awx_site / "backups").glob("*/manifest.json")):
+        # The site has a verified backup, as the nightly job leaves one (the evening check and the recovery read it).
+        backup = awx_launch(awx_ee, tmp_path, platform, "cerniq backup_database", {}, extra_inventory=site)
+        assert backup.rc == 0, backup.stdout[-3000:]
+    before = platform_state(platform)
+    instantly.clear_requests()
+    timelines.clear_requests()
+    answers = required_answers(TEMPLATES[template_name])
+    job = awx_launch(awx_ee, tmp_path, platform, template_name, answers, job_type="check", extra_inventory=site)
+    assert job.rc == 0 and job.status == "successful", job.stdout[-4000:]
+    assert "--check" in job.command
+    assert_unchanged(before, platform_state(platform))
+    assert _vendor_writes(instantly, timelines) == []
+    assert not (job.pdd / "reports").exists() and not (job.pdd / "metrics").exists(), "check mode wrote a file"
+    for secret in _secrets(platform):
+        assert secret not in job.everything_written()
