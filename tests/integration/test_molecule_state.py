@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import redis
 
 from tests.support import molecule_state
 
@@ -107,3 +108,14 @@ def test_a_verify_without_the_idempotence_record_fails(seeded, tmp_path, capsys)
     rc, out = _compare(tmp_path, capsys)
     assert rc == 1
     assert "1 converge(s) recorded" in out
+
+
+def test_a_failed_record_says_why_without_the_password(platform, tmp_path):
+    params = tmp_path / "params.json"
+    params.write_text(json.dumps(dict(platform.params, redis_password="not-the-password-42")))
+    with pytest.raises(redis.exceptions.RedisError):
+        molecule_state.main(["record", "--dir", str(tmp_path), "--params", str(params)])
+    said = (tmp_path / molecule_state.RECORDS / "record-error.txt").read_text()
+    assert said.startswith("recording the state after converge failed: ")
+    assert "not-the-password-42" not in said
+    assert not list((tmp_path / molecule_state.RECORDS).glob("*.json"))

@@ -1,6 +1,6 @@
 """The idempotence proof of every Molecule scenario: the platform's state after each converge, compared byte for byte.
 
-    python -m tests.support.molecule_state record --dir EPHEMERAL_DIR --params PARAMS_JSON [--ignore FILE]
+    python -m tests.support.molecule_state record --dir EPHEMERAL_DIR --params PARAMS_JSON|- [--ignore FILE]
     python -m tests.support.molecule_state compare --dir EPHEMERAL_DIR [--ignore FILE]
 
 Molecule's idempotence step only counts `changed` flags: a second converge that rewrites a key and reports
@@ -12,7 +12,8 @@ that holds a key, the contract tables' row counts and checksums and the marker o
 connect to), read until two reads in a row agree (a worker still finishing a job, a recovery's background work), and
 writes it to DIR/converge-state/<n>.json, n = 1, 2, ... (`molecule destroy` prunes the directory). PARAMS_JSON is the
 collection's module parameters for the scenario's services (the play's cerniq_redis_defaults and
-cerniq_postgres_defaults): a 0600 file, so no password reaches a command line or Ansible's output.
+cerniq_postgres_defaults), a file or `-` for standard input (the play's way: no password on a command line; its task
+is no_log, so a failure is also written to DIR/converge-state/record-error.txt, without the parameters).
 
 `compare` compares the last two records (the converge's and the idempotence step's) and fails naming each key,
 table or marker that differs. What a scenario's second converge legitimately changes (a clock-driven value) is
@@ -106,11 +107,17 @@ def read_at_rest(params, entries):
 
 
 def record(args):
-    params = dict(PARAM_DEFAULTS, **json.loads(Path(args.params).read_text()))
-    entries = load_ignores(args.ignore)
-    state, reads = read_at_rest(params, entries)
     out = Path(args.dir) / RECORDS
     out.mkdir(parents=True, exist_ok=True)
+    errors = out / "record-error.txt"
+    errors.unlink(missing_ok=True)
+    try:
+        text = sys.stdin.read() if args.params == "-" else Path(args.params).read_text()
+        params = dict(PARAM_DEFAULTS, **json.loads(text))
+        state, reads = read_at_rest(params, load_ignores(args.ignore))
+    except (Exception, SystemExit) as exc:  # the play's task is no_log: say why where its rescue reads it
+        errors.write_text("recording the state after converge failed: {0}: {1}\n".format(type(exc).__name__, exc))
+        raise
     number = len(list(out.glob("[0-9]*.json"))) + 1
     (out / "{0}.json".format(number)).write_text(json.dumps(state, sort_keys=True))
     keys = sum(len(content) for part, content in state.items() if part.startswith("redis"))
