@@ -4,10 +4,6 @@ no second schedule is ever created beside it, and an explicit migration replaces
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-
 import pytest
 
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_repeat import read_schedulers, schedule_summary
@@ -20,24 +16,15 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
 )
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
 from tests.support.cores import run
-from tests.support.services import REPO_ROOT
+from tests.support.producers import node_legacy_repeat
 
-LEGACY_JS = REPO_ROOT / "tests" / "node" / "legacy_repeat.js"
 QUEUE_KEYS = "{0}:{1}:*".format(BULLMQ_PREFIX, QUEUE_QUOTA_RESET)
 OURS = dict(id=QUOTA_RESET_SCHEDULER_ID, pattern=QUOTA_RESET_CRON, tz=DEFAULT_TIMEZONE, job_name="reset")
 
 
 def node_legacy_add(platform, queue=QUEUE_QUOTA_RESET, pattern=QUOTA_RESET_CRON, tz=None):
     """The runbook's registration, by the real Node BullMQ 5 (tests/node); returns what Node reported."""
-    cmd = ["node", str(LEGACY_JS), "--host", platform.redis.host, "--port", str(platform.redis.port), "--db", "2",
-           "--queue", queue, "--pattern", pattern]
-    if tz:
-        cmd += ["--tz", tz]
-    env = dict(os.environ, CERNIQ_REDIS_PASSWORD=platform.redis.password or "")
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=30, check=False)
-    event = json.loads(done.stdout.strip().splitlines()[-1])
-    assert done.returncode == 0 and event["event"] == "added", done.stdout + done.stderr
-    return event
+    return node_legacy_repeat(platform.redis, queue, pattern, tz)
 
 
 def reset_queue_state(platform):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -125,7 +126,7 @@ class PlaybookRun:
 
 
 def run_playbook(playbook, inventory, extravars=None, check=False, diff=False, tags=None, skip_tags=None,
-                 limit=None, env=None, verbosity=0):
+                 limit=None, env=None, verbosity=0, start_at_task=None):
     playbook_path = Path(playbook)
     if not playbook_path.is_absolute():
         playbook_path = REPO_ROOT / "playbooks" / playbook
@@ -141,6 +142,9 @@ def run_playbook(playbook, inventory, extravars=None, check=False, diff=False, t
         cmdline += ["--tags", tags]
     if skip_tags:
         cmdline += ["--skip-tags", skip_tags]
+    if start_at_task:
+        # ansible-runner splits cmdline with shlex: a task name with spaces stays one argument.
+        cmdline += ["--start-at-task", shlex.quote(start_at_task)]
     envvars = {"ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_PATH), "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
                "ANSIBLE_NOCOLOR": "1", "ANSIBLE_DEPRECATION_WARNINGS": "0"}
     envvars.update(env or {})

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
 import time
 
-from ansible_collections.cerniq.outreach.plugins.module_utils._contract import BULLMQ_PREFIX
+from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
+    BULLMQ_PREFIX,
+    QUEUE_QUOTA_RESET,
+    QUOTA_RESET_CRON,
+)
+from tests.support.services import REPO_ROOT
+
+LEGACY_REPEAT_JS = REPO_ROOT / "tests" / "node" / "legacy_repeat.js"
 
 
 def add_jobs(redis_server, queue_name, jobs, db=2):
@@ -45,3 +55,48 @@ def wait_for_meta_version(r, queue_name, timeout=10):
 def now_ms():
     """Now in BullMQ's unit (milliseconds since the epoch)."""
     return int(time.time() * 1000)
+
+
+def fail_jobs(redis_server, queue_name, count, db=2):
+    """`count` jobs (f-<n>) added, then failed once each by a real (Python) BullMQ worker whose processor raises:
+    they land in the queue's `failed` set as a worker's failure leaves them. The worker's own `stalled-check` key
+    (it expires on its own) is removed, so the queue is at rest afterwards."""
+    from bullmq import Worker
+
+    add_jobs(redis_server, queue_name, [("f-{0}".format(i), {}) for i in range(count)], db=db)
+    connection = {"host": redis_server.host, "port": redis_server.port, "db": db, "password": redis_server.password}
+
+    async def go():
+        failed = asyncio.Event()
+        seen = []
+
+        async def process(job, token):
+            seen.append(job.id)
+            if len(seen) >= count:
+                asyncio.get_running_loop().call_later(0.3, failed.set)
+            raise RuntimeError("TimelinesAI 503")
+
+        worker = Worker(queue_name, process, {"connection": connection, "prefix": BULLMQ_PREFIX})
+        try:
+            await asyncio.wait_for(failed.wait(), 20)
+        finally:
+            await worker.close()
+
+    asyncio.run(go())
+    client = redis_server.client(db)
+    client.delete("{0}:{1}:stalled-check".format(BULLMQ_PREFIX, queue_name))
+    assert client.zcard("{0}:{1}:failed".format(BULLMQ_PREFIX, queue_name)) == count
+
+
+def node_legacy_repeat(redis_server, queue=QUEUE_QUOTA_RESET, pattern=QUOTA_RESET_CRON, tz=None, db=2):
+    """The runbook's registration of the reset, `Queue.add('reset', {}, {repeat})`: a LEGACY repeatable job, by the
+    real Node BullMQ 5 (tests/node/legacy_repeat.js). Returns what Node reported (id, repeatJobKey, repeatables)."""
+    cmd = ["node", str(LEGACY_REPEAT_JS), "--host", redis_server.host, "--port", str(redis_server.port), "--db",
+           str(db), "--queue", queue, "--pattern", pattern]
+    if tz:
+        cmd += ["--tz", tz]
+    env = dict(os.environ, CERNIQ_REDIS_PASSWORD=redis_server.password or "")
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=30, check=False)
+    event = json.loads(done.stdout.strip().splitlines()[-1])
+    assert done.returncode == 0 and event["event"] == "added", done.stdout + done.stderr
+    return event
