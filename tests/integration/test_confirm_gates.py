@@ -19,14 +19,21 @@ import pytest
 import yaml
 
 from ansible_collections.cerniq.outreach.plugins.module_utils import _backup
+from ansible_collections.cerniq.outreach.plugins.module_utils._audit import AuditTrail
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
     DEFAULT_TIMEZONE,
+    QUEUE_QUOTA_RESET,
+    QUOTA_RESET_CRON,
+    QUOTA_RESET_SCHEDULER_ID,
     TABLE_REVIEWS,
     business_day,
+    phone_queue,
     quota_key,
 )
+from ansible_collections.cerniq.outreach.plugins.module_utils._instantly import GUARD_MODULE, GUARD_PAUSE
 from ansible_collections.cerniq.outreach.plugins.module_utils._snapshot import database_snapshot
 from tests.conftest import Platform
+from tests.support.producers import fail_jobs, node_legacy_repeat
 from tests.support.seed import TENANT_ID
 from tests.support.services import REPO_ROOT
 from tests.support.snapshots import platform_state, redis_dump
@@ -39,6 +46,10 @@ REFUSAL = "re-run with -e confirm=true"
 SEED = dict(phones=6, leads=300, old_log_rows=200, reviews=0, jobs_per_phone=5, followups=20, dlq_entries=40,
             offline=("phone_04",), banned=(), drift_phone="phone_04", leak_phone="phone_02", no_ttl_phone="",
             stale_yesterday_keys=True)
+# Jobs a worker failed (what dlq:overflow's retry and bullmq_queue state=retried would move back to wait), in a queue
+# of their own.
+FAILED_QUEUE = phone_queue("phone_09")
+FAILED_JOBS = 3
 
 
 # --- the tags, from the task files -----------------------------------------------------------------------------
@@ -128,6 +139,10 @@ class Gates:
             self.platform.redis.client(db).flushdb()
         self.platform.pg.reset_data()
         self.platform.seed(**SEED)
+        fail_jobs(self.platform.redis, FAILED_QUEUE, FAILED_JOBS)
+        # The reset also registered the runbook's way (a legacy repeatable job, by Node BullMQ 5) beside our job
+        # scheduler: what quota_reset's legacy migration (and bullmq_queue other_schedules=migrate) would remove.
+        node_legacy_repeat(self.platform.redis)
         now = datetime.now(timezone.utc)
         # review_sla's work: URGENT items pending (to assign) and LOW ones pending for three days (to approve).
         for priority, age_h, count in (("URGENT", 5, 6), ("LOW", 72, 5)):
@@ -175,16 +190,21 @@ def _refused(run):
     return [m for m in failed if "Nothing was changed" in str(m) and REFUSAL in str(m)]
 
 
-def _check(run, skip):
+def _check(run, skip, bypass=None):
     """A run that succeeded ran nothing that changes; with `always` skipped, the gate's assert did not run.
 
     A run may also fail for want of what a skipped read would have set: that too stops before the change. The
     digest comparison is what proves nothing changed either way.
+
+    `bypass` (the scenarios that name it): the skips that leave the change's whole path out; with any other skip the
+    run must still reach the change and be refused (so the unchanged digest is a refusal, not a path never taken).
     """
     if run.rc == 0:
         assert run.changed_tasks == [], (skip, run.changed_tasks)
     if skip == "always":
         assert all(r["_event"] == "runner_on_skipped" for r in run.results("Stop unless confirm=true")), skip
+    if bypass is not None and skip not in bypass:
+        assert run.rc != 0 and _refused(run), (skip, run.stdout[-3000:])
 
 
 # --- scenarios on the shared servers ---------------------------------------------------------------------------
@@ -204,8 +224,26 @@ def _scenarios(gates_work=None):
         "quota_reset": ("quota_reset.yml", {"quota_reset_force": "true", "quota_reset_repair_ttl": "false",
                                             "quota_reset_scheduler": "false"}),
         "phone_banned": ("phone_banned.yml", {"phone": "phone_02"}),
+        # -e migrate_legacy_reset=true without confirm: the legacy registration stays (the stale deletion and the
+        # TTL repair are out of this run's scope: one day back, yesterday kept, no repair).
+        "quota_reset_migrate": ("quota_reset.yml", {"migrate_legacy_reset": "true", "quota_reset_repair_ttl": "false",
+                                                    "quota_reset_days_back": "1",
+                                                    "quota_reset_include_yesterday": "false"}),
+        # alert_response.yml with the extra vars an alert's file holds (ansible-runner hands them over as
+        # -e @env/extravars, as ansible-rulebook does): the ban, and dlq:overflow's retry of failed jobs.
+        "alert_response_ban": ("alert_response.yml", {"alert": "PhoneBanned", "alert_labels": {
+            "alertname": "PhoneBanned", "phone": "phone_02", "severity": "critical"}}),
+        "alert_response_dlq_retry": ("alert_response.yml", {"alert": "DlqOverflow", "alert_labels": {
+            "alertname": "DlqOverflow", "severity": "high"}, "alert_response_dlq_retry": "true"}),
     }
 
+
+# The skips that leave a scenario's change out altogether (see _check): every other skip must end in the refusal.
+# The alert's procedure is included by a task tagged always and applies `dispatch` to its tasks; alert_response.yml's
+# sweep covers its own tags (the procedures' tags are swept through their own playbooks, with the same roles).
+BYPASS = {"quota_reset_migrate": {"always", "scheduler"},
+          "alert_response_ban": {"always", "dispatch"},
+          "alert_response_dlq_retry": {"always", "dispatch", "dlq", "retry"}}
 
 CASES = [(name, skip) for name, (playbook, _extra) in _scenarios().items() for skip in skip_sets(playbook)]
 
@@ -237,12 +275,51 @@ def test_no_tag_skips_the_confirmation(gates, seeded, name, skip):
 
     run = gates.play(playbook, extravars, skip_tags=skip)
 
-    _check(run, skip)
+    _check(run, skip, BYPASS.get(name))
     after = gates.state(dpkg=dpkg)
     assert after == before, "--skip-tags {0} changed {1}:\n{2}".format(skip, _differs(before, after),
                                                                        run.stdout[-3000:])
     assert not gates.restart_marker.exists()
     assert all(r["_event"] == "runner_on_skipped" for r in run.results("Upgrade the packages"))
+
+
+# --- --start-at-task past the gate ------------------------------------------------------------------------------
+
+def task_after_gate(role):
+    """The name of the task that follows a role's confirmation gate (its include of platform's confirm.yml)."""
+    tasks = yaml.safe_load((ROLES / role / "tasks" / "main.yml").read_text())
+    for index, task in enumerate(tasks):
+        include = task.get("ansible.builtin.include_role") or {}
+        if include.get("tasks_from") == "confirm":
+            return tasks[index + 1]["name"]
+    raise AssertionError("{0} has no confirmation gate in tasks/main.yml".format(role))
+
+
+START_CASES = [("phone_banned", "phone_banned"), ("quota_exhausted_adjust", "quota_exhausted"),
+               ("review_sla", "review_sla")]
+
+
+@pytest.mark.parametrize("name,role", START_CASES, ids=[name for name, _role in START_CASES])
+def test_start_at_task_past_the_gate_changes_nothing(gates, seeded, name, role):
+    """`--start-at-task "<the first task after the gate>"` without confirm: the gate never runs, the change is
+    reached with `confirmed` false and the module refuses it; the digest is unchanged."""
+    playbook, extravars = _scenarios()[name]
+    if gates.state() != seeded["digest"]:
+        gates.seed()
+        seeded["digest"] = gates.state()
+    start = task_after_gate(role)
+
+    run = gates.platform.play(playbook, dict(extravars), start_at_task=start)
+
+    assert run.rc != 0, run.stdout[-3000:]
+    assert run.results("Stop unless confirm=true") == [], "the gate ran: --start-at-task was not honoured"
+    # The run started at that task: it is the first task with a result, and it did not change anything.
+    first = run.results()[0]
+    assert first["_task"] == start, (first["_task"], start)
+    # ... and was refused by the module itself (`confirmed` is false): the change was reached, not left out.
+    assert first["_event"] == "runner_on_failed" and first["msg"].startswith("Nothing was changed: "), first
+    assert REFUSAL in first["msg"] and _refused(run), first["msg"]
+    assert gates.state() == seeded["digest"], _differs(seeded["digest"], gates.state())
 
 
 # --- bounce_high, with the Instantly fake's whole state in the digest ------------------------------------------
@@ -252,18 +329,31 @@ def _vendor_vars(fake):
             "cerniq_vendor_allow_http": "true"}
 
 
-@pytest.mark.parametrize("skip", skip_sets("bounce_high.yml"))
-def test_no_tag_skips_the_bounce_high_confirmation(gates, seeded, instantly, skip):
+# bounce_high.yml, and alert_response.yml with a BounceHigh alert's file naming the hot campaign (its skips that
+# leave the procedure out, as above).
+BOUNCE_CASES = ([("bounce_high.yml", skip) for skip in skip_sets("bounce_high.yml")]
+                + [("alert_response.yml", skip) for skip in skip_sets("alert_response.yml")])
+
+
+@pytest.mark.parametrize("playbook,skip", BOUNCE_CASES,
+                         ids=["{0}--skip-tags={1}".format(p[:-4], s) for p, s in BOUNCE_CASES])
+def test_no_tag_skips_the_bounce_high_confirmation(gates, seeded, instantly, playbook, skip):
     if gates.state() != seeded["digest"]:
         gates.seed()
         seeded["digest"] = gates.state()
     before = gates.state(instantly)
+    hot = campaign_ids(instantly)["hot"]
     # The demo state: the hot campaign bounces 5 % and is active, so the guard has a pause to make.
-    assert campaign_status(instantly, campaign_ids(instantly)["hot"]) == 1
+    assert campaign_status(instantly, hot) == 1
+    extravars, bypass = _vendor_vars(instantly), None
+    if playbook == "alert_response.yml":
+        extravars["alert"] = "BounceHigh"
+        extravars["alert_labels"] = {"alertname": "BounceHigh", "campaign": hot, "severity": "high"}
+        bypass = {"always", "dispatch"}
 
-    run = gates.play("bounce_high.yml", _vendor_vars(instantly), skip_tags=skip)
+    run = gates.play(playbook, extravars, skip_tags=skip)
 
-    _check(run, skip)
+    _check(run, skip, bypass)
     assert changes(instantly) == [], "--skip-tags {0} sent a change to Instantly".format(skip)
     assert gates.state(instantly) == before
 
@@ -336,6 +426,8 @@ def test_no_tag_skips_the_dr_database_confirmation(split_platform, mode, skip):
 # --- each destructive module on its own: refused without confirmed, the digest unchanged -----------------------
 
 THROWAWAY_DB = "cerniq_gate_throwaway"
+RESTORED_DB = "cerniq_gate_restored"
+RESET_SCHEDULER = dict(id=QUOTA_RESET_SCHEDULER_ID, pattern=QUOTA_RESET_CRON, tz=DEFAULT_TIMEZONE, job_name="reset")
 # (task name, module, options, what the refusal names)
 MODULE_CALLS = [
     ("assign", "review_queue", {"assign_to": "ana", "ensure_assigned": 3}, "assigning review items"),
@@ -349,9 +441,29 @@ MODULE_CALLS = [
     ("archive", "comm_log_archive", {"older_than_days": 90}, "archiving communication log rows"),
     ("trim dlq", "bullmq_queue", {"dlq_type": "list", "dlq_keep": 5}, "trimming a dead-letter queue"),
     ("drain", "bullmq_queue", {"queue": "q:wa:phone_01", "state": "drained"}, "draining a queue"),
+    ("clean", "bullmq_queue", {"queue": "q:wa:phone_02", "state": "cleaned", "clean_states": ["delayed"]},
+     "cleaning jobs out of a queue"),
+    ("obliterate", "bullmq_queue", {"queue": "q:wa:phone_03", "state": "absent"}, "obliterating a queue"),
+    ("retry", "bullmq_queue", {"queue": FAILED_QUEUE, "state": "retried"}, "retrying jobs (they run again)"),
+    ("promote", "bullmq_queue", {"queue": "q:wa:phone_05", "state": "promoted"},
+     "promoting delayed jobs (they run now)"),
+    ("remove a job", "bullmq_queue", {"queue": "q:wa:phone_06", "job_id": "wa-phone_06-0", "state": "removed"},
+     "removing a job"),
+    ("migrate", "bullmq_queue", {"queue": QUEUE_QUOTA_RESET, "scheduler": dict(RESET_SCHEDULER,
+                                                                               other_schedules="migrate")},
+     "removing the legacy repeatable job(s) a scheduler replaces"),
     ("followups", "followup_reschedule", {}, "adding follow-up jobs"),
     ("drop", "db_database", {"name": THROWAWAY_DB, "state": "absent"}, "dropping a database"),
+    ("restore", "db_database", {"name": RESTORED_DB, "state": "restored", "backup": "{{ gate_backup }}"},
+     "restoring a backup into a database"),
+    ("rename", "db_database", {"name": THROWAWAY_DB, "state": "renamed", "new_name": THROWAWAY_DB + "_renamed"},
+     "renaming or swapping databases"),
     ("guard", "instantly_deliverability_guard", {"reason": "gate"}, "pausing campaigns"),
+    # The campaign an earlier (confirmed, audited) run of the guard paused, and one Instantly's bounce protect paused.
+    ("resume", "instantly_deliverability_guard", {"resume": True, "reason": "gate"}, "resuming campaigns"),
+    ("resume bounce-protected", "instantly_deliverability_guard",
+     {"resume": True, "resume_vendor_paused": True, "campaigns": ["{{ gate_protected }}"], "reason": "gate"},
+     "resuming campaigns (some paused by Instantly's bounce protect)"),
 ]
 
 
@@ -374,7 +486,8 @@ def _throwaway(gates, create):
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
-            cur.execute("DROP DATABASE IF EXISTS " + THROWAWAY_DB)
+            for name in (THROWAWAY_DB, THROWAWAY_DB + "_renamed", RESTORED_DB):
+                cur.execute("DROP DATABASE IF EXISTS " + name)
             if create:
                 cur.execute("CREATE DATABASE " + THROWAWAY_DB)
     finally:
@@ -391,9 +504,28 @@ def _databases(gates):
         conn.close()
 
 
+def _guard_paused_earlier(gates, campaign_id):
+    """The audit row a confirmed run of the guard leaves when it pauses a campaign: what its resume reads."""
+    conn = gates.platform.pg.connect()
+    try:
+        AuditTrail(conn, GUARD_MODULE, "gate-test").record(GUARD_PAUSE, "instantly:campaigns", "an earlier pause",
+                                                            {campaign_id: "active"}, {"campaign_ids": [campaign_id]})
+        conn.commit()
+    finally:
+        conn.close()
+
+
 def test_each_destructive_module_refuses_without_confirmed(gates, seeded, instantly, tmp_path):
     gates.seed()
-    seeded["digest"] = gates.state()
+    backup = _backup.create_backup(gates.platform.params, str(tmp_path / "backups"), 7, False)["backup"]["path"]
+    ids = campaign_ids(instantly)
+    # The demo's paused campaign, as the guard left it; the healthy one paused by Instantly itself.
+    assert campaign_status(instantly, ids["paused"]) == 2
+    _guard_paused_earlier(gates, ids["paused"])
+    instantly.bounce_protect(ids["healthy"])
+    extravars = dict(_vendor_vars(instantly), gate_backup=backup, gate_protected=ids["healthy"])
+    seeded["digest"] = None  # the audit row above is this test's own: the next test seeds again
+    audit_before = gates.platform.audit()
     _throwaway(gates, create=True)
     try:
         before = gates.state(instantly), _databases(gates)
@@ -401,7 +533,7 @@ def test_each_destructive_module_refuses_without_confirmed(gates, seeded, instan
         noop = {"name": "no old rows", COLLECTION + "comm_log_archive": {"older_than_days": 3650}}
         playbook = _module_playbook(tmp_path / "modules.yml", extra_tasks=[noop])
 
-        checked = gates.play(playbook, _vendor_vars(instantly), check=True)
+        checked = gates.play(playbook, extravars, check=True)
         assert checked.rc == 0, checked.stdout[-3000:]
         for name, *_rest in MODULE_CALLS:
             # Check mode needs no confirmation, and each call has something to change (the refusal below is real).
@@ -410,7 +542,7 @@ def test_each_destructive_module_refuses_without_confirmed(gates, seeded, instan
         assert after == before, _differs(dict(enumerate(before)), dict(enumerate(after)))
 
         for confirmed in (None, False):  # left out, and said false
-            run = gates.play(_module_playbook(tmp_path / "modules.yml", confirmed, [noop]), _vendor_vars(instantly))
+            run = gates.play(_module_playbook(tmp_path / "modules.yml", confirmed, [noop]), extravars)
             for name, _module, _options, what in MODULE_CALLS:
                 result = run.result(name)
                 assert result["_event"] == "runner_on_failed", (name, result)
@@ -422,7 +554,7 @@ def test_each_destructive_module_refuses_without_confirmed(gates, seeded, instan
             assert changes(instantly) == []
             after = gates.state(instantly), _databases(gates)
             assert after == before, _differs(dict(enumerate(before)), dict(enumerate(after)))
-        assert gates.platform.audit() == []
+        assert gates.platform.audit() == audit_before
     finally:
         _throwaway(gates, create=False)
 
