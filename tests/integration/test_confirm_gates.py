@@ -508,8 +508,9 @@ def _guard_paused_earlier(gates, campaign_id):
     """The audit row a confirmed run of the guard leaves when it pauses a campaign: what its resume reads."""
     conn = gates.platform.pg.connect()
     try:
-        AuditTrail(conn, GUARD_MODULE, "gate-test").record(GUARD_PAUSE, "instantly:campaigns", "an earlier pause",
-                                                            {campaign_id: "active"}, {"campaign_ids": [campaign_id]})
+        trail = AuditTrail(conn, GUARD_MODULE, "gate-test")
+        trail.record(GUARD_PAUSE, "instantly:campaigns", "an earlier pause", {campaign_id: "active"},
+                     {"campaign_ids": [campaign_id]})
         conn.commit()
     finally:
         conn.close()
