@@ -119,3 +119,32 @@ def test_a_failed_record_says_why_without_the_password(platform, tmp_path):
     assert said.startswith("recording the state after converge failed: ")
     assert "not-the-password-42" not in said
     assert not list((tmp_path / molecule_state.RECORDS).glob("*.json"))
+
+
+def _audit(platform, module, action):
+    platform.sql("INSERT INTO ops_audit_log (actor, module, action, target) VALUES ('pytest', %s, %s, 'x')",
+                 (module, action))
+
+
+def test_a_new_audit_row_is_named_and_allowed_only_for_its_module_and_action(seeded, tmp_path, capsys):
+    ignore = tmp_path / "idempotence_ignore.yml"
+    ignore.write_text("- new_audit_rows: {module: comm_log_archive, action: comm_log_archive}\n"
+                      "  reason: the archive's run summary, every run\n")
+    _audit(seeded, "wa_phone", "ban")
+    _record(tmp_path, seeded, ignore)
+    _audit(seeded, "comm_log_archive", "comm_log_archive")
+    _record(tmp_path, seeded, ignore)
+    rc, out = _compare(tmp_path, capsys)
+    assert rc == 1
+    assert "audit rows: " in out and " appeared" in out and "postgres: ops_audit_log changed" in out
+    rc, out = _compare(tmp_path, capsys, ignore)
+    assert rc == 0, out
+    assert "(comm_log_archive/comm_log_archive) (the archive's run summary, every run)" in out
+
+    _audit(seeded, "wa_phone", "ban")  # another kind of row: named despite the entry
+    seeded.sql("UPDATE ops_audit_log SET reason = 'rewritten' WHERE module = 'wa_phone'")  # and a rewritten one
+    _record(tmp_path, seeded, ignore)
+    rc, out = _compare(tmp_path, capsys, ignore)
+    assert rc == 1
+    lines = [line for line in out.splitlines() if line.startswith("  audit rows: ")]
+    assert len(lines) == 2 and any(" appeared" in line for line in lines) and any(" changed" in line for line in lines)

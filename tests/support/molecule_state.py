@@ -15,13 +15,21 @@ collection's module parameters for the scenario's services (the play's cerniq_re
 cerniq_postgres_defaults), a file or `-` for standard input (the play's way: no password on a command line; its task
 is no_log, so a failure is also written to DIR/converge-state/record-error.txt, without the parameters).
 
-`compare` compares the last two records (the converge's and the idempotence step's) and fails naming each key,
-table or marker that differs. What a scenario's second converge legitimately changes (a clock-driven value) is
-listed in the scenario's `idempotence_ignore.yml`, each entry with its reason:
+A record also holds the part `audit rows`: each ops_audit_log row of the platform's database by id, as
+(module, action, md5 of the row), so a second converge's audit row is named, not only the table's checksum.
 
-    - part: redis2                    # optional: redisN, postgres, postgres:<database>; any part when left out
-      name: "bull:*:stalled-check"    # fnmatch pattern on the key, table or "(marker)"
+`compare` compares the last two records (the converge's and the idempotence step's) and fails naming each key,
+table, marker or audit row that differs. What a scenario's second converge legitimately changes is listed in the
+scenario's `idempotence_ignore.yml`, each entry with its reason:
+
+    - part: redis2                    # optional: redisN, postgres, postgres:<database>, audit rows; any when left out
+      name: "bull:*:stalled-check"    # fnmatch pattern on the key, table, "(marker)" or audit row id
       reason: a running worker re-sets its stalled-check lock every stalledInterval, by the clock
+    - new_audit_rows: {module: comm_log_archive, action: comm_log_archive}
+      reason: the archive's run summary, written by every run by design
+
+A `new_audit_rows` entry lets the second converge add audit rows of that module and action (and only add them: the
+converge's rows must stay byte for byte); ops_audit_log's table figures are then left to the `audit rows` part.
 """
 
 from __future__ import annotations
@@ -35,9 +43,12 @@ from pathlib import Path
 
 import yaml
 
+from ansible_collections.cerniq.outreach.plugins.module_utils._contract import TABLE_AUDIT
+from ansible_collections.cerniq.outreach.plugins.module_utils._snapshot import pin_session, snapshot_cursor
 from tests.support.snapshots import services_state, state_differences
 
 RECORDS = "converge-state"
+AUDIT_ROWS = "audit rows"
 # What AnsibleModule's argument spec would fill in: the module_defaults dicts carry only what the inventory sets.
 PARAM_DEFAULTS = dict(redis_username=None, redis_password=None, redis_tls=False, redis_tls_ca_cert=None,
                       redis_db=0, bullmq_db=2, db_password=None, db_ssl_rootcert=None, db_connect_timeout=5)
@@ -52,17 +63,59 @@ def load_ignores(path):
         return []
     entries = yaml.safe_load(Path(path).read_text()) or []
     for entry in entries:
-        if not isinstance(entry, dict) or not entry.get("name") or not str(entry.get("reason", "")).strip():
-            raise SystemExit("{0}: every entry needs a name (pattern) and a reason: {1!r}".format(path, entry))
+        named = isinstance(entry, dict) and (entry.get("name") or isinstance(entry.get("new_audit_rows"), dict))
+        if not named or not str(entry.get("reason", "")).strip():
+            raise SystemExit("{0}: every entry needs a name (pattern) or new_audit_rows, and a reason: {1!r}".format(
+                path, entry))
     return entries
 
 
 def ignored_by(entries, part, name):
     """The entry that excludes `name` of `part`, or None."""
     for entry in entries:
-        if entry.get("part", part) == part and fnmatch.fnmatchcase(name, entry["name"]):
+        if entry.get("name") and entry.get("part", part) == part and fnmatch.fnmatchcase(name, entry["name"]):
             return entry
     return None
+
+
+def audit_rows(params):
+    """{id: [module, action, md5 of the row]} of ops_audit_log in the platform's database ({} without the table)."""
+    with snapshot_cursor(params, require=()) as cur:
+        pin_session(cur)
+        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (TABLE_AUDIT,))
+        if not cur.fetchone()[0]:
+            return {}
+        cur.execute("SELECT t.id, t.module, t.action, md5(t::text) FROM " + TABLE_AUDIT + " AS t ORDER BY t.id")
+        return {str(row[0]): [row[1], row[2], row[3]] for row in cur.fetchall()}
+
+
+def read_state(params):
+    """services_state() of every Redis db and database, plus the audit rows, as JSON values."""
+    state = plain(services_state(params, redis_dbs="all", every_database=True))
+    state[AUDIT_ROWS] = audit_rows(params)
+    return state
+
+
+def allow_new_audit_rows(before, after, entries):
+    """Both states with the audit rows that a `new_audit_rows` entry allows taken out of `after` (and ops_audit_log's
+    figures out of both: the rows stand for them), and the rows taken out with their reasons."""
+    allowing = [entry for entry in entries if entry.get("new_audit_rows")]
+    if not allowing:
+        return before, after, []
+    before, after = dict(before), dict(after)
+    for state in (before, after):
+        if "postgres" in state:
+            state["postgres"] = {name: value for name, value in state["postgres"].items() if name != TABLE_AUDIT}
+    kept, allowed = {}, []
+    for row_id, row in after.get(AUDIT_ROWS, {}).items():
+        entry = next((e for e in allowing if row_id not in before.get(AUDIT_ROWS, {})
+                      and [e["new_audit_rows"].get("module"), e["new_audit_rows"].get("action")] == row[:2]), None)
+        if entry is None:
+            kept[row_id] = row
+        else:
+            allowed.append((row_id, row, entry["reason"]))
+    after[AUDIT_ROWS] = kept
+    return before, after, allowed
 
 
 def plain(state):
@@ -96,10 +149,10 @@ def without_ignored(state, entries):
 
 def read_at_rest(params, entries):
     """services_state() read until two reads in a row agree (ignored entries aside); the last read and the count."""
-    last = plain(services_state(params, redis_dbs="all", every_database=True))
+    last = read_state(params)
     for reads in range(2, REST_READS + 1):
         time.sleep(REST_PAUSE)
-        state = plain(services_state(params, redis_dbs="all", every_database=True))
+        state = read_state(params)
         if without_ignored(state, entries)[0] == without_ignored(last, entries)[0]:
             return state, reads
         last = state
@@ -138,8 +191,11 @@ def compare(args):
     entries = load_ignores(args.ignore)
     before, dropped = without_ignored(json.loads((out / "{0}.json".format(first)).read_text()), entries)
     after = without_ignored(json.loads((out / "{0}.json".format(second)).read_text()), entries)[0]
+    before, after, allowed = allow_new_audit_rows(before, after, entries)
     for part, name, reason in dropped:
         print("not compared: {0} {1} ({2})".format(part, name, reason))
+    for row_id, row, reason in allowed:
+        print("allowed: new audit row {0} ({1}/{2}) ({3})".format(row_id, row[0], row[1], reason))
     differences = state_differences(before, after)
     if differences:
         print("the second converge (record {0}) changed state that the first (record {1}) left:".format(second, first))
@@ -149,8 +205,9 @@ def compare(args):
     keys = sum(len(content) for part, content in after.items() if part.startswith("redis"))
     tables = sum(len(content) for part, content in after.items() if part.startswith("postgres"))
     print("converge {0} and {1} left the same state, byte for byte: {2} Redis keys in {3}, {4} table figures and "
-          "markers in {5}".format(first, second, keys, ", ".join(p for p in sorted(after) if p.startswith("redis")),
-                                  tables, ", ".join(p for p in sorted(after) if p.startswith("postgres"))))
+          "markers in {5}, {6} audit rows".format(
+              first, second, keys, ", ".join(p for p in sorted(after) if p.startswith("redis")), tables,
+              ", ".join(p for p in sorted(after) if p.startswith("postgres")), len(after.get(AUDIT_ROWS, {}))))
     return 0
 
 
