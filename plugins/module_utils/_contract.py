@@ -32,6 +32,13 @@ TABLE_QUOTA_USAGE = "wa_quota_usage"
 TABLE_AUDIT = "ops_audit_log"
 ALL_TABLES = (TABLE_PHONES, TABLE_LEADS, TABLE_COMM_LOG, TABLE_COMM_LOG_ARCHIVE, TABLE_REVIEWS,
               TABLE_QUOTA_USAGE, TABLE_AUDIT)
+# A recovery's hold on the workers (dr_database.yml), kept in the live database's ops_audit_log: the recovery records
+# AUDIT_WORKERS_HELD on AUDIT_TARGET_WORKERS before it stops the workers and AUDIT_WORKERS_RELEASED once they run
+# again. The latest of the two on that target (one read on the target index) says whether a recovery that stopped
+# the workers has not finished; workers stopped any other way (workers.yml) leave no such row.
+AUDIT_TARGET_WORKERS = "bullmq workers"
+AUDIT_WORKERS_HELD = "dr_workers_stopped"
+AUDIT_WORKERS_RELEASED = "dr_workers_started"
 
 # The columns schema/platform.sql creates. A production table may have more: comm_log_archive reads both tables'
 # columns from the catalog at run time and moves whole rows, never this list.

@@ -32,7 +32,13 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._connection import
     postgres_errors,
     postgres_where,
 )
-from ansible_collections.cerniq.outreach.plugins.module_utils._contract import ALL_TABLES
+from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
+    ALL_TABLES,
+    AUDIT_TARGET_WORKERS,
+    AUDIT_WORKERS_HELD,
+    AUDIT_WORKERS_RELEASED,
+    TABLE_AUDIT,
+)
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
 from ansible_collections.cerniq.outreach.plugins.module_utils._snapshot import (
     MARKER_KEY,
@@ -42,6 +48,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._snapshot import (
     pgsql,
     snapshot_cursor,
     table_figures,
+    workers_hold,
 )
 from ansible_collections.cerniq.outreach.plugins.module_utils._validate import validate_tables
 
@@ -211,8 +218,8 @@ def snapshot_allowing_missing(params, tables=None, checksum=True, maintenance_db
     if not exists:
         return dict(changed=False, database=dict(name=params["db_name"], exists=False, size_bytes=None, marker=None,
                                                  server_version=None),
-                    tables={}, missing_tables=validate_tables(tables), where=postgres_where(params),
-                    checksum_method=None)
+                    tables={}, missing_tables=validate_tables(tables), workers_hold=None,
+                    where=postgres_where(params), checksum_method=None)
     return database_snapshot(params, tables, checksum, allow_missing_tables=True)
 
 
@@ -262,6 +269,63 @@ def ensure_absent(params, name, check_mode, maintenance_db):
                       after=dict(sessions_ended=sessions))
     return dict(changed=True, database=name, dropped=True, sessions_ended=sessions,
                 diff=dict(before=dict(database=name, marker=existing["marker"]), after=dict(database=None)))
+
+
+# --- a recovery's hold on the workers ---------------------------------------------------------------------------
+
+HOLDS = ("opened", "closed")
+MAX_RECOVERY_ID = 200
+
+
+def set_workers_hold(params, name, hold, recovery, hosts, check_mode):
+    """Open (`opened`: a recovery is about to stop the workers) or close (`closed`: they run again) a recovery's hold
+    on the workers, as an audit row in the live database's ops_audit_log (_contract.AUDIT_WORKERS_HELD/_RELEASED).
+
+    Changed only when the latest record differs: opening the hold the same recovery holds, or closing a hold that is
+    not open, changes nothing. Closing names the recovery whose hold it closes (and `recovery`, the one closing it).
+    """
+    if name != params["db_name"]:
+        raise CerniqError("workers_hold is kept in the live database's audit log: name must be {0} (db_name), got "
+                          "{1}".format(params["db_name"], name))
+    if hold not in HOLDS:
+        raise CerniqError("workers_hold must be one of {0}, got {1!r}".format(", ".join(HOLDS), hold))
+    recovery = (recovery or "").strip()
+    if not recovery or len(recovery) > MAX_RECOVERY_ID or "\n" in recovery:
+        raise CerniqError("recovery (the id of the recovery holding or releasing the workers) must be one line of 1 "
+                          "to {0} characters".format(MAX_RECOVERY_ID))
+    hosts = [str(h) for h in (hosts or [])]
+    conn = postgres_connect(params, require=(TABLE_AUDIT,))
+    try:
+        with postgres_errors(params, conn):
+            with conn.cursor() as cur:
+                before = workers_hold(cur)
+            is_open = bool(before and before["open"])
+            if hold == "opened":
+                changed = not (is_open and before["recovery"] == recovery)
+                after = dict(recovery=recovery, hosts=hosts)
+                if is_open and changed:
+                    after["replaces"] = before["recovery"]
+                action = AUDIT_WORKERS_HELD
+            else:
+                changed = is_open
+                after = dict(recovery=before["recovery"] if is_open else None, hosts=hosts, released_by=recovery)
+                action = AUDIT_WORKERS_RELEASED
+            if changed and not check_mode:
+                AuditTrail(conn, "db_database", params.get("audit_actor")).record(
+                    action, AUDIT_TARGET_WORKERS, reason=params.get("reason"), before=before, after=after)
+                conn.commit()
+                with conn.cursor() as cur:
+                    now = workers_hold(cur)
+            elif changed:
+                now = dict(open=hold == "opened", recovery=after["recovery"], hosts=hosts, at=None,
+                           actor=params.get("audit_actor"))
+            else:
+                now = before
+            conn.rollback()
+    finally:
+        conn.close()
+    return dict(changed=changed, database=name, workers_hold=now, diff=dict(before=dict(workers_hold=before),
+                                                                            after=dict(workers_hold=now)))
 
 
 # --- restored ---------------------------------------------------------------------------------------------------

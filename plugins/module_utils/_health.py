@@ -15,6 +15,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._connection import
 )
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import ALL_TABLES
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
+from ansible_collections.cerniq.outreach.plugins.module_utils._snapshot import workers_hold
 
 
 def redis_health(params, db, role):
@@ -70,13 +71,21 @@ def postgres_health(params):
             cur.execute("SELECT relname, GREATEST(reltuples, 0)::bigint FROM pg_class "
                         "WHERE relname = ANY(%s) AND relkind IN ('r', 'p')", (list(ALL_TABLES),))
             rows = dict(cur.fetchall())
+            # A recovery that stopped the workers and did not finish (dr_database.yml's hold, one indexed read).
+            hold = workers_hold(cur)
         conn.rollback()
     except CerniqError as exc:
         return dict(service="postgresql", role="db", healthy=False, where=where, message=exc.msg)
     finally:
         conn.close()
+    warnings = []
+    if hold and hold["open"]:
+        hosts = ", ".join(hold["hosts"]) or "the workers hosts"
+        warnings.append("recovery {0} stopped the workers on {1} at {2} and did not finish: run dr_database.yml -e "
+                        "confirm=true to finish it or start them".format(hold["recovery"], hosts, hold["at"]))
     return dict(service="postgresql", role="db", healthy=True, where=where, version=version,
-                estimated_rows=rows, message="ok")
+                estimated_rows=rows, workers_hold=hold, warnings=warnings,
+                message="; ".join(["ok"] + ["WARNING: " + w for w in warnings]))
 
 
 def platform_health(params, expect_workers=0):

@@ -23,7 +23,13 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._connection import
     postgres_errors,
     postgres_where,
 )
-from ansible_collections.cerniq.outreach.plugins.module_utils._contract import ALL_TABLES
+from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
+    ALL_TABLES,
+    AUDIT_TARGET_WORKERS,
+    AUDIT_WORKERS_HELD,
+    AUDIT_WORKERS_RELEASED,
+    TABLE_AUDIT,
+)
 from ansible_collections.cerniq.outreach.plugins.module_utils._validate import validate_tables
 
 CHECKSUM_METHOD = "sum64(md5(row::text)) mod 2^64, TimeZone=UTC, DateStyle=ISO"
@@ -102,6 +108,25 @@ def database_facts(cur):
     return dict(name=name, size_bytes=size, marker=parse_marker(comment), server_version=version)
 
 
+def workers_hold(cur):
+    """A recovery's hold on the workers, read from ops_audit_log on the connection of `cur` (one read on the target
+    index): the latest held/released row, as dict(open, recovery, at, actor, hosts); None when no recovery ever
+    recorded one there (or the database has no audit table)."""
+    cur.execute("SELECT to_regclass(%s) IS NOT NULL", (TABLE_AUDIT,))
+    if not cur.fetchone()[0]:
+        return None
+    cur.execute("SELECT action, after, at, actor FROM " + TABLE_AUDIT + " WHERE target = %s AND action = ANY(%s) "
+                "ORDER BY at DESC, id DESC LIMIT 1",
+                (AUDIT_TARGET_WORKERS, [AUDIT_WORKERS_HELD, AUDIT_WORKERS_RELEASED]))
+    row = cur.fetchone()
+    if row is None:
+        return None
+    action, after, at, actor = row
+    after = after if isinstance(after, dict) else {}
+    return dict(open=action == AUDIT_WORKERS_HELD, recovery=after.get("recovery"), hosts=after.get("hosts") or [],
+                at=at.isoformat() if at is not None else None, actor=actor)
+
+
 @contextlib.contextmanager
 def snapshot_cursor(params, require=ALL_TABLES):
     """A cursor in a REPEATABLE READ, READ ONLY transaction: every figure it reads comes from one snapshot."""
@@ -129,7 +154,8 @@ def database_snapshot(params, tables=None, checksum=True, allow_missing_tables=F
         cur.execute("SELECT t FROM unnest(%s::text[]) AS t WHERE to_regclass(t) IS NULL", (tables,))
         missing = [row[0] for row in cur.fetchall()]
         figures = table_figures(cur, [t for t in tables if t not in missing], checksum)
-    return dict(changed=False, database=database, tables=figures, missing_tables=missing,
+        hold = workers_hold(cur)
+    return dict(changed=False, database=database, tables=figures, missing_tables=missing, workers_hold=hold,
                 where=postgres_where(params), checksum_method=CHECKSUM_METHOD if checksum else None)
 
 

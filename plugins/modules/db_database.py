@@ -24,6 +24,10 @@ description:
   - O(state=present) creates the database (from C(template0)) or, with O(marker), records keys in the
     cerniq.outreach marker kept as JSON in the database's comment. O(state=absent) drops it (never the live one).
   - pg_restore runs with the password in its environment only, never on a command line nor in the output.
+  - With O(workers_hold) (and O(state=present) on the live database), records a recovery's hold on the workers in
+    C(ops_audit_log), and only that - V(opened) before C(dr_database.yml) stops the workers, V(closed) once they run
+    again. The latest such row tells a later run that a recovery stopped the workers and did not finish
+    (M(cerniq.outreach.db_snapshot_info) returns it as RV(cerniq.outreach.db_snapshot_info#module:workers_hold)).
   - Statements about whole databases run on a connection to O(maintenance_db).
   - Dropping (O(state=absent)), restoring over (O(state=restored)) and renaming or swapping (O(state=renamed)) are
     destructive, so they need O(confirmed=true). O(state=present) does not.
@@ -88,6 +92,30 @@ options:
       - With O(state=present), keys to record in the cerniq.outreach marker (JSON in the database's comment);
         changed only when a value differs. A comment that is not a cerniq.outreach marker is never overwritten.
     type: dict
+  workers_hold:
+    description:
+      - V(opened) records that recovery O(recovery) holds the workers stopped (an audit row, action
+        C(dr_workers_stopped), target C(bullmq workers)); unchanged when that recovery's hold is open already.
+      - V(closed) records that the workers run again (action C(dr_workers_started)), closing whichever recovery's
+        hold is open; unchanged when none is.
+      - Only with O(state=present) and O(name) equal to O(db_name); nothing else is done in that call. Needs
+        O(recovery).
+    type: str
+    choices: [opened, closed]
+    version_added: 0.2.0
+  recovery:
+    description:
+      - With O(workers_hold), the id of the recovery that holds (or releases) the workers; one line, at most 200
+        characters.
+    type: str
+    version_added: 0.2.0
+  hosts:
+    description:
+      - With O(workers_hold), the workers hosts concerned, recorded in the audit row.
+    type: list
+    elements: str
+    default: []
+    version_added: 0.2.0
   pg_bin_dir:
     description:
       - Directory of the PostgreSQL client programs (C(pg_restore)). Default from C(PATH), then the newest
@@ -125,6 +153,13 @@ EXAMPLES = r"""
     new_name: cerniq
     replace: true
     confirmed: true
+
+- name: Record that this recovery holds the workers stopped (before stopping them)
+  cerniq.outreach.db_database:
+    name: cerniq
+    workers_hold: opened
+    recovery: 2026-01-15T020000Z@20260115t031500z
+    hosts: [workers-1]
 
 - name: Drop the kept database once the recovery is confirmed
   cerniq.outreach.db_database:
@@ -170,6 +205,14 @@ access:
     acl: [{grantee: app_reader, privilege: CONNECT, grantable: false}]
     settings: ["work_mem=8MB"]
     role_settings: []
+workers_hold:
+  description: With O(workers_hold), the hold afterwards (in check mode, as it would be) - C(open), C(recovery),
+    C(hosts), C(at) (null in check mode), C(actor); null when no recovery ever recorded one.
+  returned: when workers_hold is set
+  type: dict
+  sample: {open: true, recovery: 2026-01-15T020000Z@20260115t031500z, hosts: [workers-1],
+           at: "2026-01-15T03:15:02.114+00:00", actor: sre@ctl}
+  version_added: 0.2.0
 sessions_ended:
   description: Sessions terminated on the databases dropped or renamed.
   returned: when state is absent or renamed and something changed
@@ -184,13 +227,23 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._database import (
     ensure_present,
     rename_database,
     restore_database,
+    set_workers_hold,
 )
-from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CONFIRMED_ARGUMENT_SPEC, run_destructive
+from ansible_collections.cerniq.outreach.plugins.module_utils._errors import (
+    CONFIRMED_ARGUMENT_SPEC,
+    CerniqError,
+    run_destructive,
+)
 
 
 def core(module, check_mode):
     p = module.params
     state = p["state"]
+    if p["workers_hold"]:
+        if state != "present" or p["marker"]:
+            raise CerniqError("workers_hold goes with state=present and no marker: it records the hold and does "
+                              "nothing else. Nothing was changed.")
+        return set_workers_hold(p, p["name"], p["workers_hold"], p["recovery"], p["hosts"], check_mode)
     if state == "restored":
         return restore_database(p, p["name"], p["backup"], check_mode, jobs=p["jobs"], no_owner=p["no_owner"],
                                 analyze=p["analyze"], pg_bin_dir=p["pg_bin_dir"], maintenance_db=p["maintenance_db"])
@@ -221,13 +274,17 @@ def main():
         replace=dict(type="bool", default=False),
         keep_as=dict(type="str"),
         marker=dict(type="dict"),
+        workers_hold=dict(type="str", choices=["opened", "closed"]),
+        recovery=dict(type="str"),
+        hosts=dict(type="list", elements="str", default=[]),
         pg_bin_dir=dict(type="path"),
         maintenance_db=dict(type="str", default="postgres"),
         reason=dict(type="str"),
         **CONFIRMED_ARGUMENT_SPEC
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           required_if=[("state", "restored", ["backup"]), ("state", "renamed", ["new_name"])])
+                           required_if=[("state", "restored", ["backup"]), ("state", "renamed", ["new_name"])],
+                           required_by=dict(workers_hold=["recovery"]))
     require_libraries(module, need_redis=False)
     run_destructive(module, lambda check_mode: core(module, check_mode), destructive(module.params))
 

@@ -98,6 +98,17 @@ database:
     marker:
       cerniq_outreach: restored
       backup: 2026-01-15T020000Z
+workers_hold:
+  description:
+    - A recovery's hold on the workers, from C(ops_audit_log) (the latest row
+      M(cerniq.outreach.db_database) wrote with O(cerniq.outreach.db_database#module:workers_hold)) - C(open) (true
+      while a recovery that stopped the workers has not started them again), C(recovery), C(hosts), C(at),
+      C(actor); null when no recovery ever recorded one (or the database or its audit table is missing).
+  returned: success
+  type: dict
+  sample: {open: true, recovery: 2026-01-15T020000Z@20260115t031500z, hosts: [workers-1],
+           at: "2026-01-15T03:15:02.114+00:00", actor: sre@ctl}
+  version_added: 0.2.0
 missing_tables:
   description: Contract tables that do not exist (only with O(allow_missing); otherwise their absence fails).
   returned: success

@@ -58,7 +58,12 @@ summary:
   sample:
     - "redis (platform): healthy - ok"
 services:
-  description: One entry per service with C(service), C(role), C(healthy), C(where), C(message) and its figures.
+  description:
+    - One entry per service with C(service), C(role), C(healthy), C(where), C(message) and its figures.
+    - C(warnings) lists what is wrong without making the service unhealthy; PostgreSQL's are also in its
+      C(message). PostgreSQL's C(workers_hold) is a recovery's hold on the workers (as
+      M(cerniq.outreach.db_snapshot_info) returns it); while it is open (C(dr_database.yml) stopped the workers and
+      did not finish), a warning says so.
   returned: always
   type: list
   elements: dict

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.cerniq.outreach.plugins.module_utils import _backup, _database, _snapshot
+from ansible_collections.cerniq.outreach.plugins.module_utils import _backup, _database, _health, _snapshot
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
     TABLE_AUDIT,
     TABLE_COMM_LOG,
@@ -23,6 +23,8 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
     quota_key,
 )
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
+from tests.support.gates import CreateDatabaseGate, terminate_every_client_backend
+from tests.support.services import wait_until
 from tests.support.snapshots import assert_unchanged, platform_state, without_keys
 from tests.support.split_platform import WORKER_QUEUE
 
@@ -147,7 +149,8 @@ def test_full_recovery_then_a_node_worker_processes_the_queue(split_platform):
     assert again.rc == 0, again.stdout[-3000:]
     assert_unchanged(before, without_keys(_state(split_platform), *WORKER_OWN_KEYS))
     assert "nothing was restored" in again.result("Nothing to do")["msg"]
-    assert "The workers are connected and were left alone" in again.result("Nothing to do")["msg"]
+    assert "No recovery holds the workers stopped: they were left alone (1 worker connection(s)" in \
+        again.result("Nothing to do")["msg"]
     assert split_platform.worker_pid() == new_pid and len(split_platform.databases()) == 2
 
     # Once confirmed, the kept database goes (and only a kept one may go this way).
@@ -236,3 +239,83 @@ def test_db_database_refuses_the_live_database_and_keeps_a_copy_that_does_not_ma
         assert cur.fetchone() == (True, False, ["work_mem=8MB"])
     admin.close()
     assert split_platform.databases()["cerniq"]["cerniq_outreach"] == "restored"
+
+
+# --- a recovery cut short after it stopped the workers (issue 12 §4) ---------------------------------------------
+
+HOLD_ROWS = "SELECT action, after->>'recovery' FROM ops_audit_log WHERE target = 'bullmq workers' ORDER BY id"
+
+
+def test_a_recovery_cut_short_after_the_stop_is_finished_by_the_next_run(split_platform):
+    split_platform.seed()
+    backup = _backup_now(split_platform)
+    split_platform.start_worker()
+    done = split_platform.play("dr_database.yml", {"confirm": True})
+    assert done.rc == 0, done.stdout[-3000:]
+    held = split_platform.sql(HOLD_ROWS)
+    # The hold was recorded before the stop (in the old database) and again in the one swapped in; closed at the end.
+    assert [action for action, _ in held] == ["dr_workers_stopped", "dr_workers_started"]
+    assert held[0][1] == held[1][1] and held[0][1].startswith(backup["id"] + "@")
+
+    # Workers stopped by an operator (no recovery's hold): the no-op run leaves them stopped and says why.
+    split_platform.stop_worker()
+    left = split_platform.play("dr_database.yml", {"confirm": True})
+    assert left.rc == 0, left.stdout[-3000:]
+    message = left.result("Nothing to do")["msg"]
+    assert "No recovery holds the workers stopped: they were left alone (0 worker connection(s)" in message
+    assert split_platform.worker_pid() is None and not left.results("Start the process")
+    assert split_platform.sql(HOLD_ROWS) == held
+
+    # A forced recovery, cut short after it stopped the workers: every client backend terminated while the restore
+    # waits at the gate (CREATE DATABASE of the fresh copy).
+    pid = split_platform.start_worker()
+    tables_before = {t: f for t, f in _snapshot.database_snapshot(split_platform.params)["tables"].items()
+                     if t != TABLE_AUDIT}
+    gate = CreateDatabaseGate(split_platform.pg)
+    outcome = {}
+    runner = threading.Thread(target=lambda: outcome.update(run=split_platform.play(
+        "dr_database.yml", {"confirm": True, "dr_database_force": True})))
+    runner.start()
+    try:
+        wait_until(lambda: gate.waiting() or not runner.is_alive(), 180, "the restore at the gate")
+        assert gate.waiting(), outcome.get("run") and outcome["run"].stdout[-3000:]
+        assert split_platform.worker_pid() is None, "the workers were not stopped before the restore"
+        assert terminate_every_client_backend(split_platform.pg) >= 1
+    finally:
+        gate.close()
+        runner.join(180)
+    cut = outcome["run"]
+    assert cut.rc != 0
+    assert "PostgreSQL" in " ".join(_failures(cut)), cut.stdout[-3000:]
+    assert split_platform.worker_pid() is None
+    hold = _snapshot.database_snapshot(split_platform.params)["workers_hold"]
+    assert hold["open"] and hold["recovery"].startswith(backup["id"] + "@") and hold["recovery"] != held[0][1]
+    # The health check warns about it (one indexed read); the service stays healthy.
+    health = _health.postgres_health(split_platform.params)
+    assert health["healthy"] and "recovery {0} stopped the workers".format(hold["recovery"]) in health["message"]
+
+    # --check says what the next run does, and changes nothing.
+    before = _state(split_platform)
+    looked = split_platform.play("dr_database.yml", {"confirm": True}, check=True)
+    assert looked.rc == 0, looked.stdout[-3000:]
+    assert "they would be started and its hold closed" in looked.result("Nothing to do")["msg"]
+    assert_unchanged(before, _state(split_platform))
+    assert split_platform.worker_pid() is None
+
+    # The same command without the force flag: green, the workers running again, the hold closed, and it says so.
+    again = split_platform.play("dr_database.yml", {"confirm": True})
+    assert again.rc == 0, again.stdout[-3000:]
+    line = again.result("Nothing to do")["msg"]
+    assert "Recovery {0} stopped the workers".format(hold["recovery"]) in line
+    assert "they are started now and its hold closed" in line
+    assert "were started again and its hold closed" in again.result("Say what happened")["msg"]
+    new_pid = split_platform.worker_pid()
+    assert new_pid and new_pid != pid
+    assert not _snapshot.database_snapshot(split_platform.params)["workers_hold"]["open"]
+    assert split_platform.sql(HOLD_ROWS)[-2:] == [("dr_workers_stopped", hold["recovery"]),
+                                                  ("dr_workers_started", hold["recovery"])]
+    # Data intact: the live database is what it was before the forced run (its audit log aside).
+    tables_after = {t: f for t, f in _snapshot.database_snapshot(split_platform.params)["tables"].items()
+                    if t != TABLE_AUDIT}
+    assert tables_after == tables_before
+    assert not [name for name in split_platform.databases() if name.startswith("cerniq_restore_")]

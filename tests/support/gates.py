@@ -4,11 +4,17 @@ The test holds an exclusive PostgreSQL advisory lock; the run reaches a spot whe
 (a trigger or a row-level security policy the test installs, calling `GATE_SQL`) and waits there. The test sees the
 wait in pg_locks, does its damage (kills a server, a backend), then opens the gate. No sleep, no timing guess: a slow
 machine only waits longer, a fast one cannot run past the gate.
+
+CreateDatabaseGate is the same idea for a run that creates a database (a recovery's restore): a lock on template0
+that CREATE DATABASE waits for.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
+
+import psycopg2
 
 from tests.support.services import DB_NAME
 
@@ -67,3 +73,45 @@ class Gate:
 
     def __exit__(self, *exc):
         self.open()
+
+
+class CreateDatabaseGate:
+    """Holds CREATE DATABASE ... TEMPLATE template0 (the restore's first statement, after the workers were stopped):
+    COMMENT ON DATABASE template0 in an open transaction takes the lock CREATE DATABASE waits on. Rolled back, it
+    leaves nothing behind."""
+
+    def __init__(self, pg_server):
+        self.conn = pg_server.superuser_connect()
+        self.conn.autocommit = False
+        with self.conn.cursor() as cur:
+            cur.execute("COMMENT ON DATABASE template0 IS 'cerniq test gate'")
+            cur.execute("SELECT 1 FROM pg_locks WHERE locktype = 'object' AND granted AND pid = pg_backend_pid() "
+                        "AND classid = 'pg_database'::regclass")
+            assert cur.fetchone(), "the gate holds no lock on template0"
+
+    def waiting(self):
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT l.pid FROM pg_locks l WHERE l.locktype = 'object' AND NOT l.granted "
+                        "AND l.classid = 'pg_database'::regclass "
+                        "AND l.objid = (SELECT oid FROM pg_database WHERE datname = 'template0')")
+            return [row[0] for row in cur.fetchall()]
+
+    def close(self):
+        # Terminated with every other client backend, the gate's transaction is rolled back by the server.
+        if not self.conn.closed:
+            with contextlib.suppress(psycopg2.Error):
+                self.conn.rollback()
+            self.conn.close()
+
+
+def terminate_every_client_backend(pg_server):
+    """Every client backend of the server but this one (the gate's included): what a crashing pooler or an operator's
+    pg_terminate_backend loop does."""
+    conn = pg_server.superuser_connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()")
+            return cur.fetchone()[0]
+    finally:
+        conn.close()
