@@ -11,6 +11,10 @@ import time
 
 import pytest
 
+from ansible_collections.cerniq.outreach.plugins.module_utils._snapshot import database_snapshot
+from tests.support import services
+from tests.support.gates import CreateDatabaseGate, terminate_every_client_backend
+
 pytestmark = pytest.mark.lab
 
 BANNED = "phone_03"
@@ -93,8 +97,24 @@ def test_a_worker_host_unreachable_stops_dr_database_before_the_restore(lab_sing
         assert after[part] == before[part], part
 
 
-def test_a_recovery_that_left_the_workers_stopped_is_finished_by_the_next_run(lab_single):
+HOLD_ROWS = "SELECT action, after->>'recovery' FROM ops_audit_log WHERE target = 'bullmq workers' ORDER BY id"
+
+
+def _snapshot(lab):
+    return database_snapshot(services.module_params(lab.redis, lab.pg), checksum=True)
+
+
+def _tables(lab):
+    """The live database's figures per table, its audit log aside (a recovery's hold rows land there)."""
+    return {t: f for t, f in _snapshot(lab)["tables"].items() if t != "ops_audit_log"}
+
+
+def test_a_recovery_cut_short_after_it_stopped_the_workers_is_finished_by_the_next_run(lab_single):
+    """Issue 12 §4: every PostgreSQL client backend terminated while a forced recovery waits at a gate after the
+    workers were stopped; the same command without the force flag then starts them (the audit log's hold), says so,
+    and the data is intact. Workers an operator stopped (workers.yml: no hold) are left alone by the no-op run."""
     lab = lab_single
+    started_at = time.monotonic()
     lab.reset()
     assert lab.play("backup_database.yml").rc == 0
     started = lab.play("workers.yml", extravars={"workers_action": "start"})
@@ -102,23 +122,51 @@ def test_a_recovery_that_left_the_workers_stopped_is_finished_by_the_next_run(la
     recovered = lab.play("dr_database.yml", extravars={"confirm": True})
     assert recovered.rc == 0, recovered.stdout[-4000:]
     assert _workers_connected(lab) >= 1
-    # What an interrupted forced re-run leaves: the live database is this backup's completed restore, and the
-    # workers it stopped were never started again.
+    assert [action for action, _ in lab.sql(HOLD_ROWS)] == ["dr_workers_stopped", "dr_workers_started"]
+
+    # Stopped by an operator: the no-op run leaves them stopped and says why.
     stopped = lab.play("workers.yml", extravars={"workers_action": "stop"})
     assert stopped.rc == 0, stopped.stdout[-4000:]
+    left = lab.play("dr_database.yml", extravars={"confirm": True})
+    assert left.rc == 0, left.stdout[-4000:]
+    assert "No recovery holds the workers stopped: they were left alone" in left.result("Nothing to do")["msg"]
+    assert _workers_connected(lab) == 0 and not left.results("Start the process")
+
+    # A forced recovery cut short after the stop: every client backend terminated at the gate.
+    started = lab.play("workers.yml", extravars={"workers_action": "start"})
+    assert started.rc == 0, started.stdout[-4000:]
+    before = _tables(lab)
+    gate = CreateDatabaseGate(lab.pg)
+    thread, outcome = _in_background(lambda: lab.play(
+        "dr_database.yml", extravars={"confirm": True, "dr_database_force": True}))
+    try:
+        _wait_for(lambda: gate.waiting() or not thread.is_alive(), 300, "the restore at the gate")
+        assert gate.waiting(), outcome.get("run") and outcome["run"].stdout[-4000:]
+        assert _workers_connected(lab) == 0, "the workers were not stopped before the restore"
+        assert terminate_every_client_backend(lab.pg) >= 1
+    finally:
+        gate.close()
+        thread.join(300)
+    assert not thread.is_alive()
+    cut = outcome["run"]
+    assert cut.rc != 0
+    assert "db-1" in cut.stdout and "PostgreSQL" in cut.stdout
     assert _workers_connected(lab) == 0
-    # Without confirm it says so and changes nothing.
-    looked = lab.play("dr_database.yml")
-    assert looked.rc == 0, looked.stdout[-4000:]
-    assert "No BullMQ worker is connected" in looked.stdout
-    assert _workers_connected(lab) == 0
+    hold = _snapshot(lab)["workers_hold"]
+    assert hold["open"] and hold["hosts"] == ["workers-1"]
+
     again = lab.play("dr_database.yml", extravars={"confirm": True})
     assert again.rc == 0, again.stdout[-4000:]
-    assert "they are started now" in again.stdout
+    line = again.result("Nothing to do")["msg"]
+    assert "Recovery {0} stopped the workers on workers-1".format(hold["recovery"]) in line
+    assert "they are started now and its hold closed" in line
     _wait_for(lambda: _workers_connected(lab) >= 1, 30, "a worker connecting")
-    # Nothing was restored again.
-    assert lab.sql("SELECT count(*) FROM pg_database WHERE datname LIKE %s", ("cerniq_pre_dr_%",),
-                   dbname="postgres") == [(1,)]
+    assert lab.sql(HOLD_ROWS)[-1] == ("dr_workers_started", hold["recovery"])
+    # Data intact: nothing restored again, the live database as it was before the forced run.
+    assert _tables(lab) == before
+    assert lab.sql("SELECT count(*) FROM pg_database WHERE datname LIKE %s", ("cerniq_restore_%",),
+                   dbname="postgres") == [(0,)]
+    print("recovery cut short after the stop: {0:.1f}s".format(time.monotonic() - started_at))
 
 
 def _log_rows(lab):
