@@ -1,0 +1,109 @@
+"""cerniq.outreach.host_python on a bare lab host over SSH: --check says what it would install and creates nothing; a
+wheelhouse the controller already has (cerniq_host_python_wheelhouse) reaches the host with no download.
+
+The play is backup_database.yml's first play without the backup (host_python on the DB primary's host): the
+matrix (tests/support/every_playbook.py) runs the backup itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support.lab import SYSTEM_PYTHON
+from tests.support.services import REPO_ROOT
+
+pytestmark = pytest.mark.lab
+
+VENV = "/opt/cerniq/venv"
+REQUIREMENTS = REPO_ROOT / "requirements.txt"
+GROUPS = ("redis", "postgres", "platform", "audit", "vendors")
+PLAY = [{
+    "name": "The collection's Python on the DB primary's host",
+    "hosts": "db",
+    "gather_facts": False,
+    "module_defaults": {"group/cerniq.outreach.{0}".format(g): "{{{{ cerniq_{0}_defaults }}}}".format(
+        "vendor" if g == "vendors" else g) for g in GROUPS},
+    "roles": [{"role": "cerniq.outreach.host_python", "when": "inventory_hostname == cerniq_db_primary_host"}],
+}]
+# Any download the controller tried would go here and fail: nothing listens on port 9 (discard) of loopback.
+NO_INDEX = {"PIP_INDEX_URL": "http://127.0.0.1:9/simple/", "PIP_RETRIES": "0", "PIP_TIMEOUT": "2"}
+
+
+def _bare(lab, host):
+    lab.run(host, ["rm", "-rf", VENV, VENV + "-wheelhouse"])
+    assert not lab.hosts[host].path(VENV).exists()
+
+
+def _controller_wheelhouse(version):
+    """A complete wheelhouse the role downloaded earlier on this controller for the hosts' Python and today's
+    requirements (the matrix's backup case leaves one), or None."""
+    wanted = hashlib.sha256(REQUIREMENTS.read_text().rstrip().encode()).hexdigest()
+    root = Path.home() / ".cache" / "cerniq" / "wheelhouse"
+    for found in sorted(root.glob("py{0}-x86_64-*".format(version))) if root.exists() else []:
+        complete = found / "complete"
+        if complete.exists() and complete.read_text().strip() == wanted:
+            return found
+    return None
+
+
+def test_check_on_a_bare_host_says_what_it_would_install_then_a_prebuilt_wheelhouse_needs_no_download(
+        lab_single, tmp_path):
+    lab = lab_single
+    started = time.monotonic()
+    playbook = tmp_path / "host_python.yml"
+    playbook.write_text(yaml.safe_dump(PLAY, sort_keys=False))
+    primary = lab.db_host.name
+    _bare(lab, primary)
+    version = lab.run(primary, [SYSTEM_PYTHON, "-c", "import platform; print(platform.python_version())"]).stdout
+    version = version.strip()
+
+    # --check on the bare host: it says what it would install and where, and creates nothing on any host.
+    before = lab.files(("/opt",))
+    checked = lab.play(str(playbook), check=True)
+    assert checked.rc == 0, checked.stdout[-4000:]
+    said = checked.results("Say what would be installed")
+    assert len(said) == 1, checked.stdout[-4000:]
+    message = said[0]["msg"]
+    assert message.startswith("{0}: would create {1} (Python {2}, x86_64) with ".format(primary, VENV, version))
+    for package in ("redis", "psycopg2-binary", "bullmq", "requests"):
+        assert package in message
+    assert checked.result("Whether the collection's Python is usable")["ansible_facts"]["host_python_ready"] is False
+    assert "does not exist yet" in checked.result("Say that this check run cannot preview")["msg"]
+    assert lab.files(("/opt",)) == before
+    print("check on a bare host: {0:.1f}s".format(time.monotonic() - started))
+
+    # A wheelhouse the controller already has: the one the role downloaded before (or one it downloads now, once).
+    built = _controller_wheelhouse(version)
+    if built is None:
+        first = lab.play(str(playbook))
+        assert first.rc == 0, first.stdout[-4000:]
+        built = _controller_wheelhouse(version)
+        _bare(lab, primary)
+    assert built is not None
+    wheelhouse = tmp_path / "wheelhouse"
+    shutil.copytree(built, wheelhouse)
+    (wheelhouse / "complete").unlink()
+    cache = tmp_path / "cache"
+    step = time.monotonic()
+    run = lab.play(str(playbook), extravars={"cerniq_host_python_wheelhouse": str(wheelhouse),
+                                             "host_python_cache_dir": str(cache)}, env=NO_INDEX)
+    assert run.rc == 0, run.stdout[-4000:]
+    assert {r["_event"] for r in run.results("Download the wheels")} == {"runner_on_skipped"}
+    assert not cache.exists(), "the controller downloaded"
+    assert run.result("Copy the wheelhouse")["changed"] is True
+    lab.run(primary, [VENV + "/bin/python", "-c", "import redis, psycopg2, bullmq, requests"])
+    assert lab.run(primary, [SYSTEM_PYTHON, "-c", "import redis"], check=False).returncode != 0
+    assert sorted(p.name for p in lab.hosts[primary].path(VENV + "-wheelhouse").glob("*.whl")) == \
+        sorted(p.name for p in wheelhouse.glob("*.whl"))
+    assert [h.name for h in lab.hosts.values() if h.path("/opt/cerniq").exists()] == [primary]
+    # Idempotent: the stamp matches, nothing is copied or built again.
+    again = lab.play(str(playbook), extravars={"cerniq_host_python_wheelhouse": str(wheelhouse)}, env=NO_INDEX)
+    assert again.rc == 0, again.stdout[-4000:]
+    assert again.changed_tasks == [], again.changed_tasks
+    print("pre-built wheelhouse, first and second run: {0:.1f}s".format(time.monotonic() - step))
