@@ -816,21 +816,41 @@ class Lab:
             "cerniq_workers_process_chdir": str(REPO_ROOT / "tests" / "node"),
             "cerniq_workers_queues": [WORKER_QUEUE],
             "cerniq_workers_queue_pattern": "",
+            # No procedure may need root on the controller (the test process, root here): any `become` on the
+            # implicit localhost, which takes `all`'s variables, runs this refusal instead of sudo and fails loudly
+            # (play() also sets ANSIBLE_BECOME_ALLOW_SAME_USER: root becoming root is otherwise skipped, not run).
+            # The hosts' groups set sudo back.
+            "ansible_become_exe": str(self._controller_become_refusal()),
         }
         variables.update(extra_vars or {})
         children = {}
         for group, names in self.groups().items():
             # The hosts' bare system Python, set per group: in `all` the controller (implicit localhost) would inherit
             # it and lose its own (docs/hosts.md).
-            children[group] = {"vars": {"ansible_python_interpreter": SYSTEM_PYTHON},
+            children[group] = {"vars": {"ansible_python_interpreter": SYSTEM_PYTHON, "ansible_become_exe": "sudo"},
                                "hosts": {name: dict({"ansible_host": self.hosts[name].address},
                                                     **(host_vars or {}).get(name, {})) for name in names}}
         return {"all": {"vars": variables, "children": children}}
 
+    def _controller_become_refusal(self):
+        """An executable in the lab dir that refuses `become` on the controller, naming the rule it enforces."""
+        path = self.dir / "controller" / "become-refused"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("#!/bin/sh\necho 'cerniq lab: become on the controller refused - no procedure may need "
+                            "root on the controller (docs/hosts.md)' >&2\nexit 1\n")
+            path.chmod(0o755)
+        return path
+
     def play(self, playbook, extravars=None, inventory=None, **kwargs):
-        """Run a playbook (playbooks/<name> or a path) over SSH against the lab; returns a PlaybookRun."""
+        """Run a playbook (playbooks/<name> or a path) over SSH against the lab; returns a PlaybookRun.
+
+        With ANSIBLE_BECOME_ALLOW_SAME_USER: a `become` on the controller (root here) runs the inventory's refusal
+        instead of being skipped as root-to-root; on the hosts (cerniq-sre to root) it changes nothing.
+        """
         from tests.support.playbooks import run_playbook
 
+        kwargs["env"] = dict({"ANSIBLE_BECOME_ALLOW_SAME_USER": "1"}, **(kwargs.get("env") or {}))
         return run_playbook(playbook, inventory or self.inventory(), extravars=extravars, **kwargs)
 
     # --- state ------------------------------------------------------------------------------------------------

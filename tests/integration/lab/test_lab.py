@@ -45,6 +45,10 @@ PROBE = [{
         {"name": "route off the lab", "ansible.builtin.command": "ip route get 1.1.1.1", "changed_when": False,
          "failed_when": False},
         {"name": "routes", "ansible.builtin.command": "ip -4 route show table all", "changed_when": False},
+        {"name": "become on the controller", "delegate_to": "localhost", "run_once": True, "become": True,
+         "ansible.builtin.command": "id -un", "changed_when": False, "ignore_errors": True},
+        {"name": "controller without become", "delegate_to": "localhost", "run_once": True,
+         "ansible.builtin.command": "id -un", "changed_when": False},
     ],
 }]
 
@@ -96,6 +100,12 @@ def test_every_host_over_ssh_as_an_unprivileged_user_with_sudo(topology, request
         assert result["rc"] != 0 and "unreachable" in result["stderr"].lower(), result
     for result in _by_host(run, "routes").values():
         assert "default" not in result["stdout"], result["stdout"]
+    # The controller (the implicit localhost) works without become, and any become there fails loudly: no procedure
+    # may need root on the controller, and the every-playbook matrix runs with this inventory.
+    refused = run.result("become on the controller")
+    assert refused["_event"] == "runner_on_failed", refused
+    assert "become on the controller refused" in json.dumps(refused), refused
+    assert run.result("controller without become")["_event"] == "runner_on_ok"
     # The lab's user exists only inside the hosts.
     assert LAB_USER not in Path("/etc/passwd").read_text()
     assert not Path("/home", LAB_USER).exists()
