@@ -99,7 +99,7 @@ docs: setup
 # One worker per core; a file's tests stay together (they share seeded data and servers). The unit tests of
 # tests/unit/plugins/ are `make units`' (ansible-test units), not run twice.
 pytest:
-	$(BIN)/pytest tests -q -n auto --dist loadfile --ignore=tests/unit/plugins
+	$(BIN)/pytest tests -q -n auto --dist loadfile --ignore=tests/unit/plugins --durations=25
 
 molecule:
 	tools/molecule-all

@@ -254,7 +254,7 @@ def test_a_recovery_cut_short_after_the_stop_is_finished_by_the_next_run(split_p
     assert done.rc == 0, done.stdout[-3000:]
     held = split_platform.sql(HOLD_ROWS)
     # The hold was recorded before the stop (in the old database) and again in the one swapped in; closed at the end.
-    assert [action for action, _ in held] == ["dr_workers_stopped", "dr_workers_started"]
+    assert [action for action, _recovery in held] == ["dr_workers_stopped", "dr_workers_started"]
     assert held[0][1] == held[1][1] and held[0][1].startswith(backup["id"] + "@")
 
     # Workers stopped by an operator (no recovery's hold): the no-op run leaves them stopped and says why.

@@ -299,6 +299,15 @@ def _verify_quota_reset(ctx, run):
     assert ctx.lab.r(0).ttl(quota_key("phone_03", business_day(TIMEZONE))) > 0
 
 
+def _urgent_reviews_pending(ctx):
+    """The seed's random draws shift with the time of day, so some hours it leaves no URGENT item pending: the
+    assignment would have nothing to take. Two are added, so the run always has work to do."""
+    ctx.lab.sql("INSERT INTO human_review_queue (tenant_id, reason, priority, status, sla_due_at, created_at) "
+                "SELECT seeded.tenant_id, 'negative_sentiment', 'URGENT', 'PENDING', now() - interval '5 minutes', "
+                "now() - interval '65 minutes' FROM (SELECT tenant_id FROM human_review_queue LIMIT 1) AS seeded "
+                "CROSS JOIN generate_series(1, 2)")
+
+
 def _verify_review(ctx, run):
     held = ctx.lab.sql("SELECT count(*) FROM human_review_queue WHERE assigned_to = 'bob'")[0][0]
     assert held > 0
@@ -377,7 +386,7 @@ SPECS = {
     "review_sla.yml": Spec(
         extravars=lambda ctx: {"assign_to": "bob", "review_sla_assign_count": "5", "auto_approve": "true",
                                "confirm": True, "reason": "INC-LAB-SLA"},
-        verify=_verify_review),
+        setup=_urgent_reviews_pending, verify=_verify_review),
     "stack_health.yml": Spec(verify=_verify_health, reads_only=True),
     "workers.yml": Spec(
         extravars=lambda ctx: {"workers_action": "start"},

@@ -122,7 +122,7 @@ def test_a_recovery_cut_short_after_it_stopped_the_workers_is_finished_by_the_ne
     recovered = lab.play("dr_database.yml", extravars={"confirm": True})
     assert recovered.rc == 0, recovered.stdout[-4000:]
     assert _workers_connected(lab) >= 1
-    assert [action for action, _ in lab.sql(HOLD_ROWS)] == ["dr_workers_stopped", "dr_workers_started"]
+    assert [action for action, _recovery in lab.sql(HOLD_ROWS)] == ["dr_workers_stopped", "dr_workers_started"]
 
     # Stopped by an operator: the no-op run leaves them stopped and says why.
     stopped = lab.play("workers.yml", extravars={"workers_action": "stop"})
