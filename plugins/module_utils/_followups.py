@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 
 from ansible_collections.cerniq.outreach.plugins.module_utils._audit import RedisChangeAudit
@@ -66,19 +67,43 @@ def _job_specs(rows, job_name, remove_on_complete):
             for lead_id, due_ms in rows]
 
 
-def reschedule_followups(params, check_mode=False):
-    """The followup_reschedule module's core: returns counts (pending in the DB, added, already there, verified)."""
+@dataclasses.dataclass(frozen=True)
+class FollowupRequest:
+    """What one followup_reschedule call asks: the module's options, with its defaults.
+
+    A test builds one with keyword options; the module's parameters give one through from_params.
+    """
+
+    queue: str = QUEUE_FOLLOWUP
+    prefix: str = BULLMQ_PREFIX
+    chunk_size: int = MAX_CHUNK
+    job_name: str = "followup"
+    remove_on_complete: bool = True
+    expect_node_major: int = DEFAULT_NODE_MAJOR
+
+    @classmethod
+    def from_params(cls, params):
+        """The request in a module's parameters, as AnsibleModule hands them over; an option absent keeps its
+        default."""
+        return cls(**{field.name: params[field.name] for field in dataclasses.fields(cls) if field.name in params})
+
+
+def reschedule_followups(params, request=FollowupRequest(), check_mode=False):
+    """The followup_reschedule module's core: returns counts (pending in the DB, added, already there, verified).
+
+    `params` are the connections (Redis, PostgreSQL, audit_actor), `request` a FollowupRequest.
+    """
     require_bullmq()
-    queue = validate_queue_name(params.get("queue") or QUEUE_FOLLOWUP)
-    prefix = params.get("prefix") or BULLMQ_PREFIX
-    chunk_size = params.get("chunk_size") or MAX_CHUNK
+    queue = validate_queue_name(request.queue or QUEUE_FOLLOWUP)
+    prefix = request.prefix or BULLMQ_PREFIX
+    chunk_size = request.chunk_size or MAX_CHUNK
     if not 1 <= chunk_size <= MAX_CHUNK:
         raise CerniqError("chunk_size {0} must be between 1 and {1} (larger chunks stall Redis for every other "
                           "client)".format(chunk_size, MAX_CHUNK))
     client = redis_client(params, params["bullmq_db"])
     where = redis_where(params, params["bullmq_db"])
     depths_before = queue_depths(client, [queue], prefix)[queue]
-    check_pairing(queue, depths_before, params.get("expect_node_major") or DEFAULT_NODE_MAJOR)
+    check_pairing(queue, depths_before, request.expect_node_major or DEFAULT_NODE_MAJOR)
     conn = postgres_connect(params, require=(TABLE_LEADS,))
     audit = RedisChangeAudit(params, "followup_reschedule", check_mode)
     counts = dict(pending=0, added=0, existing=0, present=0)
@@ -96,8 +121,7 @@ def reschedule_followups(params, check_mode=False):
                 writer = None if check_mode else JobWriter(bull_queue, client, where)
                 with writer or contextlib.nullcontext():
                     for rows in _chunks(cursor, chunk_size):
-                        specs = _job_specs(rows, params.get("job_name") or "followup",
-                                           params.get("remove_on_complete", True))
+                        specs = _job_specs(rows, request.job_name or "followup", request.remove_on_complete)
                         # Runs while Redis works through the previous chunk's adds.
                         with redis_errors(where):
                             kinds = key_types(client, [job_key(prefix, queue, spec["id"]) for spec in specs])

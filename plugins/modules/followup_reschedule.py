@@ -113,14 +113,14 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.cerniq.outreach.plugins.module_utils._connection import common_argument_spec, require_libraries
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CONFIRMED_ARGUMENT_SPEC, run_destructive
-from ansible_collections.cerniq.outreach.plugins.module_utils._followups import reschedule_followups
+from ansible_collections.cerniq.outreach.plugins.module_utils._followups import FollowupRequest, reschedule_followups
 
 DESTRUCTIVE = "adding follow-up jobs (messages the workers will send)"
 
 
-def main():
-    argument_spec = common_argument_spec("redis", "postgres", "audit")
-    argument_spec.update(
+def argument_spec():
+    spec = common_argument_spec("redis", "postgres", "audit")
+    spec.update(
         queue=dict(type="str", default="outreach:followup"),
         prefix=dict(type="str", default="bull"),
         chunk_size=dict(type="int", default=1000),
@@ -129,9 +129,14 @@ def main():
         expect_node_major=dict(type="int", default=5),
         **CONFIRMED_ARGUMENT_SPEC
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     require_libraries(module)
-    run_destructive(module, lambda check_mode: reschedule_followups(module.params, check_mode), DESTRUCTIVE)
+    run_destructive(module, lambda check_mode: reschedule_followups(
+        module.params, FollowupRequest.from_params(module.params), check_mode), DESTRUCTIVE)
 
 
 if __name__ == "__main__":

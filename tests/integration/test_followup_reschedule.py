@@ -7,7 +7,7 @@ import pytest
 
 from ansible_collections.cerniq.outreach.plugins.module_utils import _contract as contract
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
-from ansible_collections.cerniq.outreach.plugins.module_utils._followups import reschedule_followups
+from ansible_collections.cerniq.outreach.plugins.module_utils._followups import FollowupRequest, reschedule_followups
 from ansible_collections.cerniq.outreach.plugins.module_utils._stats import outreach_stats
 from tests.support.nodeworker import NodeWorker
 from tests.support.services import module_params
@@ -54,8 +54,8 @@ def test_every_pending_followup_gets_exactly_one_delayed_job(platform):
 
 def test_second_run_adds_nothing(platform):
     add_leads(platform, [600 + i for i in range(25)])
-    first = reschedule_followups(dict(platform.params, chunk_size=7))
-    second = reschedule_followups(dict(platform.params, chunk_size=7))
+    first = reschedule_followups(platform.params, FollowupRequest(chunk_size=7))
+    second = reschedule_followups(platform.params, FollowupRequest(chunk_size=7))
     assert first["followups"]["added"] == 25
     assert second["changed"] is False and second["followups"] == dict(pending=25, added=0, existing=25, present=25)
     assert platform.r(2).zcard(DELAYED_KEY) == 25
@@ -72,7 +72,7 @@ def test_check_mode_counts_without_writing(platform):
 
 def test_chunk_size_over_1000_is_refused(platform):
     with pytest.raises(CerniqError, match="chunk_size 5000 must be between 1 and 1000"):
-        reschedule_followups(dict(platform.params, chunk_size=5000))
+        reschedule_followups(platform.params, FollowupRequest(chunk_size=5000))
 
 
 def test_a_node_worker_processes_the_rescheduled_followups_when_due(platform):
