@@ -11,6 +11,7 @@ costs one start-up instead of four. Each view is exactly what its own module ret
 
 from __future__ import annotations
 
+import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
@@ -24,33 +25,56 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._timelinesai impor
 READINGS = ("phones", "stats", "queues", "vendor")
 
 
-def _read_phones(params):
-    return phones_info(params, quota_warn_percent=params["quota_warn_percent"])
+@dataclasses.dataclass(frozen=True)
+class ReadingsRequest:
+    """What one daily_readings_info call asks: the views to read and how, the module's options with its defaults.
+
+    A test builds one with keyword options; the module's parameters give one through from_params.
+    """
+
+    phones: bool = True
+    quota_warn_percent: int = 90
+    stats: tuple = ()
+    breaches_since: str = "24h"
+    queue_pattern: str | None = None
+    timelinesai: bool = False
+    morning_checks: dict | None = None  # {thresholds, run_tags, skip_tags}: judge the views into the report
+
+    @classmethod
+    def from_params(cls, params):
+        """The request in a module's parameters, as AnsibleModule hands them over (lists as tuples); an option
+        absent keeps its default."""
+        return cls(**{field.name: tuple(params[field.name]) if isinstance(params[field.name], list)
+                      else params[field.name] for field in dataclasses.fields(cls) if field.name in params})
 
 
-def _read_stats(params):
-    return outreach_stats(params, params["stats"], breaches_since=params["breaches_since"])
+def _read_phones(params, request):
+    return phones_info(params, quota_warn_percent=request.quota_warn_percent)
 
 
-def _read_queues(params):
-    return queue_info(params, pattern=params["queue_pattern"])
+def _read_stats(params, request):
+    return outreach_stats(params, request.stats, breaches_since=request.breaches_since)
 
 
-def _read_vendor(params):
+def _read_queues(params, request):
+    return queue_info(params, pattern=request.queue_pattern)
+
+
+def _read_vendor(params, request):
     return account_info(params)
 
 
-def wanted_readings(params):
+def wanted_readings(request):
     """The views asked for, in READINGS order."""
-    wanted = dict(phones=params.get("phones"), stats=bool(params.get("stats")),
-                  queues=bool(params.get("queue_pattern")), vendor=params.get("timelinesai"))
+    wanted = dict(phones=request.phones, stats=bool(request.stats), queues=bool(request.queue_pattern),
+                  vendor=request.timelinesai)
     return [name for name in READINGS if wanted[name]]
 
 
-def _read_at_once(readers, names, params):
+def _read_at_once(readers, names, params, request):
     """[(view, reading or None, CerniqError or None)] of each view asked for, each read on its own thread."""
     with ThreadPoolExecutor(max_workers=len(names)) as pool:
-        futures = [(name, pool.submit(readers[name], params)) for name in names]
+        futures = [(name, pool.submit(readers[name], params, request)) for name in names]
         outcomes = []
         for name, future in futures:
             try:
@@ -60,37 +84,39 @@ def _read_at_once(readers, names, params):
     return outcomes
 
 
-def daily_readings(params):
-    """{view: what its module returns} for each view asked for. A failed TimelinesAI read is a finding (the
-    morning check reports it), so it comes back as {failed, msg}; any other failure fails the whole read.
-    With params["morning_checks"], the views are judged here and only the report is returned (see morning_report).
+def daily_readings(params, request):
+    """{view: what its module returns} for each view the ReadingsRequest asks for; `params` are the connections
+    (Redis, PostgreSQL, TimelinesAI, timezone). A failed TimelinesAI read is a finding (the morning check reports
+    it), so it comes back as {failed, msg}; any other failure fails the whole read.
+    With request.morning_checks, the views are judged here and only the report is returned (see morning_report).
     """
     readers = dict(phones=_read_phones, stats=_read_stats, queues=_read_queues, vendor=_read_vendor)
-    names = wanted_readings(params)
+    names = wanted_readings(request)
     result = dict(changed=False, readings=names, warnings=[])
-    for name, reading, problem in _read_at_once(readers, names, params) if names else ():
+    for name, reading, problem in _read_at_once(readers, names, params, request) if names else ():
         if problem is not None and name != "vendor":
             raise problem
         view = reading if problem is None else dict(changed=False, failed=True, msg=problem.msg)
         result["warnings"].extend(view.pop("warnings", None) or ())
         result[name] = view
-    if params.get("morning_checks") is not None:
+    if request.morning_checks is not None:
         views = {name: result.pop(name) for name in names}
-        result["report"] = morning_report(views, params)
+        result["report"] = morning_report(views, request, params.get("timezone"))
     return result
 
 
-def morning_report(views, params):
+def morning_report(views, request, tz_name):
     """The morning check's report (runbook 1.1), judged from the views just read, as the role's filters
     cerniq.outreach.morning_checks and check_summary would judge them from the registered views.
 
     Judging here keeps the views (megabytes at 1,000 phones) in this process: Ansible receives only the report.
-    Which checks are judged follows the run's tags (morning_checks.run_tags / skip_tags), as in the role."""
-    options = params["morning_checks"]
+    Which checks are judged follows the run's tags (request.morning_checks run_tags / skip_tags), as in the role;
+    `tz_name` is the platform's time zone (the connections' `timezone`)."""
+    options = request.morning_checks
     thresholds = dict(options.get("thresholds") or {})
-    thresholds.setdefault("timezone", params.get("timezone"))
-    readings = dict(views, timelinesai=bool(params.get("timelinesai")), run_tags=options.get("run_tags"),
+    thresholds.setdefault("timezone", tz_name)
+    readings = dict(views, timelinesai=bool(request.timelinesai), run_tags=options.get("run_tags"),
                     skip_tags=options.get("skip_tags"))
     checks = morning_checks(readings, thresholds)
     day = (views.get("phones") or {}).get("date") or (views.get("stats") or {}).get("day") or "today"
-    return summarize(checks, "morning", day, params.get("timezone"), datetime.now(timezone.utc).isoformat())
+    return summarize(checks, "morning", day, tz_name, datetime.now(timezone.utc).isoformat())

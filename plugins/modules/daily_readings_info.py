@@ -175,12 +175,13 @@ report:
 from ansible_collections.cerniq.outreach.plugins.module_utils._connection import require_libraries
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import run_module, with_warnings
 from ansible_collections.cerniq.outreach.plugins.module_utils._http import vendor_module
-from ansible_collections.cerniq.outreach.plugins.module_utils._readings import daily_readings
+from ansible_collections.cerniq.outreach.plugins.module_utils._readings import ReadingsRequest, daily_readings
 from ansible_collections.cerniq.outreach.plugins.module_utils._stats import FIGURES
 
 
-def main():
-    module = vendor_module(dict(
+def options():
+    """The module's own options (vendor_module adds those of its action groups)."""
+    return dict(
         phones=dict(type="bool", default=True),
         quota_warn_percent=dict(type="int", default=90),
         stats=dict(type="list", elements="str", default=[], choices=list(FIGURES)),
@@ -192,9 +193,14 @@ def main():
             run_tags=dict(type="list", elements="str", default=[]),
             skip_tags=dict(type="list", elements="str", default=[]),
         )),
-    ), ("redis", "postgres", "platform"))
+    )
+
+
+def main():
+    module = vendor_module(options(), ("redis", "postgres", "platform"))
     require_libraries(module)
-    run_module(module, lambda: with_warnings(module, daily_readings(module.params)))
+    run_module(module, lambda: with_warnings(module, daily_readings(
+        module.params, ReadingsRequest.from_params(module.params))))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,11 @@ from ansible_collections.cerniq.outreach.plugins.filter.daily_checks import morn
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_reads import queue_info
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
 from ansible_collections.cerniq.outreach.plugins.module_utils._phones import phones_info
-from ansible_collections.cerniq.outreach.plugins.module_utils._readings import daily_readings, morning_report
+from ansible_collections.cerniq.outreach.plugins.module_utils._readings import (
+    ReadingsRequest,
+    daily_readings,
+    morning_report,
+)
 from ansible_collections.cerniq.outreach.plugins.module_utils._stats import outreach_stats
 from ansible_collections.cerniq.outreach.plugins.module_utils._timelinesai import account_info
 from tests.fakes import timelinesai as timelinesai_fake
@@ -28,12 +32,15 @@ def _without_ttls(entries):
     return entries
 
 
-def options(platform, timelines, **given):
-    params = vendor_params(platform.params, timelines=timelines)
-    params.update(phones=True, quota_warn_percent=90, stats=list(FIGURES), breaches_since="15h", queue_pattern="*",
-                  timelinesai=True)
-    params.update(given)
-    return params
+def connections(platform, timelines, **given):
+    """The test servers' and the TimelinesAI fake's connection parameters, with `given` over them."""
+    return dict(vendor_params(platform.params, timelines=timelines), **given)
+
+
+def every_view(**given):
+    """The request of the morning check: every view (these figures, every queue, TimelinesAI), `given` over it."""
+    return ReadingsRequest(**dict(dict(stats=tuple(FIGURES), breaches_since="15h", queue_pattern="*",
+                                       timelinesai=True), **given))
 
 
 @pytest.fixture()
@@ -44,9 +51,9 @@ def seeded(platform, timelines):
 
 
 def test_each_view_is_what_its_own_module_returns(platform, timelines, seeded):
-    params = options(platform, timelines)
+    params = connections(platform, timelines)
     started = time.monotonic()
-    readings = daily_readings(params)
+    readings = daily_readings(params, every_view())
     assert readings["readings"] == ["phones", "stats", "queues", "vendor"] and readings["changed"] is False
 
     phones = phones_info(params)
@@ -70,17 +77,15 @@ def test_each_view_is_what_its_own_module_returns(platform, timelines, seeded):
 
 
 def test_only_the_views_asked_for_are_read(platform, timelines, seeded):
-    readings = daily_readings(options(platform, timelines, phones=False, stats=["sla_breaches"], queue_pattern=None,
-                                      timelinesai=False))
+    readings = daily_readings(platform.params, ReadingsRequest(phones=False, stats=("sla_breaches",)))
     assert readings["readings"] == ["stats"] and set(readings["stats"]["figures"]) == {"sla_breaches"}
     assert "phones" not in readings and "queues" not in readings and "vendor" not in readings
-    nothing = daily_readings(options(platform, timelines, phones=False, stats=[], queue_pattern=None,
-                                     timelinesai=False))
+    nothing = daily_readings(platform.params, ReadingsRequest(phones=False))
     assert nothing == dict(changed=False, readings=[], warnings=[])
 
 
 def test_timelinesai_down_is_a_finding_and_the_other_views_are_read(platform, timelines, seeded):
-    readings = daily_readings(options(platform, timelines, timelinesai_api_token="wrong-token"))
+    readings = daily_readings(connections(platform, timelines, timelinesai_api_token="wrong-token"), every_view())
     assert readings["vendor"]["failed"] is True and "TimelinesAI" in readings["vendor"]["msg"]
     assert "wrong-token" not in readings["vendor"]["msg"]
     assert len(readings["phones"]["phones"]) == 6 and readings["queues"]["queues"]
@@ -88,32 +93,31 @@ def test_timelinesai_down_is_a_finding_and_the_other_views_are_read(platform, ti
 
 def test_a_database_that_cannot_be_read_fails_the_whole_read_with_one_line(platform, timelines, seeded):
     with pytest.raises(CerniqError, match="PostgreSQL at .*:1 "):
-        daily_readings(options(platform, timelines, db_port=1, timelinesai=False, queue_pattern=None))
+        daily_readings(connections(platform, timelines, db_port=1), every_view(timelinesai=False, queue_pattern=None))
 
 
 def test_morning_checks_judged_in_the_module_are_the_filters_judgement_of_the_views(platform, timelines, seeded):
     """The role's one module run (option morning_checks) returns the report the filters make of the registered
     views, and no view: at 1,000 phones they are megabytes Ansible would have to register and template."""
     thresholds = dict(pending_reviews_warn="5", queue_waiting_warn=2, timezone="Europe/Bucharest")
-    judging = dict(morning_checks=dict(thresholds=thresholds, run_tags=["all"], skip_tags=[]),
-                   timezone="Europe/Bucharest")
-    views = daily_readings(options(platform, timelines))
-    report = morning_report(copy.deepcopy({name: views[name] for name in views["readings"]}),
-                            options(platform, timelines, **judging))
+    judging = every_view(morning_checks=dict(thresholds=thresholds, run_tags=["all"], skip_tags=[]))
+    params = connections(platform, timelines, timezone="Europe/Bucharest")
+    views = daily_readings(params, every_view())
+    report = morning_report(copy.deepcopy({name: views[name] for name in views["readings"]}), judging,
+                            "Europe/Bucharest")
     expected = summarize(morning_checks(dict(views, timelinesai=True, run_tags=["all"], skip_tags=[]), thresholds),
                          "morning", views["phones"]["date"], "Europe/Bucharest", report["generated_at"])
     assert report == expected
     assert "drift" in report["failed"], "the seeded drift is found"
 
-    judged = daily_readings(options(platform, timelines, **judging))
+    judged = daily_readings(params, judging)
     assert judged["readings"] == ["phones", "stats", "queues", "vendor"]
     assert not {"phones", "stats", "queues", "vendor"} & set(judged)
     assert [c["name"] for c in judged["report"]["checks"]] == [c["name"] for c in expected["checks"]]
 
-    sla_only = daily_readings(options(platform, timelines, phones=False, stats=["sla_breaches"], queue_pattern=None,
-                                      timelinesai=False, morning_checks=dict(thresholds={}, run_tags=["sla"],
-                                                                             skip_tags=[])))
+    sla_checks = dict(thresholds={}, run_tags=["sla"], skip_tags=[])
+    sla_only = daily_readings(params, ReadingsRequest(phones=False, stats=("sla_breaches",), morning_checks=sla_checks))
     assert [check["name"] for check in sla_only["report"]["checks"]] == ["sla"]
     with pytest.raises(CerniqError, match="unknown daily check setting 'queue_warn'"):
-        daily_readings(options(platform, timelines, morning_checks=dict(thresholds=dict(queue_warn=1), run_tags=[],
-                                                                        skip_tags=[])))
+        daily_readings(params, every_view(morning_checks=dict(thresholds=dict(queue_warn=1), run_tags=[],
+                                                              skip_tags=[])))
