@@ -79,13 +79,14 @@ async def _pipelined(redis_server, jobs, chunk):
 
 
 def _module(params, jobs, chunk):
-    from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_queue import manage_queue
+    from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_ops import QueueRequest
+    from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_queue import operate_queue
 
     module_jobs = [dict(id=job["id"], name=job["name"], data=job["data"], due_at=job["due_ms"], opts=job["opts"])
                    for job in jobs]
-    result = manage_queue(dict(params, queue=QUEUE, prefix="bull", state="present", jobs=module_jobs,
-                               job_name="followup", job_opts=None, chunk_size=chunk, scheduler=None,
-                               expect_node_major=5, dlq_type=None, reason="bench"))
+    result = operate_queue(params, QueueRequest(queue=QUEUE, prefix="bull", state="present", jobs=tuple(module_jobs),
+                                                job_name="followup", chunk_size=chunk, expect_node_major=5,
+                                                reason="bench"))
     return result["jobs"]
 
 

@@ -27,8 +27,8 @@ def fill(redis_server, entries):
 def run(sizes, repeat):
     entries, keep = sizes["entries"], sizes["keep"]
     with private_servers() as (redis_server, pg):
-        params = module_params(redis_server, pg, audit_actor="bench", dlq_type="list", dlq_key=contract.DLQ_LIST_KEY,
-                               dlq_keep=keep, dlq_push_side="left", queue=None, prefix="bull")
+        params = module_params(redis_server, pg, audit_actor="bench")
+        request = bullmq.DlqRequest(dlq_type="list", dlq_key=contract.DLQ_LIST_KEY, dlq_keep=keep, dlq_push_side="left")
         env = baseline_env(redis_server, pg)
         lengths = {}
 
@@ -37,7 +37,7 @@ def run(sizes, repeat):
             lengths["baseline"] = redis_server.client(2).llen(contract.DLQ_LIST_KEY)
 
         def ours():
-            result = bullmq.manage_dlq(params)
+            result = bullmq.manage_dlq(params, request)
             lengths["ours"] = redis_server.client(2).llen(contract.DLQ_LIST_KEY)
             return {"removed": result["dlq"]["removed"]}
 

@@ -2,7 +2,7 @@
 what bull-board's "retry all" / "promote all" and the runbook's Node shell do: BullMQ's own Queue.retryJobs /
 Queue.promoteJobs from the Node package of tests/node (bench/bullmq_queue_ops.js).
 
-Ours: the module's core (manage_queue) as the module calls it, confirmed and audited: BullMQ's moveJobsToWait /
+Ours: the module's core (operate_queue) as the module calls it, confirmed and audited: BullMQ's moveJobsToWait /
 promote scripts in calls of chunk_size (1,000) jobs. Node's calls default to 1,000 jobs a script call too. A PING
 sampler in its own process measures the longest wait another client saw during each run (issue 13's bound: Redis
 never stalls over 100 ms). Node's time is the call alone (connected before its clock starts); ours includes the
@@ -22,7 +22,7 @@ from bench._scenario import Scenario, private_servers
 from tests.support.services import REPO_ROOT, module_params
 
 queue_core = importlib.import_module("ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_queue")
-queue_module = importlib.import_module("ansible_collections.cerniq.outreach.plugins.modules.bullmq_queue")
+queue_ops = importlib.import_module("ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_ops")
 
 FAILED_QUEUE = "q:wa:phone_07"
 DELAYED_QUEUE = "outreach:followup"
@@ -60,11 +60,7 @@ def fill(client, jobs):
 
 
 def ours(params, state, queue):
-    spec = queue_module.argument_spec()
-    given = {name: option.get("default") for name, option in spec.items()}
-    given.update(params)
-    given.update(queue=queue, state=state, confirmed=True, reason="bench")
-    result = queue_core.manage_queue(given)
+    result = queue_core.operate_queue(params, queue_ops.QueueRequest(queue=queue, state=state, reason="bench"))
     return result["jobs"]["retried" if state == "retried" else "promoted"]
 
 

@@ -10,6 +10,8 @@ entries go through its removeJob script; plain lists through LTRIM.
 
 from __future__ import annotations
 
+import dataclasses
+
 from ansible_collections.cerniq.outreach.plugins.module_utils._audit import RedisChangeAudit
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_jobs import remove_jobs
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_keys import (
@@ -39,32 +41,61 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._errors import Cer
 DLQ_TYPES = ("list", "failed", "queue")
 
 
-def manage_dlq(params, check_mode=False, want_diff=False):
-    """Count and trim a dead-letter queue of an explicit type:
+@dataclasses.dataclass(frozen=True)
+class DlqRequest:
+    """What one bullmq_queue call with dlq_type asks of a dead-letter queue: the module's options, its defaults.
+
+    A test builds one with keyword options; the module's parameters give one through from_params. Raw as asked:
+    manage_dlq validates it before the first read.
+    """
+
+    dlq_type: str
+    queue: str | None = None
+    prefix: str = BULLMQ_PREFIX
+    dlq_key: str = DLQ_LIST_KEY
+    dlq_pattern: str | None = None
+    dlq_keep: int | None = None
+    dlq_push_side: str = "left"
+    allow_missing: bool = False
+    expect_node_major: int = DEFAULT_NODE_MAJOR
+    reason: str | None = None
+
+    @classmethod
+    def from_params(cls, params):
+        """The request in a module's parameters, as AnsibleModule hands them over; an option absent keeps its
+        default."""
+        return cls(**{field.name: params[field.name] for field in dataclasses.fields(cls) if field.name in params})
+
+
+def manage_dlq(params, request, check_mode=False, want_diff=False):
+    """Count and trim a dead-letter queue of an explicit type (a DlqRequest); `params` are the connections (Redis,
+    PostgreSQL for the audit):
 
     - list: an application list (the runbook's bull:dlq:outreach, LPUSHed): LLEN, LTRIM keeping the newest N;
     - failed: a queue's failed set, trimmed oldest first through BullMQ's removeJob script;
     - queue: a separate BullMQ queue whose waiting jobs are the dead letters; keep 0 drains it (delayed too),
       keep N removes the oldest waiting jobs beyond N through BullMQ.
     """
-    dlq_type = params["dlq_type"]
+    dlq_type = request.dlq_type
     if dlq_type not in DLQ_TYPES:
         raise CerniqError("dlq_type {0!r} must be one of {1}".format(dlq_type, ", ".join(DLQ_TYPES)))
-    keep = params.get("dlq_keep")
+    keep = request.dlq_keep
     if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 0):
         raise CerniqError("dlq_keep {0!r} must be a non-negative integer (how many of the newest entries to "
                           "keep)".format(keep))
-    if params.get("dlq_pattern") is not None and dlq_type != "list":
+    if request.dlq_pattern is not None and dlq_type != "list":
         raise CerniqError("dlq_pattern goes with dlq_type=list (application lists), not dlq_type={0}".format(dlq_type))
+    if request.reason is not None:
+        params = dict(params, reason=request.reason)  # the audit trail's reason
     if dlq_type == "list":
-        return _dlq_list(params, keep, check_mode, want_diff)
-    prefix = params.get("prefix") or BULLMQ_PREFIX
-    queue_name = validate_queue_name(params.get("queue"))
+        return _dlq_list(params, request, check_mode, want_diff)
+    prefix = request.prefix or BULLMQ_PREFIX
+    queue_name = validate_queue_name(request.queue)
     client = redis_client(params, params["bullmq_db"])
     depths = queue_depths(client, [queue_name], prefix)[queue_name]
     result = dict(changed=False, queue=queue_name, dlq_type=dlq_type, warnings=[])
     if not depths["exists"]:
-        if params.get("allow_missing") or keep is None:
+        if request.allow_missing or keep is None:
             result["dlq"] = dict(type=dlq_type, queue=queue_name, exists=False, length=0, removed=0, keep=keep)
             return result
         raise missing_queue_error(queue_name, prefix, params, "trim")
@@ -82,7 +113,7 @@ def manage_dlq(params, check_mode=False, want_diff=False):
     if not remove:
         return result
     result["changed"] = True
-    check_pairing(queue_name, depths, params.get("expect_node_major") or DEFAULT_NODE_MAJOR)
+    check_pairing(queue_name, depths, request.expect_node_major or DEFAULT_NODE_MAJOR)
     if check_mode:
         return result
     audit = RedisChangeAudit(params, "bullmq_queue", False)
@@ -120,11 +151,12 @@ async def _remove_oldest(queue, state, count):
     return removed
 
 
-def _dlq_list(params, keep, check_mode, want_diff):
-    if params.get("dlq_pattern") is not None:
-        return _dlq_lists(params, keep, check_mode, want_diff)
-    key = params.get("dlq_key") or DLQ_LIST_KEY
-    push_side = params.get("dlq_push_side") or "left"
+def _dlq_list(params, request, check_mode, want_diff):
+    if request.dlq_pattern is not None:
+        return _dlq_lists(params, request, check_mode, want_diff)
+    keep = request.dlq_keep
+    key = request.dlq_key or DLQ_LIST_KEY
+    push_side = request.dlq_push_side or "left"
     client = redis_client(params, params["bullmq_db"])
     where = client_where(client)
     with redis_errors(where):
@@ -197,10 +229,11 @@ def scan_dlq_lists(client, pattern, keep):
     return lists, skipped
 
 
-def _dlq_lists(params, keep, check_mode, want_diff):
+def _dlq_lists(params, request, check_mode, want_diff):
     """dlq_type=list with dlq_pattern: count every matching list and trim each to its newest `keep` entries."""
-    pattern = validate_dlq_pattern(params.get("dlq_pattern"))
-    push_side = params.get("dlq_push_side") or "left"
+    keep = request.dlq_keep
+    pattern = validate_dlq_pattern(request.dlq_pattern)
+    push_side = request.dlq_push_side or "left"
     client = redis_client(params, params["bullmq_db"])
     where = client_where(client)
     with redis_errors(where):

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026 CERNIQ
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The bullmq_queue module's core: a dead-letter queue (dlq_type), or one operation on one queue.
+"""The bullmq_queue module's core for one operation on one queue (a dead-letter queue is _bullmq_dlq.manage_dlq).
 
 A queue operation validates the whole request before the first read, reads the queue once (depths, schedulers,
 preflight), runs the operation the state names and returns the module result, with the diff (predicted in check
@@ -11,7 +11,6 @@ mode) when asked.
 from __future__ import annotations
 
 from ansible_collections.cerniq.outreach.plugins.module_utils._audit import RedisChangeAudit
-from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_dlq import manage_dlq
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_job_ops import (
     JOB_ID_STATES,
     parse_cutoff_ms,
@@ -27,7 +26,6 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_keys impor
 )
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_ops import (
     CLEAN_STATES,
-    QueueRequest,
     QueueRun,
     clean,
     drain,
@@ -50,14 +48,6 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._errors import Cer
 OPERATIONS = dict(present=put_present, drained=drain, cleaned=clean, paused=pause_or_resume, resumed=pause_or_resume,
                   absent=obliterate, retried=retry_promote_or_remove, promoted=retry_promote_or_remove,
                   removed=retry_promote_or_remove)
-
-
-def manage_queue(params, check_mode=False, want_diff=False):
-    """The bullmq_queue module: one queue's jobs, scheduler, drain, clean, pause/resume, obliterate; or a DLQ."""
-    require_bullmq()
-    if params.get("dlq_type"):
-        return manage_dlq(params, check_mode, want_diff)
-    return operate_queue(params, QueueRequest.from_params(params), check_mode, want_diff)
 
 
 def operate_queue(params, request, check_mode=False, want_diff=False):

@@ -8,6 +8,7 @@ Job data may carry secrets: every view of it is redacted (`redact_keys`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
@@ -252,3 +253,50 @@ def newest_list_entries(params, keys, count=10, redact_keys=None):
         out.append(dict(key=key, type=kind, length=length,
                         newest=[redact(json_or_raw(item, item), redact_keys) for item in items]))
     return out
+
+
+@dataclasses.dataclass(frozen=True)
+class JobSearchRequest:
+    """What one bullmq_job_info call asks: the module's options, with its defaults.
+
+    A test builds one with keyword options; the module's parameters give one through from_params.
+    """
+
+    queue: str | None = None
+    prefix: str = BULLMQ_PREFIX
+    match: dict | None = None
+    states: tuple = SEARCH_STATES
+    limit: int = 20
+    max_scanned: int = 0
+    time_budget_ms: int = 5000
+    page_size: int = SEARCH_PAGE
+    redact_keys: tuple = DEFAULT_REDACT_KEYS
+    dlq_keys: tuple = ()
+    dlq_count: int = 10
+
+    @classmethod
+    def from_params(cls, params):
+        """The request in a module's parameters, as AnsibleModule hands them over (lists as tuples); an option
+        absent keeps its default."""
+        return cls(**{field.name: tuple(params[field.name]) if isinstance(params[field.name], list)
+                      else params[field.name] for field in dataclasses.fields(cls) if field.name in params})
+
+
+def job_info(params, request):
+    """bullmq_job_info's core: the search (when a queue and states are given) and the dead-letter lists' newest
+    entries; `params` are the Redis connection parameters, `request` a JobSearchRequest."""
+    if request.dlq_count is None or not 0 <= request.dlq_count <= 1000:
+        raise CerniqError("dlq_count {0} must be between 0 and 1000".format(request.dlq_count))
+    if request.states and not request.queue:
+        raise CerniqError("queue is required to search jobs (e.g. q:wa:phone_07); give states: [] to read only "
+                          "dlq_keys")
+    if request.queue and request.states:
+        result = find_jobs(params, request.queue, match=request.match, states=request.states, limit=request.limit,
+                           max_scanned=request.max_scanned, time_budget_ms=request.time_budget_ms,
+                           page_size=request.page_size, prefix=request.prefix, redact_keys=request.redact_keys)
+    else:
+        result = dict(changed=False, jobs=[], found=0, scanned=dict(total=0), stopped_early=False, stop_reason=None,
+                      elapsed_ms=0)
+    result["dlq_lists"] = newest_list_entries(params, request.dlq_keys, request.dlq_count,
+                                              request.redact_keys) if request.dlq_keys else []
+    return result

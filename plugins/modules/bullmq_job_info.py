@@ -173,13 +173,14 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_search import (
     DEFAULT_REDACT_KEYS,
+    SEARCH_PAGE,
     SEARCH_STATES,
-    find_jobs,
-    newest_list_entries,
+    JobSearchRequest,
+    job_info,
 )
 from ansible_collections.cerniq.outreach.plugins.module_utils._connection import common_argument_spec, require_libraries
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import BULLMQ_PREFIX
-from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError, run_module
+from ansible_collections.cerniq.outreach.plugins.module_utils._errors import run_module
 
 
 def argument_spec():
@@ -192,7 +193,7 @@ def argument_spec():
         limit=dict(type="int", default=20),
         max_scanned=dict(type="int", default=0),
         time_budget_ms=dict(type="int", default=5000),
-        page_size=dict(type="int", default=1000),
+        page_size=dict(type="int", default=SEARCH_PAGE),
         redact_keys=dict(type="list", elements="str", default=list(DEFAULT_REDACT_KEYS), no_log=False),
         dlq_keys=dict(type="list", elements="str", default=[], no_log=False),
         dlq_count=dict(type="int", default=10),
@@ -200,30 +201,10 @@ def argument_spec():
     return spec
 
 
-def job_info(params):
-    """The module's core: the search (when a queue and states are given) and the dead-letter lists' newest entries."""
-    if params["dlq_count"] is None or not 0 <= params["dlq_count"] <= 1000:
-        raise CerniqError("dlq_count {0} must be between 0 and 1000".format(params["dlq_count"]))
-    if params["states"] and not params["queue"]:
-        raise CerniqError("queue is required to search jobs (e.g. q:wa:phone_07); give states: [] to read only "
-                          "dlq_keys")
-    if params["queue"] and params["states"]:
-        result = find_jobs(params, params["queue"], match=params["match"], states=params["states"],
-                           limit=params["limit"], max_scanned=params["max_scanned"],
-                           time_budget_ms=params["time_budget_ms"], page_size=params["page_size"],
-                           prefix=params["prefix"], redact_keys=params["redact_keys"])
-    else:
-        result = dict(changed=False, jobs=[], found=0, scanned=dict(total=0), stopped_early=False, stop_reason=None,
-                      elapsed_ms=0)
-    result["dlq_lists"] = newest_list_entries(params, params["dlq_keys"], params["dlq_count"],
-                                              params["redact_keys"]) if params["dlq_keys"] else []
-    return result
-
-
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     require_libraries(module, need_postgres=False)
-    run_module(module, lambda: job_info(module.params))
+    run_module(module, lambda: job_info(module.params, JobSearchRequest.from_params(module.params)))
 
 
 if __name__ == "__main__":

@@ -462,11 +462,14 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_dlq import DlqRequest, manage_dlq
+from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_ops import QueueRequest
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_package import (
     BULLMQ_IMPORT_ERROR,
     BULLMQ_REQUIREMENT,
+    require_bullmq,
 )
-from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_queue import manage_queue
+from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_queue import operate_queue
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_search import DEFAULT_REDACT_KEYS
 from ansible_collections.cerniq.outreach.plugins.module_utils._connection import common_argument_spec, require_libraries
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import BULLMQ_PREFIX, DLQ_LIST_KEY
@@ -529,6 +532,14 @@ def argument_spec():
         **CONFIRMED_ARGUMENT_SPEC
     )
     return spec
+
+
+def manage_queue(params, check_mode, want_diff):
+    """The core the parameters ask for: a dead-letter queue (dlq_type) or one operation on one queue."""
+    require_bullmq()
+    if params["dlq_type"]:
+        return manage_dlq(params, DlqRequest.from_params(params), check_mode, want_diff)
+    return operate_queue(params, QueueRequest.from_params(params), check_mode, want_diff)
 
 
 def destructive(params):

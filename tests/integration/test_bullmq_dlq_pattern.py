@@ -41,7 +41,7 @@ def test_every_matching_list_is_trimmed_and_other_keys_are_reported_untouched(pl
     untouched = {key: dump(r, key) for key in ("bull:dlq:stats", "bull:dlq:index", "bull:dlq:meta", "bull:dlq:wait",
                                                "bull:other:outreach")}
 
-    plan = run(platform, check_mode=True, diff=True, dlq_type="list", dlq_key=None, dlq_pattern=DLQ_LIST_PATTERN,
+    plan = run(platform, check_mode=True, diff=True, dlq_type="list", dlq_pattern=DLQ_LIST_PATTERN,
                dlq_keep=1000)
     assert plan["changed"] is True
     assert plan["dlq"]["lists"] == [dict(key="bull:dlq:email", length=40, removed=0),
@@ -58,7 +58,7 @@ def test_every_matching_list_is_trimmed_and_other_keys_are_reported_untouched(pl
     assert (r.llen("bull:dlq:outreach"), r.llen("bull:dlq:followup")) == (1500, 1200)
     assert platform.audit("bullmq_dlq_trim") == []
 
-    done = run(platform, dlq_type="list", dlq_key=None, dlq_pattern=DLQ_LIST_PATTERN, dlq_keep=1000)
+    done = run(platform, dlq_type="list", dlq_pattern=DLQ_LIST_PATTERN, dlq_keep=1000)
     assert done["changed"] is True and done["dlq"]["removed"] == 700
     # The newest 1,000 of each list stay, in order; the short list is as it was.
     assert r.lrange("bull:dlq:outreach", 0, -1) == ["outreach-{0}".format(i) for i in range(1499, 499, -1)]
@@ -69,7 +69,7 @@ def test_every_matching_list_is_trimmed_and_other_keys_are_reported_untouched(pl
     assert set(audited) == {"bull:dlq:outreach", "bull:dlq:followup"}
     assert audited["bull:dlq:outreach"]["removed"] == 500 and audited["bull:dlq:followup"]["pattern"] == "bull:dlq:*"
 
-    again = run(platform, dlq_type="list", dlq_key=None, dlq_pattern=DLQ_LIST_PATTERN, dlq_keep=1000)
+    again = run(platform, dlq_type="list", dlq_pattern=DLQ_LIST_PATTERN, dlq_keep=1000)
     assert again["changed"] is False and len(platform.audit("bullmq_dlq_trim")) == 2
 
 
@@ -91,7 +91,7 @@ def test_a_pattern_without_a_literal_prefix_is_refused(platform, pattern):
     r = platform.r(2)
     r.lpush("bull:dlq:outreach", *range(10))
     with pytest.raises(CerniqError, match="must start with a literal key prefix ending in ':'"):
-        run(platform, dlq_type="list", dlq_key=None, dlq_pattern=pattern, dlq_keep=1)
+        run(platform, dlq_type="list", dlq_pattern=pattern, dlq_keep=1)
     assert r.llen("bull:dlq:outreach") == 10
 
 
@@ -102,5 +102,5 @@ def test_a_pattern_matching_too_many_keys_is_refused_before_anything_changes(pla
         pipe.rpush("bull:dlq:k{0}".format(i), "a", "b")
     pipe.execute()
     with pytest.raises(CerniqError, match="matches more than 1000 keys.*Nothing was changed"):
-        run(platform, dlq_type="list", dlq_key=None, dlq_pattern="bull:dlq:*", dlq_keep=1)
+        run(platform, dlq_type="list", dlq_pattern="bull:dlq:*", dlq_keep=1)
     assert r.llen("bull:dlq:k0") == 2 and r.llen("bull:dlq:k1000") == 2

@@ -8,14 +8,11 @@ import time
 
 import pytest
 
-from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_search import REDACTED
+from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_search import REDACTED, JobSearchRequest, job_info
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import phone_queue
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
-from ansible_collections.cerniq.outreach.plugins.modules.bullmq_job_info import argument_spec as info_spec
-from ansible_collections.cerniq.outreach.plugins.modules.bullmq_job_info import job_info
-from ansible_collections.cerniq.outreach.plugins.modules.bullmq_queue import argument_spec as queue_spec
 from ansible_collections.cerniq.outreach.plugins.modules.bullmq_queue import destructive
-from tests.support.cores import options, run
+from tests.support.cores import run
 from tests.support.nodeworker import NodeWorker
 from tests.support.producers import wait_for_meta_version
 from tests.support.snapshots import assert_unchanged, platform_state
@@ -149,7 +146,7 @@ def test_one_job_retried_and_one_removed_by_id(platform):
     # Retrying it again: it is waiting now, nothing to do.
     assert run(platform, queue=Q, state="retried", job_id="send-1")["changed"] is False
 
-    removed = run(platform, queue=Q, state="removed", job_id="send-2", confirmed=True)
+    removed = run(platform, queue=Q, state="removed", job_id="send-2")
     assert removed["changed"] is True and not r.exists("bull:{0}:send-2".format(Q))
     assert r.zscore("bull:{0}:failed".format(Q), "send-2") is None
     assert run(platform, queue=Q, state="removed", job_id="send-2")["changed"] is False
@@ -165,19 +162,19 @@ def test_remove_and_promote_by_id_in_check_mode_change_nothing(platform):
     run(platform, queue=Q, job_name="send", jobs=[dict(id="send-{0}".format(i), data={"i": i}) for i in range(3)]
         + [dict(id="later-{0}".format(i), due_at=due, data={"i": i}) for i in range(2)])
     before = platform_state(platform)
-    removal = run(platform, check_mode=True, diff=True, queue=Q, state="removed", job_id="send-1", confirmed=True)
+    removal = run(platform, check_mode=True, diff=True, queue=Q, state="removed", job_id="send-1")
     assert removal["changed"] is True and removal["job"]["id"] == "send-1" and removal["job"]["state"] == "wait"
     assert removal["diff"]["before"]["wait"] == 3 and removal["diff"]["after"]["wait"] == 2
     promotion = run(platform, check_mode=True, diff=True, queue=Q, state="promoted", job_id="later-1")
     assert promotion["changed"] is True and promotion["job"]["id"] == "later-1"
     assert promotion["job"]["state"] == "delayed"
     assert (promotion["diff"]["after"]["delayed"], promotion["diff"]["after"]["wait"]) == (1, 4)
-    every = run(platform, check_mode=True, queue=Q, state="promoted", confirmed=True)
+    every = run(platform, check_mode=True, queue=Q, state="promoted")
     assert every["jobs"]["promoted"] == 2 and sorted(every["jobs"]["ids"]) == ["later-0", "later-1"]
     assert_unchanged(before, platform_state(platform))
     assert platform.audit("bullmq_remove_job") == [] and platform.audit("bullmq_promote_job") == []
     # What check mode said is what the real run does.
-    run(platform, queue=Q, state="removed", job_id="send-1", confirmed=True)
+    run(platform, queue=Q, state="removed", job_id="send-1")
     run(platform, queue=Q, state="promoted", job_id="later-1")
     r = platform.r(2)
     assert not r.exists("bull:{0}:send-1".format(Q)) and r.zrange("bull:{0}:delayed".format(Q), 0, -1) == ["later-0"]
@@ -192,13 +189,13 @@ def test_a_custom_redact_list_masks_its_keys_and_shows_a_default_one_left_out(pl
     custom = ["pin"]
     shown = run(platform, check_mode=True, queue=Q, state="removed", job_id="send-0", redact_keys=custom)
     assert shown["job"]["data"] == {"leadId": "lead-0", "token": "tl-visible-0", "auth": {"PIN": REDACTED}}
-    found = job_info(options(info_spec, platform, queue=Q, match={"leadId": "lead-0"}, redact_keys=custom,
-                             dlq_keys=["bull:dlq:outreach"]))
+    found = job_info(platform.params, JobSearchRequest(queue=Q, match={"leadId": "lead-0"}, redact_keys=custom,
+                                                       dlq_keys=["bull:dlq:outreach"]))
     assert [job["data"] for job in found["jobs"]] == [shown["job"]["data"]]
     assert found["dlq_lists"][0]["newest"] == [{"jobId": "dead-0", "pin": REDACTED, "api_key": "k-visible"}]
     # The defaults, for contrast: token and api_key masked, the pin shown.
-    default = job_info(options(info_spec, platform, queue=Q, match={"leadId": "lead-0"},
-                               dlq_keys=["bull:dlq:outreach"]))
+    default = job_info(platform.params, JobSearchRequest(queue=Q, match={"leadId": "lead-0"},
+                                                         dlq_keys=["bull:dlq:outreach"]))
     assert default["jobs"][0]["data"] == {"leadId": "lead-0", "token": REDACTED, "auth": {"PIN": "4321"}}
     assert default["dlq_lists"][0]["newest"] == [{"jobId": "dead-0", "pin": "9876", "api_key": REDACTED}]
 
@@ -217,7 +214,8 @@ def test_bad_inputs_fail_once_and_the_confirm_gate(platform):
             run(platform, queue=Q, **given)
     assert snapshot(r) == before
     # What the module's gate sees: removing, bulk retry and bulk promote need confirmed; one job's retry does not.
-    params = options(queue_spec, platform, queue=Q)
+    # The module's parameters the gate reads (a queue operation: no dlq_type, no scheduler).
+    params = dict(queue=Q, dlq_type=None, scheduler=None, job_id=None)
     assert destructive(dict(params, state="removed", job_id="send-0")) == "removing a job"
     assert destructive(dict(params, state="retried")) and destructive(dict(params, state="promoted"))
     assert destructive(dict(params, state="retried", job_id="send-0")) is None

@@ -8,16 +8,16 @@ import json
 
 import pytest
 
-from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_search import REDACTED
+from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_search import REDACTED, JobSearchRequest, job_info
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import QUEUE_FOLLOWUP
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
-from ansible_collections.cerniq.outreach.plugins.modules.bullmq_job_info import argument_spec, job_info
-from tests.support.cores import options, run
+from tests.support.cores import run
 from tests.support.producers import now_ms
 
 
 def search(platform, **given):
-    return job_info(options(argument_spec, platform, **given))
+    """bullmq_job_info's core with the test servers' connections and JobSearchRequest(**given)."""
+    return job_info(platform.params, JobSearchRequest(**given))
 
 
 def seed(platform):

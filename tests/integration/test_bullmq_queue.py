@@ -11,7 +11,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils import _bullmq_ops
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_jobs import JobWriter, prepare_jobs
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_ops import QueueRequest
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_package import run_with_queue
-from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_queue import manage_queue, operate_queue
+from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_queue import operate_queue
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_reads import (
     DLQ_PATTERN_MAX_KEYS,
     queue_depths,
@@ -28,9 +28,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
     phone_queue,
 )
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
-from ansible_collections.cerniq.outreach.plugins.modules.bullmq_queue import argument_spec as queue_spec
-from ansible_collections.cerniq.outreach.plugins.modules.bullmq_queue_info import argument_spec as info_spec
-from tests.support.cores import options, run
+from tests.support.cores import run
 from tests.support.nodeworker import NodeWorker
 from tests.support.producers import add_jobs, now_ms, wait_for_meta_version
 from tests.support.snapshots import assert_unchanged, platform_state
@@ -39,11 +37,8 @@ PHONE_Q = phone_queue("phone_07")
 
 
 def info(platform, **given):
-    params = options(info_spec, platform, **given)
-    return queue_info(params, queues=params["queues"], pattern=params["pattern"], prefix=params["prefix"],
-                      include_schedulers=params["include_schedulers"], dlq_list_keys=params["dlq_keys"],
-                      dlq_pattern=params["dlq_pattern"], expect_node_major=params["expect_node_major"],
-                      check_preflight=params["preflight"])
+    """bullmq_queue_info's core with the test servers' connections and `given` (its keyword options)."""
+    return queue_info(platform.params, **given)
 
 
 def keys_of(r, queue=PHONE_Q):
@@ -448,7 +443,7 @@ def test_info_counts_every_dead_letter_list_a_pattern_matches_in_one_scan_and_on
     # for bull:dlq:wait, the one name a queue's list could have. The LLEN of a hash fails (WRONGTYPE), never a length.
     assert 1 <= calls("scan") <= 3016 // 1000 + 2 and calls("keys") == 0
     assert (calls("type"), calls("llen"), calls("exists")) == (6, 6 + 3, 1 + 1)
-    explicit = info(platform, queues=[PHONE_Q], dlq_keys=["bull:dlq:stats", "bull:dlq:email", "bull:dlq:none"],
+    explicit = info(platform, queues=[PHONE_Q], dlq_list_keys=["bull:dlq:stats", "bull:dlq:email", "bull:dlq:none"],
                     dlq_pattern="")
     assert explicit["dlq_pattern"] is None and explicit["dlq_skipped"] == []
     assert explicit["dlq_lists"] == [dict(key="bull:dlq:stats", type="hash", length=None),
@@ -464,7 +459,7 @@ def test_info_reads_at_most_1000_keys_a_dead_letter_pattern_matches_and_says_so(
     for i in range(DLQ_PATTERN_MAX_KEYS + 5):
         pipe.rpush("bull:dlq:k{0:04d}".format(i), "a")
     pipe.execute()
-    found = info(platform, queues=[PHONE_Q], dlq_keys=[])
+    found = info(platform, queues=[PHONE_Q], dlq_list_keys=[])
     assert len(found["dlq_lists"]) == DLQ_PATTERN_MAX_KEYS
     assert any("matches more than 1000 keys, only the first 1000" in w for w in found["warnings"])
 
@@ -543,12 +538,12 @@ def test_drain_counts_leave_out_the_schedulers_next_job_which_bullmq_keeps(platf
 def test_a_dead_redis_fails_fast_with_one_clear_line(platform, private_redis):
     from tests.support.services import module_params
 
-    params = options(queue_spec, platform, **module_params(private_redis, platform.pg))
+    params = module_params(private_redis, platform.pg)
     # Killed: nothing listens on the port, so the connection is refused at once (no wall-clock bound asserted).
     private_redis.kill()
     with pytest.raises(CerniqError, match="cannot reach Redis at 127.0.0.1:{0} .*redis-server is running".format(
             private_redis.port)):
-        manage_queue(dict(params, queue=PHONE_Q, jobs=[dict(id="j-1")]))
+        operate_queue(params, QueueRequest(queue=PHONE_Q, jobs=(dict(id="j-1"),)))
     # The bullmq package's own connection (built on async_redis_client) gives up as quickly.
     with pytest.raises(CerniqError, match="cannot reach Redis at 127.0.0.1:{0}".format(private_redis.port)):
         run_with_queue(params, PHONE_Q, "bull", lambda queue: queue.getJobCounts())

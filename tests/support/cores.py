@@ -1,23 +1,18 @@
-"""A module's core called as the module calls it, without Ansible in between.
+"""bullmq_queue's cores called as the module calls them, without Ansible in between.
 
-`options` builds the parameters AnsibleModule would hand the core: the argument spec's defaults, the test servers'
-connection options, then the given options. `run` is bullmq_queue's core with those options.
+`run` builds the request from keyword options (a DlqRequest when `dlq_type` is given, else a QueueRequest; every
+option not given keeps the module's default) and hands it to the core with the test servers' connections.
 """
 
 from __future__ import annotations
 
-from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_queue import manage_queue
-from ansible_collections.cerniq.outreach.plugins.modules.bullmq_queue import argument_spec as queue_spec
-
-
-def options(spec, platform, **given):
-    """Module parameters as AnsibleModule would hand them over: the spec's defaults, the test servers, `given`."""
-    params = {name: opt.get("default") for name, opt in spec().items()}
-    params.update(platform.params)
-    params.update(given)
-    return params
+from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_dlq import DlqRequest, manage_dlq
+from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_ops import QueueRequest
+from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_queue import operate_queue
 
 
 def run(platform, check_mode=False, diff=False, **given):
-    """bullmq_queue's core (manage_queue) with `given` over the module's defaults."""
-    return manage_queue(options(queue_spec, platform, **given), check_mode=check_mode, want_diff=diff)
+    """operate_queue (or manage_dlq, with dlq_type) on QueueRequest(**given) (DlqRequest(**given))."""
+    if given.get("dlq_type"):
+        return manage_dlq(platform.params, DlqRequest(**given), check_mode=check_mode, want_diff=diff)
+    return operate_queue(platform.params, QueueRequest(**given), check_mode=check_mode, want_diff=diff)

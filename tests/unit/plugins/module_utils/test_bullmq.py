@@ -12,7 +12,6 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_keys impor
     validate_job_id,
     validate_queue_name,
 )
-from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_ops import QueueRequest
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_package import pairing_problem
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_reads import pending_counts
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_repeat import (
@@ -22,7 +21,6 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_repeat imp
 )
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import followup_job_id
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
-from ansible_collections.cerniq.outreach.plugins.modules.bullmq_queue import argument_spec as queue_spec
 
 
 @pytest.mark.parametrize("job_id", ["123", "007", "-5"])
@@ -115,9 +113,3 @@ def test_a_stored_scheduler_is_up_to_date_only_when_every_managed_field_matches(
 def test_a_duplicate_id_in_one_request_is_refused():
     with pytest.raises(CerniqError, match="appears twice"):
         prepare_jobs([dict(id="a-1"), dict(id="a-1")], "job", None, "UTC")
-
-
-def test_a_queue_request_has_the_modules_defaults():
-    """A QueueRequest built from keyword options asks what the module asks with its defaults."""
-    params = {name: option.get("default") for name, option in queue_spec().items()}
-    assert QueueRequest.from_params(dict(params, queue="q:wa:phone_07")) == QueueRequest(queue="q:wa:phone_07")
