@@ -7,10 +7,13 @@ import time
 from ansible_collections.cerniq.outreach.plugins.module_utils import _contract as contract
 from tests.support.nodeworker import NodeWorker
 from tests.support.playbooks import inventory_for, run_playbook
+from tests.support.proxy import TcpProxy, redis_commands, redis_script_calls
 from tests.support.services import RedisServer
 from tests.support.snapshots import assert_unchanged, platform_state
 
 FOLLOWUP_DELAYED = "bull:{0}:delayed".format(contract.QUEUE_FOLLOWUP)
+# Of the 40,000+ follow-ups, how many reach Redis before it is killed (five of the reschedule's 1,000-job chunks).
+ADDED_BEFORE_THE_CRASH = 5000
 SEED = dict(phones=6, leads=400, old_log_rows=0, reviews=0, jobs_per_phone=3, dlq_entries=5, offline=("phone_04",),
             banned=("phone_06",), drift_phone="phone_04", leak_phone="phone_02", no_ttl_phone="phone_03")
 
@@ -114,30 +117,67 @@ def test_redis_killed_midway_through_the_reschedule_fails_clearly_and_a_rerun_le
                  "SELECT gen_random_uuid(), tenant_id, 'COLD', now() + interval '1 hour' + (i || ' seconds')::interval "
                  "FROM (SELECT tenant_id FROM gold_lead_journey LIMIT 1) AS t, generate_series(1, 40000) AS i")
     pending = pending_followups(platform)
-    # Production Redis keeps an append-only file: a crash keeps what was written before it.
-    redis_server = RedisServer(password=platform.redis.password, persistent=True).start()
+    # Production Redis keeps an append-only file: a crash keeps what was written before it (fsynced before each
+    # reply here, so the file holds exactly what Redis had answered when it dies).
+    redis_server = RedisServer(password=platform.redis.password, persistent=True,
+                               extra_args=["--appendfsync", "always"]).start()
+    # Between the run and Redis: exactly ADDED_BEFORE_THE_CRASH of the reschedule's addJob calls reach Redis, the
+    # connection that brings the next one waits at the gate (the rest of the play goes on).
+    proxy = TcpProxy(redis_server.port, counter=redis_commands(redis_script_calls(touching=FOLLOWUP_DELAYED)),
+                     hold_after=ADDED_BEFORE_THE_CRASH)
     try:
-        inventory = inventory_for(redis_server, platform.pg)
+        proxy.start()
+        # The play's Redis options point at the proxy; a generous redis_timeout (socket_timeout) so waiting at the
+        # gate cannot end in a client timeout before the kill, however slow the machine.
+        inventory = inventory_for(redis_server, platform.pg, extra_vars={
+            "cerniq_redis_port": proxy.port,
+            "cerniq_redis_defaults": {"redis_host": redis_server.host, "redis_port": proxy.port,
+                                      "redis_password": redis_server.password, "redis_tls": False, "redis_db": 0,
+                                      "bullmq_db": 2, "redis_timeout": 900}})
         outcome = {}
+        waiting_for_the_reschedule = threading.Event()
+
+        def watch(event):
+            if event.get("event") == "playbook_on_task_start" and "Wait for the follow-up reschedule" in \
+                    event.get("event_data", {}).get("task", ""):
+                waiting_for_the_reschedule.set()
+            return True
+
         play = threading.Thread(target=lambda: outcome.update(run=run_playbook(
-            "dr_redis.yml", inventory, extravars={"confirm": "true"})))
+            "dr_redis.yml", inventory, extravars={"confirm": "true"}, event_handler=watch)))
         play.start()
+
+        def explain():
+            run = outcome.get("run")
+            return run.stdout[-3000:] if run else "(the play is still running)"
+        proxy.wait_for_hold(timeout=600, runner=play, explain=explain)
+        # Everything else of the play is done: only the held reschedule is left when Redis dies.
+        wait_for(waiting_for_the_reschedule.is_set, 600, "the play to wait for the reschedule", play, explain)
         delayed = redis_server.client(2)
-        deadline = time.monotonic() + 120
-        while delayed.zcard(FOLLOWUP_DELAYED) < 5000 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        added_before_the_crash = delayed.zcard(FOLLOWUP_DELAYED)
+        wait_for(lambda: delayed.zcard(FOLLOWUP_DELAYED) == ADDED_BEFORE_THE_CRASH, 120,
+                 "Redis to run the {0} adds it was given".format(ADDED_BEFORE_THE_CRASH), play, explain)
+        assert proxy.forwarded == ADDED_BEFORE_THE_CRASH and proxy.expired_holds == 0
         redis_server.kill()
-        play.join(300)
+        proxy.cut()
+        play.join(600)
+        assert not play.is_alive(), "the play did not end within 600 s of the kill"
         run = outcome["run"]
-        assert 5000 <= added_before_the_crash < pending
         assert run.rc != 0
-        assert "cannot reach Redis at 127.0.0.1:{0}".format(redis_server.port) in run.stdout
+        assert proxy.expired_holds == 0
+        # The one failure is the reschedule's, one line naming Redis.
+        failed = [result for result in run.results() if result["_event"] == "runner_on_failed"]
+        assert [result["_task"] for result in failed] == ["The follow-up reschedule's result"], run.stdout[-3000:]
+        message = failed[0]["msg"]
+        assert message.startswith("cannot reach Redis at 127.0.0.1:{0} (db 2): ".format(proxy.port)), message
+        assert "\n" not in message and "Traceback" not in run.stdout
 
         redis_server.start()
-        assert 0 < delayed.zcard(FOLLOWUP_DELAYED) < pending  # what the append-only file kept
-        rerun = run_playbook("dr_redis.yml", inventory, extravars={"confirm": "true"})
+        # What the append-only file kept: every add Redis had run, nothing of what waited at the gate.
+        assert delayed.zcard(FOLLOWUP_DELAYED) == ADDED_BEFORE_THE_CRASH < pending
+        rerun = run_playbook("dr_redis.yml", inventory_for(redis_server, platform.pg), extravars={"confirm": "true"})
         assert rerun.rc == 0, rerun.stdout[-3000:]
+        followups = rerun.result("The follow-up reschedule's result")["followups"]
+        assert followups["existing"] == ADDED_BEFORE_THE_CRASH and followups["added"] == pending - followups["existing"]
         expected = {contract.followup_job_id(lead_id, due_ms) for lead_id, due_ms in platform.sql(
             "SELECT lead_id::text, floor(extract(epoch FROM next_action_at) * 1000)::bigint FROM gold_lead_journey "
             "WHERE next_action_at > now() AND NOT sequence_paused")}
@@ -145,8 +185,18 @@ def test_redis_killed_midway_through_the_reschedule_fails_clearly_and_a_rerun_le
         job_hashes = delayed.scan_iter(match="bull:{0}:fu-*".format(contract.QUEUE_FOLLOWUP), count=10000)
         assert len(list(job_hashes)) == pending
     finally:
+        proxy.close()
         redis_server.kill()
         shutil.rmtree(redis_server.data_dir, ignore_errors=True)
+
+
+def wait_for(check, timeout, what, runner, explain):
+    """Wait until check() holds; fail with a message after `timeout` seconds or once the run ended without it."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert runner.is_alive() or check(), "the run ended before {0}: {1}".format(what, explain())
+        assert time.monotonic() < deadline, "no sign of {0} within {1}s: {2}".format(what, timeout, explain())
+        time.sleep(0.05)
 
 
 def test_restart_without_a_restart_command_is_refused_before_anything(platform):

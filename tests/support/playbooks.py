@@ -126,7 +126,9 @@ class PlaybookRun:
 
 
 def run_playbook(playbook, inventory, extravars=None, check=False, diff=False, tags=None, skip_tags=None,
-                 limit=None, env=None, verbosity=0, start_at_task=None):
+                 limit=None, env=None, verbosity=0, start_at_task=None, event_handler=None):
+    """Run a playbook to its end; `event_handler(event)` sees each ansible-runner event as it happens (from the
+    runner's thread; return True to keep it)."""
     playbook_path = Path(playbook)
     if not playbook_path.is_absolute():
         playbook_path = REPO_ROOT / "playbooks" / playbook
@@ -150,7 +152,8 @@ def run_playbook(playbook, inventory, extravars=None, check=False, diff=False, t
     envvars.update(env or {})
     runner = ansible_runner.run(private_data_dir=private, playbook=str(playbook_path), inventory=str(inventory_path),
                                 extravars=extravars or {}, cmdline=" ".join(cmdline) or None, envvars=envvars,
-                                limit=limit, quiet=True, verbosity=verbosity, json_mode=False)
+                                limit=limit, quiet=True, verbosity=verbosity, json_mode=False,
+                                event_handler=event_handler)
     stdout = runner.stdout.read() if runner.stdout else ""
     return PlaybookRun(rc=runner.rc, status=runner.status, events=list(runner.events), stdout=stdout)
 
