@@ -93,11 +93,14 @@ def redis_script_calls(touching=None):
     key = touching.encode() if isinstance(touching, str) else touching
 
     def match(args):
-        if args[0].upper() not in SCRIPT_COMMANDS:
-            return False
+        if args[0].upper() not in SCRIPT_COMMANDS or len(args) < 3:
+            return False  # not a script call, or one Redis refuses (wrong number of arguments) and so never runs
         if key is None:
             return True
-        numkeys = int(args[2])
+        try:
+            numkeys = int(args[2])
+        except ValueError:
+            return False  # Redis refuses it too
         return key in args[3:3 + numkeys]
     return match
 
