@@ -475,7 +475,10 @@ def _module_playbook(path, confirmed=None, extra_tasks=()):
     tasks += list(extra_tasks)
     path.write_text(yaml.safe_dump([{
         "name": "Destructive modules", "hosts": "db", "gather_facts": False,
-        "module_defaults": {"group/cerniq.outreach.all": "{{ cerniq_module_defaults }}",
+        "module_defaults": {"group/cerniq.outreach.redis": "{{ cerniq_redis_defaults }}",
+                            "group/cerniq.outreach.postgres": "{{ cerniq_postgres_defaults }}",
+                            "group/cerniq.outreach.platform": "{{ cerniq_platform_defaults }}",
+                            "group/cerniq.outreach.audit": "{{ cerniq_audit_defaults }}",
                             "group/cerniq.outreach.vendors": "{{ cerniq_vendor_defaults }}"},
         "roles": [{"role": "cerniq.outreach.platform"}], "tasks": tasks}]))
     return str(path)

@@ -34,17 +34,20 @@ TRANSPORT_PLAY = """
   hosts: db
   gather_facts: false
   module_defaults:
-    group/cerniq.outreach.all: "{{ cerniq_module_defaults }}"
+    group/cerniq.outreach.redis: "{{ cerniq_redis_defaults }}"
+    group/cerniq.outreach.postgres: "{{ cerniq_postgres_defaults }}"
+    group/cerniq.outreach.platform: "{{ cerniq_platform_defaults }}"
+    group/cerniq.outreach.audit: "{{ cerniq_audit_defaults }}"
   roles:
     - role: cerniq.outreach.platform
   tasks:
     - name: Transport settings
       ansible.builtin.debug:
         msg:
-          redis_tls: "{{ cerniq_module_defaults.redis_tls }}"
-          db_sslmode: "{{ cerniq_module_defaults.db_sslmode }}"
-          redis_tls_ca_cert: "{{ cerniq_module_defaults.redis_tls_ca_cert | default('unset') }}"
-          db_ssl_rootcert: "{{ cerniq_module_defaults.db_ssl_rootcert | default('unset') }}"
+          redis_tls: "{{ cerniq_redis_defaults.redis_tls }}"
+          db_sslmode: "{{ cerniq_postgres_defaults.db_sslmode }}"
+          redis_tls_ca_cert: "{{ cerniq_redis_defaults.redis_tls_ca_cert | default('unset') }}"
+          db_ssl_rootcert: "{{ cerniq_postgres_defaults.db_ssl_rootcert | default('unset') }}"
 
     - name: Read the platform
       cerniq.outreach.bullmq_queue_info:
