@@ -6,126 +6,32 @@ survey answers as strings ("false", "150") - the credentials' injected environme
 line it builds from the template (--check for job_type check, --diff for diff_mode). The collection comes from the
 execution environment: here the BUILT artifact installed into a collections path, as execution-environment.yml does
 (once a session). Every job template of controller/ runs as a check job with its survey's required answers; a few
-run for real, with what they changed and who the audit log names.
+run for real, with what they changed and who the audit log names. The launch itself is tests/support/awx.py's
+(tests/integration/lab/test_awx_lab.py launches the same way against the lab's hosts).
 """
 
-import getpass
 import itertools
 import json
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
-import ansible_runner
-import jinja2
 import pytest
-import yaml
 
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import phone_status_key
 from tests.conftest import REDIS_PASSWORD
+from tests.support.awx import JOB_ID, TEMPLATES, USER, build_ee, injected_env, launch, survey, survey_errors
 from tests.support.nodeworker import WORKER_JS
 from tests.support.playbooks import inventory_for
 from tests.support.seed import TENANT_ID
-from tests.support.services import REPO_ROOT
 from tests.support.snapshots import assert_unchanged, platform_state
 from tests.support.vendors import INSTANTLY_KEY, TIMELINES_TOKEN, changes
 
-BIN = Path(sys.executable).parent
-USER, JOB_ID = "alice", 4711
 _SEQUENCE = itertools.count(1)
-
-
-class _Loader(yaml.SafeLoader):
-    pass
-
-
-_Loader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))
-
-
-def _controller(name, key):
-    return yaml.load((REPO_ROOT / "controller" / name).read_text(), Loader=_Loader)[key]
-
-
-TEMPLATES = {t["name"]: t for t in _controller("job_templates.yml", "controller_templates")}
-CREDENTIAL_TYPES = {c["name"]: c for c in _controller("credential_types.yml", "controller_credential_types")}
-CREDENTIALS = {c["name"]: c for c in _controller("credentials.yml", "controller_credentials")}
 
 
 @pytest.fixture(scope="session")
 def awx_ee(tmp_path_factory):
     """The execution environment's collection (the built artifact, installed) and the project checkout: built and
     installed once a session, every launch runs from it."""
-    root = tmp_path_factory.mktemp("awx")
-    env = dict(os.environ, PATH=str(BIN) + os.pathsep + os.environ.get("PATH", ""))
-    subprocess.run([str(BIN / "ansible-galaxy"), "collection", "build", "--output-path", str(root / "artifact"),
-                    str(REPO_ROOT)], check=True, capture_output=True, env=env, timeout=300)
-    (artifact,) = (root / "artifact").glob("cerniq-outreach-*.tar.gz")
-    subprocess.run([str(BIN / "ansible-galaxy"), "collection", "install", "--offline", "--force",
-                    "-p", str(root / "collections"), str(artifact)], check=True, capture_output=True, env=env,
-                   timeout=300)
-    assert (root / "collections" / "ansible_collections" / "cerniq" / "outreach" / "MANIFEST.json").is_file()
-    project = root / "project"
-    shutil.copytree(REPO_ROOT / "playbooks", project / "playbooks")
-    shutil.copy2(REPO_ROOT / "ansible.cfg", project / "ansible.cfg")
-    return root
-
-
-def _injected_env(template, inputs_by_type):
-    """What AWX injects: each credential type's env injectors rendered over the credential's inputs."""
-    env = {}
-    for name in template["credentials"]:
-        ctype = CREDENTIAL_TYPES.get(CREDENTIALS[name]["credential_type"])
-        if ctype is None or ctype["name"] not in inputs_by_type:
-            continue  # Machine / Source Control: AWX's own kinds, not environment variables
-        for variable, source in ctype["injectors"]["env"].items():
-            env[variable] = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(source).render(
-                **inputs_by_type[ctype["name"]])
-    return env
-
-
-class AwxJob:
-    def __init__(self, pdd, runner):
-        self.pdd = pdd
-        self.rc = runner.rc
-        self.status = runner.status
-        self.stdout = runner.stdout.read()
-        self.events = list(runner.events)
-        self.command = runner.config.command
-
-    def everything_written(self):
-        """The job's output as AWX stores it: stdout and every event."""
-        return self.stdout + "".join(json.dumps(e) for e in self.events)
-
-
-def _survey(template):
-    return template.get("survey_spec", {}).get("spec", []) if template.get("survey_enabled") else []
-
-
-def _survey_errors(question, value):
-    """What AWX refuses of a survey answer (awx/main/models/mixins.py _survey_element_validation): a text's length
-    outside min/max, an integer outside min/max, a choice not offered."""
-    kind, low, high = question["type"], question.get("min"), question.get("max")
-    if kind in ("text", "textarea", "password"):
-        size = len(str(value))
-        return [] if (low in ("", None) or size >= int(low)) and (high in ("", None) or size <= int(high)) else [
-            "{0}: {1!r} is not {2}..{3} characters long".format(question["variable"], value, low, high)]
-    if kind == "integer":
-        number = int(value)
-        return [] if (low in ("", None) or number >= int(low)) and (high in ("", None) or number <= int(high)) else [
-            "{0}: {1} is outside {2}..{3}".format(question["variable"], value, low, high)]
-    if kind == "multiplechoice":
-        return [] if value in question["choices"] else [
-            "{0}: {1!r} is not a choice".format(question["variable"], value)]
-    return ["{0}: a {1} question, unknown here".format(question["variable"], kind)]
-
-
-def _survey_defaults(template):
-    """What AWX adds to a job's extra vars by itself (_update_unified_job_kwargs): every survey default that passes
-    the survey's own validation, as the survey holds it (an integer's default as an integer)."""
-    return {q["variable"]: q["default"] for q in _survey(template)
-            if q.get("default") is not None and not _survey_errors(q, q["default"])}
+    return build_ee(tmp_path_factory.mktemp("awx"))
 
 
 def site_inventory(root, timelines=None, instantly=None):
@@ -155,52 +61,16 @@ def site_inventory(root, timelines=None, instantly=None):
 
 def awx_launch(awx_ee, tmp_path, platform, template_name, answers, job_type="run", credentials=True,
                meta=None, extra_inventory=None, user=USER):
-    template = TEMPLATES[template_name]
-    survey = {q["variable"]: q for q in _survey(template)}
-    for variable, answer in answers.items():
-        assert variable in survey, "{0} is not a survey question of {1}".format(variable, template_name)
-        assert isinstance(answer, str), "AWX hands survey answers over as strings"
-        assert not _survey_errors(survey[variable], answer), _survey_errors(survey[variable], answer)
+    """A launch against the local stack (tests/support/awx.py launch): the test's inventory without its secrets,
+    the credentials' inputs the session's Redis and PostgreSQL passwords and the vendor fakes' keys."""
     pdd = tmp_path / "job-{0}-{1}".format(next(_SEQUENCE), template_name.split()[-1])
-    shutil.copytree(awx_ee / "project", pdd / "project")
-    (pdd / "inventory").mkdir(parents=True)
-    (pdd / "env").mkdir()
-    inventory = inventory_for(platform.redis, platform.pg, dict(cerniq_report_dir=str(pdd / "reports"),
-                                                                **(extra_inventory or {})))
-    for secret_or_actor in ("cerniq_redis_password", "cerniq_db_password", "cerniq_audit_actor"):
-        del inventory["all"]["vars"][secret_or_actor]  # from the credentials' environment and AWX's meta vars
-    (pdd / "inventory" / "hosts").write_text(json.dumps(inventory))
-    extravars = dict(_survey_defaults(template), **answers)
-    for prefix in ("awx", "tower"):
-        extravars.update({prefix + "_job_id": JOB_ID, prefix + "_job_launch_type": "manual",
-                          prefix + "_job_template_name": template_name,
-                          prefix + "_inventory_name": template["inventory"]})
-        if user:  # a scheduled job has no user (AWX sends <prefix>_schedule_name instead)
-            extravars[prefix + "_user_name"] = user
-    extravars.update(meta or {})
-    (pdd / "env" / "extravars").write_text(yaml.safe_dump(extravars))
-    collections = "{0}:~/.ansible/collections:/usr/share/ansible/collections".format(awx_ee / "collections")
-    env = {"ANSIBLE_COLLECTIONS_PATHS": collections, "ANSIBLE_COLLECTIONS_PATH": collections,
-           "ANSIBLE_CONFIG": str(pdd / "project" / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
-           "ANSIBLE_DEPRECATION_WARNINGS": "0", "PATH": str(BIN) + os.pathsep + os.environ.get("PATH", "")}
-    if credentials:
-        env.update(_injected_env(template, {
-            "CERNIQ Redis": {"username": "", "password": platform.redis.password},
-            "CERNIQ PostgreSQL": {"password": platform.pg.password},
-            "CERNIQ Instantly": {"api_key": INSTANTLY_KEY},
-            "CERNIQ TimelinesAI": {"api_token": TIMELINES_TOKEN}}))
-    (pdd / "env" / "envvars").write_text(yaml.safe_dump(env))
-    # AWX's command line (awx/main/tasks/jobs.py build_args): --check for job_type check, -u, --diff for diff_mode.
-    args = (["--check"] if job_type == "check" else []) + ["-u", getpass.getuser()]
-    args += ["--diff"] if template["diff_mode"] else []
-    (pdd / "env" / "cmdline").write_text(" ".join(args))
-    saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("CERNIQ_")}
-    try:
-        runner = ansible_runner.run(private_data_dir=str(pdd), playbook=template["playbook"], quiet=True,
-                                    json_mode=False)
-    finally:
-        os.environ.update(saved)
-    return AwxJob(pdd, runner)
+    inventory = inventory_for(platform.redis, platform.pg, extra_inventory)
+    inputs = {"CERNIQ Redis": {"username": "", "password": platform.redis.password},
+              "CERNIQ PostgreSQL": {"password": platform.pg.password},
+              "CERNIQ Instantly": {"api_key": INSTANTLY_KEY},
+              "CERNIQ TimelinesAI": {"api_token": TIMELINES_TOKEN}}
+    return launch(awx_ee, pdd, template_name, answers, inventory, inputs if credentials else None,
+                  job_type=job_type, meta=meta, user=user)
 
 
 def _secrets(platform):
@@ -208,7 +78,7 @@ def _secrets(platform):
 
 
 def test_credential_injectors_render_the_platform_environment(platform):
-    env = _injected_env(TEMPLATES["cerniq alert_response"], {
+    env = injected_env(TEMPLATES["cerniq alert_response"], {
         "CERNIQ Redis": {"username": "ops", "password": "r-pw"}, "CERNIQ PostgreSQL": {"password": "p-pw"},
         "CERNIQ Instantly": {"api_key": "i-key"}, "CERNIQ TimelinesAI": {"api_token": "t-token"}})
     assert env == {"CERNIQ_REDIS_USERNAME": "ops", "CERNIQ_REDIS_PASSWORD": "r-pw", "CERNIQ_DB_PASSWORD": "p-pw",
@@ -325,11 +195,11 @@ def required_answers(template):
     the lowest integer allowed, or the EXAMPLES value for what the variable names; each passes the survey's own
     validation."""
     answers = {}
-    for question in _survey(template):
+    for question in survey(template):
         if not question.get("required"):
             continue
         variable, default = question["variable"], question.get("default")
-        if default not in (None, "") and not _survey_errors(question, default):
+        if default not in (None, "") and not survey_errors(question, default):
             answer = str(default)
         elif question["type"] == "multiplechoice":
             answer = question["choices"][0]
@@ -340,7 +210,7 @@ def required_answers(template):
             assert endings, "{0} asks {1} (required, no usable default): give EXAMPLES a valid value".format(
                 template["name"], variable)
             answer = EXAMPLES[endings[-1]]  # the most specific: _phone_number before _phone
-        assert not _survey_errors(question, answer), _survey_errors(question, answer)
+        assert not survey_errors(question, answer), survey_errors(question, answer)
         answers[variable] = answer
     return answers
 
