@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
@@ -30,7 +29,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
 from tests.support.cores import run
 from tests.support.nodeworker import NodeWorker
-from tests.support.producers import add_jobs, now_ms, wait_for_meta_version
+from tests.support.producers import add_jobs, fail_jobs, now_ms, wait_for_meta_version
 from tests.support.snapshots import assert_unchanged, platform_state
 
 PHONE_Q = phone_queue("phone_07")
@@ -342,8 +341,7 @@ def test_dlq_list_of_the_wrong_type_or_a_negative_keep_is_refused(platform):
 
 def test_dlq_failed_set_is_trimmed_oldest_first_through_bullmq(platform):
     r = platform.r(2)
-    run(platform, queue=PHONE_Q, jobs=[dict(id="f-{0}".format(i)) for i in range(12)])
-    fail_all(platform, PHONE_Q, 12)
+    fail_jobs(platform.redis, PHONE_Q, 12)
     failed_key = "bull:{0}:failed".format(PHONE_Q)
     oldest_first = r.zrange(failed_key, 0, -1)
     counted = run(platform, queue=PHONE_Q, dlq_type="failed")
@@ -361,31 +359,6 @@ def test_dlq_queue_keeps_its_newest_waiting_jobs_and_keep_zero_drains_it(platfor
     assert sorted(r.lrange("bull:outreach:dlq:wait", 0, -1)) == ["d-5", "d-6", "d-7"]
     assert run(platform, queue="outreach:dlq", dlq_type="queue", dlq_keep=0)["dlq"]["removed"] == 3
     assert r.llen("bull:outreach:dlq:wait") == 0 and not r.exists("bull:outreach:dlq:d-7")
-
-
-def fail_all(platform, queue_name, count):
-    """Fail `count` jobs with a real (Python) BullMQ worker whose processor raises: they land in `failed`."""
-    from bullmq import Worker
-
-    async def go():
-        failed = asyncio.Event()
-        seen = []
-
-        async def process(job, token):
-            seen.append(job.id)
-            if len(seen) >= count:
-                asyncio.get_running_loop().call_later(0.3, failed.set)
-            raise RuntimeError("TimelinesAI 503")
-
-        worker = Worker(queue_name, process, {"connection": {"host": platform.redis.host, "port": platform.redis.port,
-                                                             "db": 2, "password": platform.redis.password}})
-        try:
-            await asyncio.wait_for(failed.wait(), 20)
-        finally:
-            await worker.close()
-
-    asyncio.run(go())
-    assert platform.r(2).zcard("bull:{0}:failed".format(queue_name)) == count
 
 
 # --- Info -------------------------------------------------------------------------------------------------------
