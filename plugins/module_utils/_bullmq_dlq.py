@@ -36,7 +36,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_reads impo
 )
 from ansible_collections.cerniq.outreach.plugins.module_utils._connection import redis_client, redis_errors
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import BULLMQ_PREFIX, DLQ_LIST_KEY
-from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
+from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError, request_from_params
 
 DLQ_TYPES = ("list", "failed", "queue")
 
@@ -62,9 +62,7 @@ class DlqRequest:
 
     @classmethod
     def from_params(cls, params):
-        """The request in a module's parameters, as AnsibleModule hands them over; an option absent keeps its
-        default."""
-        return cls(**{field.name: params[field.name] for field in dataclasses.fields(cls) if field.name in params})
+        return request_from_params(cls, params)
 
 
 def manage_dlq(params, request, check_mode=False, want_diff=False):

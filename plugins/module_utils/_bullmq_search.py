@@ -26,7 +26,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_keys impor
 )
 from ansible_collections.cerniq.outreach.plugins.module_utils._connection import redis_client, redis_errors
 from ansible_collections.cerniq.outreach.plugins.module_utils._contract import BULLMQ_PREFIX
-from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
+from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError, request_from_params
 
 # A job hash's fields as BullMQ stores them (`atm`: attempts made).
 JOB_FIELDS = ("name", "data", "failedReason", "atm", "timestamp", "processedOn", "finishedOn", "delay")
@@ -276,10 +276,7 @@ class JobSearchRequest:
 
     @classmethod
     def from_params(cls, params):
-        """The request in a module's parameters, as AnsibleModule hands them over (lists as tuples); an option
-        absent keeps its default."""
-        return cls(**{field.name: tuple(params[field.name]) if isinstance(params[field.name], list)
-                      else params[field.name] for field in dataclasses.fields(cls) if field.name in params})
+        return request_from_params(cls, params)
 
 
 def job_info(params, request):

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 
 class CerniqError(Exception):
     """A failure the operator can act on. The message is shown as is: it never carries a secret."""
@@ -13,6 +15,14 @@ class CerniqError(Exception):
         super().__init__(msg)
         self.msg = msg
         self.details = details
+
+
+def request_from_params(request_class, params):
+    """A core's frozen request from a module's parameters, as AnsibleModule hands them over (lists as tuples, so the
+    request stays hashable); an option absent keeps the request's default."""
+    return request_class(**{field.name: tuple(params[field.name]) if isinstance(params[field.name], list)
+                            else params[field.name]
+                            for field in dataclasses.fields(request_class) if field.name in params})
 
 
 def run_module(module, operation):

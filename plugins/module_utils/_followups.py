@@ -46,7 +46,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._contract import (
     TABLE_LEADS,
     followup_job_id,
 )
-from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
+from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError, request_from_params
 
 PENDING_FOLLOWUPS_SQL = (
     "SELECT lead_id::text, floor(extract(epoch FROM next_action_at) * 1000)::bigint FROM " + TABLE_LEADS
@@ -83,9 +83,7 @@ class FollowupRequest:
 
     @classmethod
     def from_params(cls, params):
-        """The request in a module's parameters, as AnsibleModule hands them over; an option absent keeps its
-        default."""
-        return cls(**{field.name: params[field.name] for field in dataclasses.fields(cls) if field.name in params})
+        return request_from_params(cls, params)
 
 
 def reschedule_followups(params, request=FollowupRequest(), check_mode=False):

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_reads import queue_info
 from ansible_collections.cerniq.outreach.plugins.module_utils._daily_checks import morning_checks, summarize
-from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
+from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError, request_from_params
 from ansible_collections.cerniq.outreach.plugins.module_utils._phones import phones_info
 from ansible_collections.cerniq.outreach.plugins.module_utils._stats import outreach_stats
 from ansible_collections.cerniq.outreach.plugins.module_utils._timelinesai import account_info
@@ -42,10 +42,7 @@ class ReadingsRequest:
 
     @classmethod
     def from_params(cls, params):
-        """The request in a module's parameters, as AnsibleModule hands them over (lists as tuples); an option
-        absent keeps its default."""
-        return cls(**{field.name: tuple(params[field.name]) if isinstance(params[field.name], list)
-                      else params[field.name] for field in dataclasses.fields(cls) if field.name in params})
+        return request_from_params(cls, params)
 
 
 def _read_phones(params, request):
