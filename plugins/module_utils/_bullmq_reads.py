@@ -301,7 +301,7 @@ def dlq_lists(client, keys=(), pattern=None, max_keys=DLQ_PATTERN_MAX_KEYS):
 
 # --- bullmq_queue_info ------------------------------------------------------------------------------------------
 
-def queue_info(params, queues=None, pattern=None, prefix=BULLMQ_PREFIX, include_schedulers=True,
+def queue_info(params, *, queues=None, pattern=None, prefix=BULLMQ_PREFIX, include_schedulers=True,
                dlq_list_keys=(DLQ_LIST_KEY,), dlq_pattern=DLQ_LIST_PATTERN, expect_node_major=DEFAULT_NODE_MAJOR,
                check_preflight=True):
     """Everything about a list of queues or those matching a pattern, in a handful of pipelines for any number;

@@ -262,8 +262,9 @@ def destructive(params):
     return "pausing campaigns, marking bounced leads and blocking addresses"
 
 
-def main():
-    module = vendor_module(dict(
+def options():
+    """The module's own options (vendor_module adds those of its action groups)."""
+    return dict(
         max_bounce_rate=dict(type="float", default=3.0),
         min_emails_sent=dict(type="int", default=100),
         campaigns=dict(type="list", elements="str"),
@@ -278,7 +279,11 @@ def main():
         lookback=dict(type="str", default="30d"),
         reason=dict(type="str"),
         **CONFIRMED_ARGUMENT_SPEC
-    ), ("postgres", "platform", "audit"))
+    )
+
+
+def main():
+    module = vendor_module(options(), ("postgres", "platform", "audit"))
     params = module.params
     run_destructive(module, lambda check_mode: deliverability_guard(
         params, max_bounce_rate=params["max_bounce_rate"], min_emails_sent=params["min_emails_sent"],

@@ -12,7 +12,10 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_dlq import
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_ops import QueueRequest
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_reads import queue_info
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_search import JobSearchRequest
+from ansible_collections.cerniq.outreach.plugins.module_utils._connection import GROUP_ARGUMENT_SPECS
 from ansible_collections.cerniq.outreach.plugins.module_utils._followups import FollowupRequest
+from ansible_collections.cerniq.outreach.plugins.module_utils._http import vendor_argument_spec
+from ansible_collections.cerniq.outreach.plugins.module_utils._instantly import deliverability_guard
 from ansible_collections.cerniq.outreach.plugins.module_utils._readings import ReadingsRequest
 from ansible_collections.cerniq.outreach.plugins.modules import (
     bullmq_job_info,
@@ -20,6 +23,7 @@ from ansible_collections.cerniq.outreach.plugins.modules import (
     bullmq_queue_info,
     daily_readings_info,
     followup_reschedule,
+    instantly_deliverability_guard,
 )
 
 REQUESTS = [
@@ -40,14 +44,34 @@ def test_a_request_has_its_modules_defaults(request_class, spec, required):
     assert {field.name for field in dataclasses.fields(request_class)} <= set(options)
 
 
-def test_queue_info_s_keyword_options_have_bullmq_queue_info_s_defaults():
-    """bullmq_queue_info hands its options to queue_info as keywords (dlq_keys as dlq_list_keys, preflight as
-    check_preflight): a test calling queue_info with only the options it cares about asks what the module asks."""
-    keywords = dict(queues="queues", pattern="pattern", prefix="prefix", include_schedulers="include_schedulers",
-                    dlq_keys="dlq_list_keys", dlq_pattern="dlq_pattern", expect_node_major="expect_node_major",
-                    preflight="check_preflight")
-    spec = bullmq_queue_info.argument_spec()
-    parameters = inspect.signature(queue_info).parameters
-    for option, keyword in keywords.items():
-        default = parameters[keyword].default
-        assert (list(default) if isinstance(default, tuple) else default) == spec[option].get("default"), option
+# The cores that take keyword options: (core, the module's options, {module option: core keyword} where the names
+# differ, the module's own options the core does not take: the module uses them itself, e.g. to pick the core).
+KEYWORD_CORES = [
+    (queue_info, bullmq_queue_info.argument_spec, dict(dlq_keys="dlq_list_keys", preflight="check_preflight"), ()),
+    (deliverability_guard, instantly_deliverability_guard.options, dict(campaigns="campaign_ids"), ()),
+]
+# What every core may take besides the module's options.
+CORE_CONTROLS = {"check_mode", "want_diff", "now"}
+
+
+def own_options(spec):
+    """A module's options less those of the action groups (connections, vendors, audit) and the confirmation."""
+    shared = set(vendor_argument_spec()) | {"confirmed"}
+    for build in GROUP_ARGUMENT_SPECS.values():
+        shared |= set(build())
+    return {name: option for name, option in spec.items() if name not in shared}
+
+
+@pytest.mark.parametrize("core, spec, renamed, module_only", KEYWORD_CORES, ids=[c[0].__name__ for c in KEYWORD_CORES])
+def test_a_keyword_core_has_its_modules_options_and_defaults(core, spec, renamed, module_only):
+    """The module hands every option it documents to its core as a keyword of the same default: a test calling the
+    core with only the options it cares about asks what the module asks."""
+    options = own_options(spec())
+    keywords = {name: parameter for name, parameter in inspect.signature(core).parameters.items()
+                if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name not in CORE_CONTROLS}
+    keyword_of = {option: renamed.get(option, option) for option in options if option not in module_only}
+    assert set(keyword_of.values()) == set(keywords), "a core keyword the module lacks, or an option it does not pass"
+    for option, keyword in keyword_of.items():
+        default = keywords[keyword].default
+        default = None if default is inspect.Parameter.empty else default
+        assert (list(default) if isinstance(default, tuple) else default) == options[option].get("default"), option
