@@ -73,8 +73,14 @@ TOPOLOGIES = {
 # Each host's own directories, bind-mounted in its mount namespace (parents before children; /run and /tmp last:
 # the lab dir may live under /tmp). /var/log/cerniq lives in the private /var/log.
 # /etc/cerniq: the workers role's environment file (the Redis password), never the machine's own /etc.
+# /var/lib/apt/lists and /var/cache/apt: a host's apt (the weekly package report) writes its own lists and caches,
+# never the machine's (see APT_LISTS).
 PRIVATE_DIRS = ("/opt", "/backups", "/srv", "/var/lib/cerniq", "/var/log", "/etc/logrotate.d", "/etc/sudoers.d",
-                "/etc/cerniq", "/home", "/root", "/var/tmp", "/run", "/tmp")
+                "/etc/cerniq", "/var/lib/apt/lists", "/var/cache/apt", "/home", "/root", "/var/tmp", "/run", "/tmp")
+# The package lists each host starts with: the machine's lists of the suites an upgrade report is about (security,
+# updates), as an offline host keeps them from its last `apt update`. Not the release's main list (19 MB compressed):
+# every `apt list --upgradable` and every apt module run would parse it again, on every host, in every run.
+APT_LISTS = ("*-security_*", "*-updates_*")
 PRIVATE_FILES = ("/etc/passwd", "/etc/group", "/etc/shadow", "/etc/hosts")
 # What state() lists (the directories the procedures write on hosts).
 STATE_DIRS = ("/opt", "/backups", "/srv", "/var/lib/cerniq", "/var/log/cerniq", "/etc/logrotate.d", "/etc/cerniq")
@@ -431,6 +437,7 @@ class Lab:
             os.chmod(fs / "var/tmp", 0o1777)
             os.chmod(fs / "root", 0o700)
             (fs / "var/log/cerniq").mkdir()
+            _seed_apt_state(fs)
             for name in os.listdir("/etc/logrotate.d"):
                 src = Path("/etc/logrotate.d") / name
                 if src.is_file():
@@ -982,6 +989,26 @@ class _Thread(threading.Thread):
             raise LabError("{0} still running after {1}s".format(self._work.__name__, timeout))
         if self.error is not None:
             raise self.error
+
+
+def _seed_apt_state(fs):
+    """A host's private apt state: APT_LISTS copied from the machine's (their mtimes kept), and the partial dirs apt
+    downloads into, owned by its sandbox user as apt makes them."""
+    lists = fs / "var/lib/apt/lists"
+    for pattern in APT_LISTS:
+        for src in Path("/var/lib/apt/lists").glob(pattern):
+            shutil.copy2(src, lists / src.name)
+    for partial in (lists / "partial", fs / "var/cache/apt/archives/partial"):
+        partial.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(KeyError):
+            os.chown(partial, _user_id("_apt"), 0)
+        os.chmod(partial, 0o700)
+
+
+def _user_id(name):
+    import pwd
+
+    return pwd.getpwnam(name).pw_uid
 
 
 def _q(path):
