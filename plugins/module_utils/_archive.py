@@ -219,7 +219,7 @@ def _validate(older_than_days, batch_size, max_runtime, lock_timeout, batch_time
             raise CerniqError("{0} is {1}: give seconds, more than 0".format(name, value))
 
 
-def archive_comm_log(params, older_than_days=ARCHIVE_AFTER_DAYS, batch_size=DEFAULT_BATCH_SIZE, max_runtime=None,
+def archive_comm_log(params, *, older_than_days=ARCHIVE_AFTER_DAYS, batch_size=DEFAULT_BATCH_SIZE, max_runtime=None,
                      lock_timeout=DEFAULT_LOCK_TIMEOUT, batch_timeout=DEFAULT_BATCH_TIMEOUT, check_mode=False,
                      now=None):
     """comm_log_archive: move every live row older than the cutoff (fixed once, so the run ends) to the archive."""

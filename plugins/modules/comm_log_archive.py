@@ -181,9 +181,9 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CON
 DESTRUCTIVE = "archiving communication log rows (INSERT into the archive, DELETE from the log)"
 
 
-def main():
-    argument_spec = common_argument_spec("postgres", "platform", "audit")
-    argument_spec.update(
+def argument_spec():
+    spec = common_argument_spec("postgres", "platform", "audit")
+    spec.update(
         older_than_days=dict(type="int", default=ARCHIVE_AFTER_DAYS),
         batch_size=dict(type="int", default=DEFAULT_BATCH_SIZE),
         max_runtime=dict(type="float"),
@@ -191,13 +191,18 @@ def main():
         batch_timeout=dict(type="float", default=DEFAULT_BATCH_TIMEOUT),
         **CONFIRMED_ARGUMENT_SPEC
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     require_libraries(module, need_redis=False)
     params = module.params
 
     run_destructive(module, lambda check_mode: archive_comm_log(
-        params, params["older_than_days"], params["batch_size"], params["max_runtime"], params["lock_timeout"],
-        params["batch_timeout"], check_mode=check_mode), DESTRUCTIVE)
+        params, older_than_days=params["older_than_days"], batch_size=params["batch_size"],
+        max_runtime=params["max_runtime"], lock_timeout=params["lock_timeout"], batch_timeout=params["batch_timeout"],
+        check_mode=check_mode), DESTRUCTIVE)
 
 
 if __name__ == "__main__":

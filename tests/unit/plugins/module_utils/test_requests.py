@@ -8,6 +8,7 @@ import inspect
 
 import pytest
 
+from ansible_collections.cerniq.outreach.plugins.module_utils._archive import archive_comm_log
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_dlq import DlqRequest
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_ops import QueueRequest
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_reads import queue_info
@@ -21,6 +22,7 @@ from ansible_collections.cerniq.outreach.plugins.modules import (
     bullmq_job_info,
     bullmq_queue,
     bullmq_queue_info,
+    comm_log_archive,
     daily_readings_info,
     followup_reschedule,
     instantly_deliverability_guard,
@@ -49,6 +51,7 @@ def test_a_request_has_its_modules_defaults(request_class, spec, required):
 KEYWORD_CORES = [
     (queue_info, bullmq_queue_info.argument_spec, dict(dlq_keys="dlq_list_keys", preflight="check_preflight"), ()),
     (deliverability_guard, instantly_deliverability_guard.options, dict(campaigns="campaign_ids"), ()),
+    (archive_comm_log, comm_log_archive.argument_spec, {}, ()),
 ]
 # What every core may take besides the module's options.
 CORE_CONTROLS = {"check_mode", "want_diff", "now"}
