@@ -78,7 +78,7 @@ def _read_stats(cur, params, tables):
     return stats
 
 
-def vacuum_tables(params, tables=DEFAULT_TABLES, analyze=True, force=False, lock_timeout=DEFAULT_LOCK_TIMEOUT,
+def vacuum_tables(params, *, tables=DEFAULT_TABLES, analyze=True, force=False, lock_timeout=DEFAULT_LOCK_TIMEOUT,
                   check_mode=False):
     """db_maintenance: VACUUM (ANALYZE) the tables that have work (every one with `force`), outside a transaction."""
     tables = validate_tables(tables)

@@ -111,21 +111,25 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._maintenance impor
 )
 
 
-def main():
-    argument_spec = common_argument_spec("postgres", "platform", "audit")
-    argument_spec.update(
+def argument_spec():
+    spec = common_argument_spec("postgres", "platform", "audit")
+    spec.update(
         tables=dict(type="list", elements="str", default=list(DEFAULT_TABLES), choices=list(ALL_TABLES)),
         analyze=dict(type="bool", default=True),
         force=dict(type="bool", default=False),
         lock_timeout=dict(type="float", default=DEFAULT_LOCK_TIMEOUT),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     require_libraries(module, need_redis=False)
     params = module.params
 
     run_module(module, lambda: vacuum_tables(
-        params, params["tables"], params["analyze"], params["force"], params["lock_timeout"],
-        check_mode=module.check_mode))
+        params, tables=params["tables"], analyze=params["analyze"], force=params["force"],
+        lock_timeout=params["lock_timeout"], check_mode=module.check_mode))
 
 
 if __name__ == "__main__":

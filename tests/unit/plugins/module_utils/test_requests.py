@@ -17,6 +17,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._connection import
 from ansible_collections.cerniq.outreach.plugins.module_utils._followups import FollowupRequest
 from ansible_collections.cerniq.outreach.plugins.module_utils._http import vendor_argument_spec
 from ansible_collections.cerniq.outreach.plugins.module_utils._instantly import deliverability_guard
+from ansible_collections.cerniq.outreach.plugins.module_utils._maintenance import vacuum_tables
 from ansible_collections.cerniq.outreach.plugins.module_utils._readings import ReadingsRequest
 from ansible_collections.cerniq.outreach.plugins.modules import (
     bullmq_job_info,
@@ -24,6 +25,7 @@ from ansible_collections.cerniq.outreach.plugins.modules import (
     bullmq_queue_info,
     comm_log_archive,
     daily_readings_info,
+    db_maintenance,
     followup_reschedule,
     instantly_deliverability_guard,
 )
@@ -52,6 +54,7 @@ KEYWORD_CORES = [
     (queue_info, bullmq_queue_info.argument_spec, dict(dlq_keys="dlq_list_keys", preflight="check_preflight"), ()),
     (deliverability_guard, instantly_deliverability_guard.options, dict(campaigns="campaign_ids"), ()),
     (archive_comm_log, comm_log_archive.argument_spec, {}, ()),
+    (vacuum_tables, db_maintenance.argument_spec, {}, ()),
 ]
 # What every core may take besides the module's options.
 CORE_CONTROLS = {"check_mode", "want_diff", "now"}
