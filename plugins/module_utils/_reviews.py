@@ -153,7 +153,7 @@ def name_bottlenecks(open_by_priority, reasons_pending, reviewers):
     return found
 
 
-def review_queue_overview(params, window="24h", breaches_since="24h"):
+def review_queue_overview(params, *, window="24h", breaches_since="24h"):
     """review_queue_info: the whole picture in one statement."""
     platform_zone(params["timezone"])
     now = datetime.now(timezone.utc)
@@ -233,8 +233,8 @@ def _validate_change(params, assign_to, ensure_assigned, priority, auto_approve,
     return user, cutoff
 
 
-def change_review_queue(params, assign_to=None, ensure_assigned=None, priority=PRIORITY_URGENT, auto_approve=False,
-                        older_than=None, reason=None, check_mode=False):
+def change_review_queue(params, *, assign_to=None, ensure_assigned=None, priority=PRIORITY_URGENT,
+                        auto_approve=False, older_than=None, reason=None, check_mode=False):
     """review_queue: make `assign_to` hold at least `ensure_assigned` open items of `priority` (taking the most urgent
     pending ones), and/or approve pending LOW items created before `older_than`. One transaction, audited."""
     platform_zone(params["timezone"])

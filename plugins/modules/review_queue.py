@@ -153,9 +153,9 @@ def destructive(params):
     return "assigning review items" if params["assign_to"] else None
 
 
-def main():
-    argument_spec = common_argument_spec("postgres", "platform", "audit")
-    argument_spec.update(
+def argument_spec():
+    spec = common_argument_spec("postgres", "platform", "audit")
+    spec.update(
         assign_to=dict(type="str"),
         ensure_assigned=dict(type="int"),
         priority=dict(type="str", default=PRIORITY_URGENT, choices=list(REVIEW_PRIORITIES)),
@@ -164,13 +164,18 @@ def main():
         reason=dict(type="str"),
         **CONFIRMED_ARGUMENT_SPEC
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     require_libraries(module, need_redis=False)
     params = module.params
 
     run_destructive(module, lambda check_mode: change_review_queue(
-        params, params["assign_to"], params["ensure_assigned"], params["priority"], params["auto_approve"],
-        params["older_than"], params["reason"], check_mode=check_mode), destructive(params))
+        params, assign_to=params["assign_to"], ensure_assigned=params["ensure_assigned"], priority=params["priority"],
+        auto_approve=params["auto_approve"], older_than=params["older_than"], reason=params["reason"],
+        check_mode=check_mode), destructive(params))
 
 
 if __name__ == "__main__":

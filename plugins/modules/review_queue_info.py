@@ -141,16 +141,21 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._errors import run
 from ansible_collections.cerniq.outreach.plugins.module_utils._reviews import review_queue_overview
 
 
-def main():
-    argument_spec = common_argument_spec("postgres", "platform")
-    argument_spec.update(
+def argument_spec():
+    spec = common_argument_spec("postgres", "platform")
+    spec.update(
         window=dict(type="str", default="24h"),
         breaches_since=dict(type="str", default="24h"),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     require_libraries(module, need_redis=False)
-    run_module(module, lambda: review_queue_overview(module.params, module.params["window"],
-                                                     module.params["breaches_since"]))
+    params = module.params
+    run_module(module, lambda: review_queue_overview(
+        params, window=params["window"], breaches_since=params["breaches_since"]))
 
 
 if __name__ == "__main__":

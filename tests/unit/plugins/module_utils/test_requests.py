@@ -19,6 +19,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._http import vendo
 from ansible_collections.cerniq.outreach.plugins.module_utils._instantly import deliverability_guard
 from ansible_collections.cerniq.outreach.plugins.module_utils._maintenance import vacuum_tables
 from ansible_collections.cerniq.outreach.plugins.module_utils._readings import ReadingsRequest
+from ansible_collections.cerniq.outreach.plugins.module_utils._reviews import change_review_queue, review_queue_overview
 from ansible_collections.cerniq.outreach.plugins.modules import (
     bullmq_job_info,
     bullmq_queue,
@@ -28,6 +29,8 @@ from ansible_collections.cerniq.outreach.plugins.modules import (
     db_maintenance,
     followup_reschedule,
     instantly_deliverability_guard,
+    review_queue,
+    review_queue_info,
 )
 
 REQUESTS = [
@@ -55,6 +58,8 @@ KEYWORD_CORES = [
     (deliverability_guard, instantly_deliverability_guard.options, dict(campaigns="campaign_ids"), ()),
     (archive_comm_log, comm_log_archive.argument_spec, {}, ()),
     (vacuum_tables, db_maintenance.argument_spec, {}, ()),
+    (change_review_queue, review_queue.argument_spec, {}, ()),
+    (review_queue_overview, review_queue_info.argument_spec, {}, ()),
 ]
 # What every core may take besides the module's options.
 CORE_CONTROLS = {"check_mode", "want_diff", "now"}
