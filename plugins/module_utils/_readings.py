@@ -50,7 +50,7 @@ def _read_phones(params, request):
 
 
 def _read_stats(params, request):
-    return outreach_stats(params, request.stats, breaches_since=request.breaches_since)
+    return outreach_stats(params, figures=request.stats, breaches_since=request.breaches_since)
 
 
 def _read_queues(params, request):

@@ -121,7 +121,7 @@ def _validate(figures, bounce_top, archive_after_days):
     return figures
 
 
-def outreach_stats(params, figures=None, day="today", breaches_since="24h", bounce_window="24h",
+def outreach_stats(params, *, figures=None, day="today", breaches_since="24h", bounce_window="24h",
                    bounce_top=DEFAULT_BOUNCE_TOP, archive_after_days=ARCHIVE_AFTER_DAYS, now=None):
     """outreach_stats_info: the figures asked for, for the business day `day` in the platform's time zone."""
     tz_name = params["timezone"]

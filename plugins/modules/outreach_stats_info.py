@@ -177,9 +177,9 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._errors import run
 from ansible_collections.cerniq.outreach.plugins.module_utils._stats import DEFAULT_BOUNCE_TOP, FIGURES, outreach_stats
 
 
-def main():
-    argument_spec = common_argument_spec("postgres", "platform")
-    argument_spec.update(
+def argument_spec():
+    spec = common_argument_spec("postgres", "platform")
+    spec.update(
         figures=dict(type="list", elements="str", choices=list(FIGURES)),
         day=dict(type="str", default="today"),
         breaches_since=dict(type="str", default="24h"),
@@ -187,12 +187,17 @@ def main():
         bounce_top=dict(type="int", default=DEFAULT_BOUNCE_TOP),
         archive_after_days=dict(type="int", default=ARCHIVE_AFTER_DAYS),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     require_libraries(module, need_redis=False)
     params = module.params
-    run_module(module, lambda: outreach_stats(params, params["figures"], params["day"], params["breaches_since"],
-                                              params["bounce_window"], params["bounce_top"],
-                                              params["archive_after_days"]))
+    run_module(module, lambda: outreach_stats(
+        params, figures=params["figures"], day=params["day"], breaches_since=params["breaches_since"],
+        bounce_window=params["bounce_window"], bounce_top=params["bounce_top"],
+        archive_after_days=params["archive_after_days"]))
 
 
 if __name__ == "__main__":

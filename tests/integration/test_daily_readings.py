@@ -73,7 +73,7 @@ def test_each_view_is_what_its_own_module_returns(platform, timelines, seeded):
             apart = datetime.fromisoformat(expiries[0]) - datetime.fromisoformat(expiries[1])
             assert abs(apart.total_seconds()) <= 1
     assert readings["phones"]["summary"] == phones["summary"]
-    stats = outreach_stats(params, FIGURES, breaches_since="15h")
+    stats = outreach_stats(params, figures=FIGURES, breaches_since="15h")
     for figure in ("reviews_pending", "whatsapp_per_phone"):
         assert readings["stats"][figure] == stats[figure]
     assert readings["stats"]["sla_breaches"]["open"] == stats["sla_breaches"]["open"]

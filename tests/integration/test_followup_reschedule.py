@@ -99,7 +99,7 @@ def test_redis_killed_midway_fails_clearly_and_a_rerun_completes(platform, priva
 
 def test_the_pending_followups_figure_counts_what_the_reschedule_schedules(platform):
     add_leads(platform, [-60, 900, 1800, 2700, 3600], paused=(3,))
-    figure = outreach_stats(platform.params, ["pending_followups"])["pending_followups"]
+    figure = outreach_stats(platform.params, figures=["pending_followups"])["pending_followups"]
     result = reschedule_followups(platform.params, check_mode=True)
     assert figure["leads"] == result["followups"]["pending"] == 3  # not the past one, not the paused one
     assert figure["next_due"] < figure["last_due"]

@@ -20,6 +20,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._instantly import 
 from ansible_collections.cerniq.outreach.plugins.module_utils._maintenance import vacuum_tables
 from ansible_collections.cerniq.outreach.plugins.module_utils._readings import ReadingsRequest
 from ansible_collections.cerniq.outreach.plugins.module_utils._reviews import change_review_queue, review_queue_overview
+from ansible_collections.cerniq.outreach.plugins.module_utils._stats import outreach_stats
 from ansible_collections.cerniq.outreach.plugins.modules import (
     bullmq_job_info,
     bullmq_queue,
@@ -29,6 +30,7 @@ from ansible_collections.cerniq.outreach.plugins.modules import (
     db_maintenance,
     followup_reschedule,
     instantly_deliverability_guard,
+    outreach_stats_info,
     review_queue,
     review_queue_info,
 )
@@ -60,6 +62,7 @@ KEYWORD_CORES = [
     (vacuum_tables, db_maintenance.argument_spec, {}, ()),
     (change_review_queue, review_queue.argument_spec, {}, ()),
     (review_queue_overview, review_queue_info.argument_spec, {}, ()),
+    (outreach_stats, outreach_stats_info.argument_spec, {}, ()),
 ]
 # What every core may take besides the module's options.
 CORE_CONTROLS = {"check_mode", "want_diff", "now"}
