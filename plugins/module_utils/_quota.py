@@ -227,14 +227,14 @@ def _iso(epoch):
     return datetime.fromtimestamp(epoch, timezone.utc).isoformat()
 
 
-def quota_counters_info(params, phone_ids=None, day=None, leak_report=True, tolerance=0, usage_date=None,
+def quota_counters_info(params, *, phone_ids=None, date="today", leak_report=True, tolerance=0, usage_date=None,
                         now=None):
     """Read-only: the day's counters with TTL, limit and use; the leak report; wa_quota_usage for usage_date."""
     tz_name = params["timezone"]
     tolerance = validate_count(tolerance, "tolerance")
     phone_ids = validate_phone_ids(phone_ids)
     now = now or datetime.now(timezone.utc)
-    day = parse_day(day, tz_name)
+    day = parse_day(date, tz_name)
     usage_day = parse_day(usage_date, tz_name, "usage_date") if usage_date else None
     expire_at = quota_key_expire_at(day, tz_name)
     with postgres_reading(params, require=(TABLE_PHONES, TABLE_COMM_LOG, TABLE_QUOTA_USAGE)) as cur:
@@ -442,26 +442,26 @@ def _is_counter_of(key, day, phone_ids):
     return not phone_ids or parsed[0] in phone_ids
 
 
-def quota_counter(params, phone_ids=None, day=None, value=None, reason=None, sync_from=None, repair_ttl=False,
+def quota_counter(params, *, phone_ids=None, date="today", value=None, reason=None, sync_from=None, repair_ttl=False,
                   state="present", check_mode=False, want_diff=False):
     """The quota_counter module: exactly one of set (value), recount (sync_from), reset (state=absent), repair_ttl."""
     phone_ids = list(phone_ids or [])
     if state == "absent":
         if value is not None or sync_from:
             raise CerniqError("state=absent deletes a past day's counters; it takes no value nor sync_from")
-        return reset_day(params, day, phone_ids, check_mode, want_diff)
+        return reset_day(params, date, phone_ids, check_mode, want_diff)
     if value is not None and sync_from:
         raise CerniqError("give either value (set one counter) or sync_from (recount from the database), not both")
     if value is not None:
         if len(phone_ids) != 1:
             raise CerniqError("setting a counter needs exactly one phone_id (got {0})".format(
                 ", ".join(phone_ids) or "none"))
-        return set_counter(params, phone_ids[0], value, reason, day, check_mode, want_diff)
+        return set_counter(params, phone_ids[0], value, reason, date, check_mode, want_diff)
     if sync_from:
         if sync_from != "db":
             raise CerniqError("sync_from must be 'db' (got {0!r})".format(sync_from))
-        return sync_counters_from_db(params, phone_ids, day, check_mode, want_diff)
+        return sync_counters_from_db(params, phone_ids, date, check_mode, want_diff)
     if repair_ttl:
-        return repair_counter_ttls(params, phone_ids, day, check_mode)
+        return repair_counter_ttls(params, phone_ids, date, check_mode)
     raise CerniqError("nothing to do: give value (with reason), sync_from: db, repair_ttl: true or state: absent "
                       "(reset a past day); to read counters use cerniq.outreach.quota_counter_info")

@@ -195,9 +195,9 @@ def destructive(params):
     return "rewriting quota counters from the database" if params["sync_from"] else None
 
 
-def main():
-    argument_spec = common_argument_spec("redis", "postgres", "platform", "audit")
-    argument_spec.update(
+def argument_spec():
+    spec = common_argument_spec("redis", "postgres", "platform", "audit")
+    spec.update(
         phone_ids=dict(type="list", elements="str", aliases=["phone_id"]),
         date=dict(type="str", default="today"),
         value=dict(type="int"),
@@ -207,13 +207,18 @@ def main():
         state=dict(type="str", default="present", choices=["present", "absent"]),
         **CONFIRMED_ARGUMENT_SPEC
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
                            mutually_exclusive=[("value", "sync_from")])
     require_libraries(module)
     params = module.params
     run_destructive(module, lambda check_mode: quota_counter(
-        params, params["phone_ids"], params["date"], params["value"], params["reason"], params["sync_from"],
-        params["repair_ttl"], params["state"], check_mode=check_mode, want_diff=module._diff), destructive(params))
+        params, phone_ids=params["phone_ids"], date=params["date"], value=params["value"], reason=params["reason"],
+        sync_from=params["sync_from"], repair_ttl=params["repair_ttl"], state=params["state"], check_mode=check_mode,
+        want_diff=module._diff), destructive(params))
 
 
 if __name__ == "__main__":

@@ -158,21 +158,25 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._errors import run
 from ansible_collections.cerniq.outreach.plugins.module_utils._quota import quota_counters_info
 
 
-def main():
-    argument_spec = common_argument_spec("redis", "postgres", "platform")
-    argument_spec.update(
+def argument_spec():
+    spec = common_argument_spec("redis", "postgres", "platform")
+    spec.update(
         phone_ids=dict(type="list", elements="str", aliases=["phone_id"]),
         date=dict(type="str", default="today"),
         leak_report=dict(type="bool", default=True),
         tolerance=dict(type="int", default=0),
         usage_date=dict(type="str"),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     require_libraries(module)
     params = module.params
-    run_module(module, lambda: quota_counters_info(params, params["phone_ids"], params["date"],
-                                                   params["leak_report"], params["tolerance"],
-                                                   params["usage_date"]))
+    run_module(module, lambda: quota_counters_info(
+        params, phone_ids=params["phone_ids"], date=params["date"], leak_report=params["leak_report"],
+        tolerance=params["tolerance"], usage_date=params["usage_date"]))
 
 
 if __name__ == "__main__":

@@ -368,10 +368,10 @@ def test_repair_ttl_fixes_only_counters_without_one(platform, seeded):
 
 def test_quota_counter_dispatch_refuses_ambiguous_requests(platform, seeded):
     with pytest.raises(CerniqError, match="either value .* or sync_from"):
-        quota.quota_counter(platform.params, ["phone_01"], value=1, reason="r", sync_from="db")
+        quota.quota_counter(platform.params, phone_ids=["phone_01"], value=1, reason="r", sync_from="db")
     with pytest.raises(CerniqError, match="exactly one phone_id"):
-        quota.quota_counter(platform.params, [], value=1, reason="r")
+        quota.quota_counter(platform.params, value=1, reason="r")
     with pytest.raises(CerniqError, match="nothing to do"):
-        quota.quota_counter(platform.params, [])
+        quota.quota_counter(platform.params)
     with pytest.raises(CerniqError, match="takes no value"):
-        quota.quota_counter(platform.params, [], day="yesterday", value=1, state="absent")
+        quota.quota_counter(platform.params, date="yesterday", value=1, state="absent")
