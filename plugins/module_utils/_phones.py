@@ -408,7 +408,7 @@ def _diff_view(phone, released=None, cancelled=None):
 
 # --- wa_phone_info ----------------------------------------------------------------------------------------------
 
-def phones_info(params, phone_ids=None, statuses=None, tenant_id=None, quota_warn_percent=90, now=None):
+def phones_info(params, *, phone_ids=None, statuses=None, tenant_id=None, quota_warn_percent=90, now=None):
     """Every phone (or a filter) with DB and Redis status, drift, today's quota and queue depths.
 
     One SQL query, one pipeline on the platform db and one on the BullMQ db, whatever the number of phones.

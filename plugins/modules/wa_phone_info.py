@@ -162,19 +162,24 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._errors import run
 from ansible_collections.cerniq.outreach.plugins.module_utils._phones import phones_info
 
 
-def main():
-    argument_spec = common_argument_spec("redis", "postgres", "platform")
-    argument_spec.update(
+def argument_spec():
+    spec = common_argument_spec("redis", "postgres", "platform")
+    spec.update(
         phone_ids=dict(type="list", elements="str", aliases=["phone_id"]),
         statuses=dict(type="list", elements="str", choices=list(PHONE_STATUSES)),
         tenant_id=dict(type="str"),
         quota_warn_percent=dict(type="int", default=90),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     require_libraries(module)
     params = module.params
-    run_module(module, lambda: phones_info(params, params["phone_ids"], params["statuses"], params["tenant_id"],
-                                           params["quota_warn_percent"]))
+    run_module(module, lambda: phones_info(
+        params, phone_ids=params["phone_ids"], statuses=params["statuses"], tenant_id=params["tenant_id"],
+        quota_warn_percent=params["quota_warn_percent"]))
 
 
 if __name__ == "__main__":
