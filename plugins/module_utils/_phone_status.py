@@ -21,7 +21,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._errors import Cer
 from ansible_collections.cerniq.outreach.plugins.module_utils._validate import validate_phone_ids
 
 
-def sync_status_keys(params, phone_ids=None, check_mode=False, want_diff=False):
+def sync_status_keys(params, *, phone_ids=None, check_mode=False, want_diff=False):
     """Make every (or the given) phone's Redis status key say what the database says; returns what differed."""
     phone_ids = validate_phone_ids(phone_ids)
     with postgres_reading(params, require=(TABLE_PHONES,)) as cur:

@@ -71,13 +71,18 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._phone_status impo
 DESTRUCTIVE = "rewriting phone status keys from the database"
 
 
+def argument_spec():
+    spec = common_argument_spec("redis", "postgres", "platform", "audit")
+    spec.update(phone_ids=dict(type="list", elements="str"), **CONFIRMED_ARGUMENT_SPEC)
+    return spec
+
+
 def main():
-    argument_spec = common_argument_spec("redis", "postgres", "platform", "audit")
-    argument_spec.update(phone_ids=dict(type="list", elements="str"), **CONFIRMED_ARGUMENT_SPEC)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     require_libraries(module)
-    run_destructive(module, lambda check_mode: sync_status_keys(module.params, module.params["phone_ids"],
-                                                                check_mode, module._diff), DESTRUCTIVE)
+    run_destructive(module, lambda check_mode: sync_status_keys(
+        module.params, phone_ids=module.params["phone_ids"], check_mode=check_mode, want_diff=module._diff),
+        DESTRUCTIVE)
 
 
 if __name__ == "__main__":
