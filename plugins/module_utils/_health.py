@@ -88,7 +88,7 @@ def postgres_health(params):
                 message="; ".join(["ok"] + ["WARNING: " + w for w in warnings]))
 
 
-def platform_health(params, expect_workers=0):
+def platform_health(params, *, expect_workers=0):
     services = [
         redis_health(params, params["redis_db"], "platform"),
         redis_health(params, params["bullmq_db"], "bullmq"),
@@ -157,11 +157,12 @@ def _elect(service, candidates, default_port, read_role):
     return dict(primary=primaries[0], candidates=seen)
 
 
-def find_primaries(params, db_hosts=(), redis_hosts=()):
+def find_primaries(params, *, db_candidates=(), redis_candidates=()):
     """Which of several PostgreSQL servers is the primary and which Redis the master, asked of each at run time."""
     result = dict(changed=False, db=None, redis=None)
-    if db_hosts:
-        result["db"] = _elect("PostgreSQL", db_hosts, params["db_port"], lambda h, p: _db_role(params, h, p))
-    if redis_hosts:
-        result["redis"] = _elect("Redis", redis_hosts, params["redis_port"], lambda h, p: _redis_role(params, h, p))
+    if db_candidates:
+        result["db"] = _elect("PostgreSQL", db_candidates, params["db_port"], lambda h, p: _db_role(params, h, p))
+    if redis_candidates:
+        result["redis"] = _elect("Redis", redis_candidates, params["redis_port"],
+                                 lambda h, p: _redis_role(params, h, p))
     return result

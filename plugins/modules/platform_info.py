@@ -86,12 +86,16 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._errors import run
 from ansible_collections.cerniq.outreach.plugins.module_utils._health import platform_health
 
 
+def argument_spec():
+    spec = common_argument_spec("redis", "postgres")
+    spec.update(expect_workers=dict(type="int", default=0))
+    return spec
+
+
 def main():
-    argument_spec = common_argument_spec("redis", "postgres")
-    argument_spec.update(expect_workers=dict(type="int", default=0))
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     require_libraries(module)
-    run_module(module, lambda: platform_health(module.params, module.params["expect_workers"]))
+    run_module(module, lambda: platform_health(module.params, expect_workers=module.params["expect_workers"]))
 
 
 if __name__ == "__main__":

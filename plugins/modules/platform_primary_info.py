@@ -83,17 +83,21 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._errors import run
 from ansible_collections.cerniq.outreach.plugins.module_utils._health import find_primaries
 
 
-def main():
-    argument_spec = common_argument_spec("redis", "postgres")
-    argument_spec.update(
+def argument_spec():
+    spec = common_argument_spec("redis", "postgres")
+    spec.update(
         db_candidates=dict(type="list", elements="dict", default=[]),
         redis_candidates=dict(type="list", elements="dict", default=[]),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     require_libraries(module, need_redis=bool(module.params["redis_candidates"]),
                       need_postgres=bool(module.params["db_candidates"]))
-    run_module(module, lambda: find_primaries(module.params, module.params["db_candidates"],
-                                              module.params["redis_candidates"]))
+    run_module(module, lambda: find_primaries(module.params, db_candidates=module.params["db_candidates"],
+                                              redis_candidates=module.params["redis_candidates"]))
 
 
 if __name__ == "__main__":

@@ -97,16 +97,12 @@ def redis_replica(redis_server):
     shutil.rmtree(replica.data_dir, ignore_errors=True)
 
 
-def elect(params, db=(), redis=()):
-    return find_primaries(params, list(db), list(redis))
-
-
 # --- the election itself (the module's core) -----------------------------------------------------------------------
 
 
 def test_two_postgresql_primaries_are_a_split_brain(platform, private_pg):
     with pytest.raises(CerniqError) as refused:
-        elect(platform.params, db=[candidate("db-1", platform.pg), candidate("db-2", private_pg)])
+        find_primaries(platform.params, db_candidates=[candidate("db-1", platform.pg), candidate("db-2", private_pg)])
 
     assert refused.value.msg == (
         "PostgreSQL: more than one primary answers (db-1 ({0}), db-2 ({1})): a split brain; fix the replication "
@@ -116,26 +112,27 @@ def test_two_postgresql_primaries_are_a_split_brain(platform, private_pg):
 def test_a_standby_whose_primary_is_gone_is_no_primary(platform, private_pg, pg_standby):
     # While its primary runs, the pair elects the primary whatever the order: the standby really is one.
     pair = [candidate("db-1", pg_standby), candidate("db-2", private_pg)]
-    elected = elect(platform.params, db=pair)["db"]
+    elected = find_primaries(platform.params, db_candidates=pair)["db"]
     assert elected["primary"]["name"] == "db-2"
     assert [(c["name"], c["role"]) for c in elected["candidates"]] == [("db-1", "standby"), ("db-2", "primary")]
 
     private_pg.stop()
 
     with pytest.raises(CerniqError) as refused:
-        elect(platform.params, db=pair)
+        find_primaries(platform.params, db_candidates=pair)
     message = refused.value.msg
     assert message.startswith("PostgreSQL: no primary among db-1, db-2: db-1: standby; db-2: "), message
     assert where(private_pg) in message and message.endswith(". Nothing was changed."), message
 
     with pytest.raises(CerniqError) as alone:
-        elect(platform.params, db=[candidate("db-1", pg_standby)])
+        find_primaries(platform.params, db_candidates=[candidate("db-1", pg_standby)])
     assert alone.value.msg == "PostgreSQL: no primary among db-1: db-1: standby. Nothing was changed."
 
 
 def test_two_redis_masters_are_a_split_brain(platform, private_redis):
     with pytest.raises(CerniqError) as refused:
-        elect(platform.params, redis=[candidate("redis-1", platform.redis), candidate("redis-2", private_redis)])
+        find_primaries(platform.params,
+                       redis_candidates=[candidate("redis-1", platform.redis), candidate("redis-2", private_redis)])
 
     assert refused.value.msg == (
         "Redis: more than one primary answers (redis-1 ({0}), redis-2 ({1})): a split brain; fix the replication "
@@ -146,12 +143,12 @@ def test_a_redis_replica_alone_or_beside_a_dead_master_is_no_primary(platform, r
     assert redis_replica.client().execute_command("ROLE")[0] == "slave"
 
     with pytest.raises(CerniqError) as alone:
-        elect(platform.params, redis=[candidate("redis-1", redis_replica)])
+        find_primaries(platform.params, redis_candidates=[candidate("redis-1", redis_replica)])
     assert alone.value.msg == "Redis: no primary among redis-1: redis-1: replica. Nothing was changed."
 
     dead = {"name": "redis-2", "host": DOWN, "port": platform.redis.port}
     with pytest.raises(CerniqError) as refused:
-        elect(platform.params, redis=[candidate("redis-1", redis_replica), dead])
+        find_primaries(platform.params, redis_candidates=[candidate("redis-1", redis_replica), dead])
     message = refused.value.msg
     assert message.startswith("Redis: no primary among redis-1, redis-2: redis-1: replica; redis-2: "), message
     assert "{0}:{1}".format(DOWN, platform.redis.port) in message, message
