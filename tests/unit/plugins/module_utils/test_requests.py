@@ -15,9 +15,13 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_reads impo
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_search import JobSearchRequest
 from ansible_collections.cerniq.outreach.plugins.module_utils._connection import GROUP_ARGUMENT_SPECS
 from ansible_collections.cerniq.outreach.plugins.module_utils._followups import FollowupRequest
+from ansible_collections.cerniq.outreach.plugins.module_utils._health import find_primaries, platform_health
 from ansible_collections.cerniq.outreach.plugins.module_utils._http import vendor_argument_spec
 from ansible_collections.cerniq.outreach.plugins.module_utils._instantly import deliverability_guard
 from ansible_collections.cerniq.outreach.plugins.module_utils._maintenance import vacuum_tables
+from ansible_collections.cerniq.outreach.plugins.module_utils._phone_status import sync_status_keys
+from ansible_collections.cerniq.outreach.plugins.module_utils._phones import phones_info
+from ansible_collections.cerniq.outreach.plugins.module_utils._quota import quota_counter, quota_counters_info
 from ansible_collections.cerniq.outreach.plugins.module_utils._readings import ReadingsRequest
 from ansible_collections.cerniq.outreach.plugins.module_utils._reviews import change_review_queue, review_queue_overview
 from ansible_collections.cerniq.outreach.plugins.module_utils._stats import outreach_stats
@@ -31,9 +35,15 @@ from ansible_collections.cerniq.outreach.plugins.modules import (
     followup_reschedule,
     instantly_deliverability_guard,
     outreach_stats_info,
+    platform_info,
+    platform_primary_info,
+    quota_counter_info,
     review_queue,
     review_queue_info,
+    wa_phone_info,
+    wa_phone_status,
 )
+from ansible_collections.cerniq.outreach.plugins.modules import quota_counter as quota_counter_module
 
 REQUESTS = [
     (QueueRequest, bullmq_queue.argument_spec, dict(queue="q:wa:phone_07")),
@@ -63,6 +73,12 @@ KEYWORD_CORES = [
     (change_review_queue, review_queue.argument_spec, {}, ()),
     (review_queue_overview, review_queue_info.argument_spec, {}, ()),
     (outreach_stats, outreach_stats_info.argument_spec, {}, ()),
+    (quota_counter, quota_counter_module.argument_spec, {}, ()),
+    (quota_counters_info, quota_counter_info.argument_spec, {}, ()),
+    (phones_info, wa_phone_info.argument_spec, {}, ()),
+    (sync_status_keys, wa_phone_status.argument_spec, {}, ()),
+    (platform_health, platform_info.argument_spec, {}, ()),
+    (find_primaries, platform_primary_info.argument_spec, {}, ()),
 ]
 # What every core may take besides the module's options.
 CORE_CONTROLS = {"check_mode", "want_diff", "now"}
