@@ -60,6 +60,7 @@ MAX_PAGES = 10000
 BOUNCED_FILTER = "FILTER_VAL_BOUNCED"
 BLOCK_LIST_BATCH = 1000
 
+CAMPAIGN_MODULE = "instantly_campaign"
 GUARD_MODULE = "instantly_deliverability_guard"
 GUARD_PAUSE = "pause_campaigns"
 GUARD_RESUME = "resume_campaigns"
@@ -187,12 +188,12 @@ def _since_iso(since, tz_name):
     return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-def campaign_info(params, campaign_id=None, name=None, include_bounced_leads=False, since=None):
+def campaign_info(params, *, id=None, name=None, include_bounced_leads=False, since=None):
     """Campaigns (one, or all) with status name, analytics, bounce rate and optionally their bounced leads."""
     since_iso = _since_iso(since, params.get("timezone") or contract.DEFAULT_TIMEZONE)
     client = instantly_client(params)
-    if campaign_id or name:
-        campaigns = [find_campaign(client, campaign_id, name)]
+    if id or name:
+        campaigns = [find_campaign(client, id, name)]
         analytics = campaign_analytics(client, [campaigns[0]["id"]], since_iso)
     else:
         campaigns = list_campaigns(client)
@@ -227,8 +228,7 @@ def _commit_audit(params, conn, what, record):
                           changed=True) from exc
 
 
-def set_campaign_state(params, state, campaign_id=None, name=None, reason=None, check_mode=False, want_diff=False,
-                       module_name="instantly_campaign"):
+def set_campaign_state(params, *, state, id=None, name=None, reason=None, check_mode=False, want_diff=False):
     """Pause or activate one campaign, reading its status first: nothing is sent when it is already there."""
     if state not in STATE_ENDPOINT:
         raise CerniqError("state must be one of {0}, got {1!r}".format(", ".join(sorted(STATE_ENDPOINT)), state))
@@ -236,7 +236,7 @@ def set_campaign_state(params, state, campaign_id=None, name=None, reason=None, 
     # The audit log is where every change is recorded: it must be reachable before the vendor is touched.
     conn = _audit_connection(params)
     try:
-        campaign = find_campaign(client, campaign_id, name)
+        campaign = find_campaign(client, id, name)
         before = describe(campaign)
         changed = campaign.get("status") not in STATE_SATISFIED_BY[state]
         after = dict(before)
@@ -247,7 +247,7 @@ def set_campaign_state(params, state, campaign_id=None, name=None, reason=None, 
                 updated = client.request("POST", path, hints={404: "campaign {0} disappeared".format(campaign["id"])})
                 if isinstance(updated, dict) and "status" in updated:
                     after = describe(updated)
-                audit = AuditTrail(conn, module_name, params.get("audit_actor"))
+                audit = AuditTrail(conn, CAMPAIGN_MODULE, params.get("audit_actor"))
                 _commit_audit(params, conn, "Instantly campaign {0} is now {1}".format(campaign["id"], state),
                               lambda: audit.record("campaign_" + STATE_ENDPOINT[state], "instantly:campaign:" +
                                                    campaign["id"], reason, _state_view(before), _state_view(after)))

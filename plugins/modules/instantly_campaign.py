@@ -109,17 +109,23 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._http import vendo
 from ansible_collections.cerniq.outreach.plugins.module_utils._instantly import set_campaign_state
 
 
-def main():
-    module = vendor_module(dict(
+def options():
+    """The module's own options (vendor_module adds those of its action groups)."""
+    return dict(
         id=dict(type="str"),
         name=dict(type="str"),
         state=dict(type="str", required=True, choices=["active", "paused"]),
         reason=dict(type="str"),
-    ), ("postgres", "audit"), mutually_exclusive=[("id", "name")], required_one_of=[("id", "name")])
+    )
+
+
+def main():
+    module = vendor_module(options(), ("postgres", "audit"), mutually_exclusive=[("id", "name")],
+                           required_one_of=[("id", "name")])
     params = module.params
-    run_module(module, lambda: set_campaign_state(params, params["state"], params["id"], params["name"],
-                                                  params["reason"], check_mode=module.check_mode,
-                                                  want_diff=module._diff))
+    run_module(module, lambda: set_campaign_state(
+        params, state=params["state"], id=params["id"], name=params["name"], reason=params["reason"],
+        check_mode=module.check_mode, want_diff=module._diff))
 
 
 if __name__ == "__main__":

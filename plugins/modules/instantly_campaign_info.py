@@ -131,16 +131,22 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._http import vendo
 from ansible_collections.cerniq.outreach.plugins.module_utils._instantly import campaign_info
 
 
-def main():
-    module = vendor_module(dict(
+def options():
+    """The module's own options (vendor_module adds those of its action groups)."""
+    return dict(
         id=dict(type="str"),
         name=dict(type="str"),
         include_bounced_leads=dict(type="bool", default=False),
         since=dict(type="str"),
-    ), ("platform",), mutually_exclusive=[("id", "name")])
+    )
+
+
+def main():
+    module = vendor_module(options(), ("platform",), mutually_exclusive=[("id", "name")])
     params = module.params
-    run_module(module, lambda: campaign_info(params, params["id"], params["name"], params["include_bounced_leads"],
-                                             params["since"]))
+    run_module(module, lambda: campaign_info(
+        params, id=params["id"], name=params["name"], include_bounced_leads=params["include_bounced_leads"],
+        since=params["since"]))
 
 
 if __name__ == "__main__":

@@ -28,8 +28,8 @@ def params(platform, instantly):
 
 
 def pause_hot(params, fake, **overrides):
-    return instantly_mod.set_campaign_state(dict(params, **overrides), "paused",
-                                            campaign_id=campaign_ids(fake)["hot"])
+    return instantly_mod.set_campaign_state(dict(params, **overrides), state="paused",
+                                            id=campaign_ids(fake)["hot"])
 
 
 def assert_nothing_changed(platform, fake):
@@ -175,7 +175,7 @@ def test_vendor_down(params, platform):
     port = free_port()
     with pytest.raises(CerniqError) as err:
         instantly_mod.set_campaign_state(dict(params, instantly_base_url="http://127.0.0.1:{0}".format(port),
-                                              vendor_retries=0), "paused", campaign_id=str(uuid.uuid4()))
+                                              vendor_retries=0), state="paused", id=str(uuid.uuid4()))
     assert err.value.msg == ("cannot reach Instantly API at http://127.0.0.1:{0}: [Errno 111] Connection refused (1 "
                              "attempt). Check cerniq_instantly_base_url and that the host is reachable from the "
                              "managed host".format(port))

@@ -66,7 +66,7 @@ def test_info_status_names_cover_the_vendor_enum():
 
 def test_info_follows_the_bounced_leads_cursor_to_the_empty_page(params, instantly, instantly_spec):
     hot = campaign_ids(instantly)["hot"]
-    result = instantly_mod.campaign_info(params, campaign_id=hot, include_bounced_leads=True, since="7d")
+    result = instantly_mod.campaign_info(params, id=hot, include_bounced_leads=True, since="7d")
     (campaign,) = result["campaigns"]
     expected = sorted(lead["email"] for lead in instantly.snapshot()["leads"]
                       if lead["campaign"] == hot and lead["status"] == -1)
@@ -86,10 +86,10 @@ def test_info_by_name_and_clear_errors(params, instantly):
     with pytest.raises(CerniqError, match="no Instantly campaign is named 'Nope'"):
         instantly_mod.campaign_info(params, name="Nope")
     with pytest.raises(CerniqError, match="is not an Instantly campaign id"):
-        instantly_mod.campaign_info(params, campaign_id="campaign-7")
+        instantly_mod.campaign_info(params, id="campaign-7")
     unknown = str(uuid.uuid4())
     with pytest.raises(CerniqError) as err:
-        instantly_mod.campaign_info(params, campaign_id=unknown)
+        instantly_mod.campaign_info(params, id=unknown)
     assert "answered 404 Not Found: Campaign not found" in err.value.msg
     assert "Campaign not found. No campaign {0} in this Instantly workspace".format(unknown) in err.value.msg
 
@@ -99,7 +99,7 @@ def test_info_by_name_and_clear_errors(params, instantly):
 
 def test_pause_reads_first_changes_once_and_audits(params, platform, instantly, instantly_spec):
     hot = campaign_ids(instantly)["hot"]
-    first = instantly_mod.set_campaign_state(params, "paused", campaign_id=hot, reason="bounce:high",
+    first = instantly_mod.set_campaign_state(params, state="paused", id=hot, reason="bounce:high",
                                              want_diff=True)
     assert first["changed"] is True and first["campaign"]["status_name"] == "paused"
     assert first["diff"]["before"]["status_name"] == "active" and first["diff"]["after"]["status"] == 2
@@ -111,7 +111,7 @@ def test_pause_reads_first_changes_once_and_audits(params, platform, instantly, 
          {"id": hot, "name": "RO SMB Q3 - Bucuresti", "status": 1, "status_name": "active"},
          {"id": hot, "name": "RO SMB Q3 - Bucuresti", "status": 2, "status_name": "paused"})]
 
-    second = instantly_mod.set_campaign_state(params, "paused", campaign_id=hot)
+    second = instantly_mod.set_campaign_state(params, state="paused", id=hot)
     assert second["changed"] is False and len(changes(instantly)) == 1
     assert len(audit_rows(platform, "instantly_campaign")) == 1
     assert_traffic_matches_openapi(instantly, instantly_spec, INSTANTLY_SERVER)
@@ -119,13 +119,13 @@ def test_pause_reads_first_changes_once_and_audits(params, platform, instantly, 
 
 def test_check_mode_predicts_without_sending(params, platform, instantly):
     ids = campaign_ids(instantly)
-    predicted = instantly_mod.set_campaign_state(params, "active", campaign_id=ids["draft"], check_mode=True,
+    predicted = instantly_mod.set_campaign_state(params, state="active", id=ids["draft"], check_mode=True,
                                                  want_diff=True)
     assert predicted["changed"] is True and predicted["campaign"]["status_name"] == "active"
     assert predicted["diff"]["before"]["status_name"] == "draft"
     assert changes(instantly) == [] and campaign_status(instantly, ids["draft"]) == 0
     assert audit_rows(platform, "instantly_campaign") == []
-    real = instantly_mod.set_campaign_state(params, "active", name="Q2 reactivation")
+    real = instantly_mod.set_campaign_state(params, state="active", name="Q2 reactivation")
     assert real["changed"] is True and campaign_status(instantly, ids["paused"]) == 1
     assert [r["path"].rsplit("/", 1)[1] for r in changes(instantly)] == ["activate"]
 
@@ -136,24 +136,24 @@ def test_check_mode_predicts_without_sending(params, platform, instantly):
 def test_what_counts_as_already_there(params, instantly, status, state, changed):
     hot = campaign_ids(instantly)["hot"]
     instantly.state["campaigns"][[c["id"] for c in instantly.state["campaigns"]].index(hot)]["status"] = status
-    assert instantly_mod.set_campaign_state(params, state, campaign_id=hot)["changed"] is changed
+    assert instantly_mod.set_campaign_state(params, state=state, id=hot)["changed"] is changed
     assert len(changes(instantly)) == int(changed)
 
 
 def test_unknown_campaign_changes_nothing(params, platform, instantly):
     before = instantly.snapshot()["campaigns"]
     with pytest.raises(CerniqError, match="No campaign .* in this Instantly workspace"):
-        instantly_mod.set_campaign_state(params, "paused", campaign_id=str(uuid.uuid4()))
+        instantly_mod.set_campaign_state(params, state="paused", id=str(uuid.uuid4()))
     with pytest.raises(CerniqError, match="is not an Instantly campaign id"):
-        instantly_mod.set_campaign_state(params, "paused", campaign_id="'; DROP TABLE x")
+        instantly_mod.set_campaign_state(params, state="paused", id="'; DROP TABLE x")
     assert instantly.snapshot()["campaigns"] == before and changes(instantly) == []
     assert audit_rows(platform, "instantly_campaign") == []
 
 
 def test_unreachable_audit_database_stops_before_the_vendor(params, instantly):
     with pytest.raises(CerniqError, match="cannot reach PostgreSQL"):
-        instantly_mod.set_campaign_state(dict(params, db_port=1), "paused",
-                                         campaign_id=campaign_ids(instantly)["hot"])
+        instantly_mod.set_campaign_state(dict(params, db_port=1), state="paused",
+                                         id=campaign_ids(instantly)["hot"])
     assert instantly.requests() == []
 
 
@@ -303,7 +303,7 @@ def test_pause_all_holds_a_cooldown_and_resume_needs_the_flag(params, platform, 
     assert campaign_status(instantly, ids["hot"]) == 2
 
     # someone resumed one by hand meanwhile; the campaign paused before the guard stays paused
-    instantly_mod.set_campaign_state(params, "active", campaign_id=ids["healthy"])
+    instantly_mod.set_campaign_state(params, state="active", id=ids["healthy"])
     preview = instantly_mod.deliverability_guard(params, resume=True, ignore_cooldown=True, check_mode=True)
     assert preview["resumed"] == [ids["hot"]] and campaign_status(instantly, ids["hot"]) == 2
     resumed = instantly_mod.deliverability_guard(params, resume=True, ignore_cooldown=True, reason="INC-1 closed")

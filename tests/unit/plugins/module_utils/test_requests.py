@@ -17,7 +17,11 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._connection import
 from ansible_collections.cerniq.outreach.plugins.module_utils._followups import FollowupRequest
 from ansible_collections.cerniq.outreach.plugins.module_utils._health import find_primaries, platform_health
 from ansible_collections.cerniq.outreach.plugins.module_utils._http import vendor_argument_spec
-from ansible_collections.cerniq.outreach.plugins.module_utils._instantly import deliverability_guard
+from ansible_collections.cerniq.outreach.plugins.module_utils._instantly import (
+    campaign_info,
+    deliverability_guard,
+    set_campaign_state,
+)
 from ansible_collections.cerniq.outreach.plugins.module_utils._maintenance import vacuum_tables
 from ansible_collections.cerniq.outreach.plugins.module_utils._phone_status import sync_status_keys
 from ansible_collections.cerniq.outreach.plugins.module_utils._phones import phones_info
@@ -33,6 +37,8 @@ from ansible_collections.cerniq.outreach.plugins.modules import (
     daily_readings_info,
     db_maintenance,
     followup_reschedule,
+    instantly_campaign,
+    instantly_campaign_info,
     instantly_deliverability_guard,
     outreach_stats_info,
     platform_info,
@@ -79,6 +85,8 @@ KEYWORD_CORES = [
     (sync_status_keys, wa_phone_status.argument_spec, {}, ()),
     (platform_health, platform_info.argument_spec, {}, ()),
     (find_primaries, platform_primary_info.argument_spec, {}, ()),
+    (set_campaign_state, instantly_campaign.options, {}, ()),
+    (campaign_info, instantly_campaign_info.options, {}, ()),
 ]
 # What every core may take besides the module's options.
 CORE_CONTROLS = {"check_mode", "want_diff", "now"}
