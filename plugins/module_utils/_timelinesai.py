@@ -46,6 +46,7 @@ WAIT_FOR_STATUSES = {
 }
 MAX_TEXT = 2000
 MAX_LABEL = 64
+TEST_MESSAGE_TEXT = "cerniq.outreach test message"
 
 EVENT_ACCOUNT_DISCONNECTED = "whatsapp:account:disconnected"
 # WebhookEventType of the Public API document.
@@ -136,7 +137,7 @@ def match_accounts(phones, accounts):
     return out, described, matched_ids
 
 
-def account_info(params, phone_ids=None):
+def account_info(params, *, phone_ids=None):
     """TimelinesAI's WhatsApp accounts matched to wa_phone_numbers: connected, disconnected, missing, unknown."""
     client = timelinesai_client(params)
     phones = _phones(params, phone_ids)
@@ -169,9 +170,9 @@ def _sender(params, phone_id, sender_phone):
     return dict(phone_id=None, phone_number=number, timelinesai_account_id=None)
 
 
-def send_test_message(params, to, phone_id=None, sender_phone=None, text=None, label=None, wait_for="sent",
-                      wait_timeout=60.0, poll_interval=2.0, reason=None, check_mode=False, sleep=time.sleep,
-                      clock=time.monotonic):
+def send_test_message(params, *, phone_id=None, sender_phone=None, to, text=TEST_MESSAGE_TEXT, label=None,
+                      wait_for="sent", wait_timeout=60.0, poll_interval=2.0, reason=None, check_mode=False,
+                      sleep=time.sleep, clock=time.monotonic):
     """Send one WhatsApp message from one of our accounts and poll it until it is sent, delivered or failed.
 
     Never in check mode: everything is validated (the phone, its account at TimelinesAI, the numbers) and the
@@ -182,7 +183,8 @@ def send_test_message(params, to, phone_id=None, sender_phone=None, text=None, l
     recipient = validate_e164(to)
     if wait_for not in WAIT_FOR_STATUSES:
         raise CerniqError("wait_for must be one of {0}, got {1!r}".format(", ".join(WAIT_FOR_STATUSES), wait_for))
-    text = text or "cerniq.outreach test message"
+    # An empty text (text: "" in a playbook) sends the default rather than an empty message.
+    text = text or TEST_MESSAGE_TEXT
     if len(text) > MAX_TEXT:
         raise CerniqError("text is {0} characters; TimelinesAI takes at most {1}".format(len(text), MAX_TEXT))
     if label and len(label) > MAX_LABEL:
@@ -305,7 +307,7 @@ def _public_webhook(hook):
                 enabled=hook.get("enabled"), errors_counter=hook.get("errors_counter"))
 
 
-def webhook(params, url, event_type=EVENT_ACCOUNT_DISCONNECTED, state="present", enabled=True, reason=None,
+def webhook(params, *, url, event_type=EVENT_ACCOUNT_DISCONNECTED, state="present", enabled=True, reason=None,
             check_mode=False, want_diff=False):
     """Make the (event type, url) subscription present and enabled/disabled, or absent. GET first: no call when
     it already is as asked."""

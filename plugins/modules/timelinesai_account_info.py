@@ -156,9 +156,14 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._http import vendo
 from ansible_collections.cerniq.outreach.plugins.module_utils._timelinesai import account_info
 
 
+def options():
+    """The module's own options (vendor_module adds those of its action groups)."""
+    return dict(phone_ids=dict(type="list", elements="str"))
+
+
 def main():
-    module = vendor_module(dict(phone_ids=dict(type="list", elements="str")), ("postgres", "platform"))
-    run_module(module, lambda: account_info(module.params, module.params["phone_ids"]))
+    module = vendor_module(options(), ("postgres", "platform"))
+    run_module(module, lambda: account_info(module.params, phone_ids=module.params["phone_ids"]))
 
 
 if __name__ == "__main__":

@@ -152,26 +152,34 @@ api:
 
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import run_module
 from ansible_collections.cerniq.outreach.plugins.module_utils._http import vendor_module
-from ansible_collections.cerniq.outreach.plugins.module_utils._timelinesai import send_test_message
+from ansible_collections.cerniq.outreach.plugins.module_utils._timelinesai import (
+    TEST_MESSAGE_TEXT,
+    send_test_message,
+)
 
 
-def main():
-    module = vendor_module(dict(
+def options():
+    """The module's own options (vendor_module adds those of its action groups)."""
+    return dict(
         phone_id=dict(type="str"),
         sender_phone=dict(type="str"),
         to=dict(type="str", required=True),
-        text=dict(type="str", default="cerniq.outreach test message"),
+        text=dict(type="str", default=TEST_MESSAGE_TEXT),
         label=dict(type="str"),
         wait_for=dict(type="str", default="sent", choices=["sent", "delivered"]),
         wait_timeout=dict(type="float", default=60.0),
         poll_interval=dict(type="float", default=2.0),
         reason=dict(type="str"),
-    ), ("postgres", "audit"), mutually_exclusive=[("phone_id", "sender_phone")],
-        required_one_of=[("phone_id", "sender_phone")])
+    )
+
+
+def main():
+    module = vendor_module(options(), ("postgres", "audit"), mutually_exclusive=[("phone_id", "sender_phone")],
+                           required_one_of=[("phone_id", "sender_phone")])
     params = module.params
     run_module(module, lambda: send_test_message(
-        params, params["to"], phone_id=params["phone_id"], sender_phone=params["sender_phone"], text=params["text"],
-        label=params["label"], wait_for=params["wait_for"], wait_timeout=params["wait_timeout"],
+        params, phone_id=params["phone_id"], sender_phone=params["sender_phone"], to=params["to"],
+        text=params["text"], label=params["label"], wait_for=params["wait_for"], wait_timeout=params["wait_timeout"],
         poll_interval=params["poll_interval"], reason=params["reason"], check_mode=module.check_mode))
 
 

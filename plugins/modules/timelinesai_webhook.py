@@ -141,18 +141,23 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._timelinesai impor
 )
 
 
-def main():
-    module = vendor_module(dict(
+def options():
+    """The module's own options (vendor_module adds those of its action groups)."""
+    return dict(
         url=dict(type="str", required=True, no_log=True),
         event_type=dict(type="str", default=EVENT_ACCOUNT_DISCONNECTED, choices=list(WEBHOOK_EVENT_TYPES)),
         state=dict(type="str", default="present", choices=["present", "absent"]),
         enabled=dict(type="bool", default=True),
         reason=dict(type="str"),
-    ), ("postgres", "audit"))
+    )
+
+
+def main():
+    module = vendor_module(options(), ("postgres", "audit"))
     params = module.params
-    run_module(module, lambda: webhook(params, params["url"], params["event_type"], params["state"],
-                                       params["enabled"], params["reason"], check_mode=module.check_mode,
-                                       want_diff=module._diff))
+    run_module(module, lambda: webhook(
+        params, url=params["url"], event_type=params["event_type"], state=params["state"], enabled=params["enabled"],
+        reason=params["reason"], check_mode=module.check_mode, want_diff=module._diff))
 
 
 if __name__ == "__main__":

@@ -69,13 +69,13 @@ def test_accounts_matched_to_phones(params, platform, timelines, timelines_spec)
 
 def test_account_info_for_some_phones(params, platform, timelines):
     seed_phones(platform)
-    result = tl_mod.account_info(params, ["phone_07", "phone_01"])
+    result = tl_mod.account_info(params, phone_ids=["phone_07", "phone_01"])
     assert [p["phone_id"] for p in result["phones"]] == ["phone_01", "phone_07"]
     assert result["disconnected"] == ["phone_07"] and result["unknown_accounts"] == []
     with pytest.raises(CerniqError, match="phone_99 not in wa_phone_numbers"):
-        tl_mod.account_info(params, ["phone_01", "phone_99"])
+        tl_mod.account_info(params, phone_ids=["phone_01", "phone_99"])
     with pytest.raises(CerniqError, match="not of the form phone_NN"):
-        tl_mod.account_info(params, ["+40700000001"])
+        tl_mod.account_info(params, phone_ids=["+40700000001"])
 
 
 # ---- test send -----------------------------------------------------------------------------------------------
@@ -83,7 +83,7 @@ def test_account_info_for_some_phones(params, platform, timelines):
 
 def test_send_polls_until_sent_and_audits(params, platform, timelines, timelines_spec):
     seed_phones(platform)
-    result = tl_mod.send_test_message(params, RECIPIENT, phone_id="phone_01", text="onboarding test",
+    result = tl_mod.send_test_message(params, to=RECIPIENT, phone_id="phone_01", text="onboarding test",
                                       reason="onboarding phone_01", poll_interval=0.05)
     assert result["changed"] is True and result["status"] == "Sent" and result["statuses"] == ["Sending", "Sent"]
     assert result["delivered"] is False and result["sender_phone"] == "+40700000001"
@@ -99,7 +99,7 @@ def test_send_polls_until_sent_and_audits(params, platform, timelines, timelines
 
 
 def test_send_can_wait_for_delivery_and_by_sender_number(params, platform, timelines):
-    result = tl_mod.send_test_message(params, RECIPIENT, sender_phone="+40 700 000 002", wait_for="delivered",
+    result = tl_mod.send_test_message(params, to=RECIPIENT, sender_phone="+40 700 000 002", wait_for="delivered",
                                       poll_interval=0.05)
     assert result["statuses"] == ["Sending", "Sent", "Delivered"] and result["delivered"] is True
     assert result["sender"] == "+40700000002"
@@ -107,7 +107,7 @@ def test_send_can_wait_for_delivery_and_by_sender_number(params, platform, timel
 
 def test_poll_spacing_respects_the_rate_limit(params, platform, timelines):
     seed_phones(platform)
-    tl_mod.send_test_message(dict(params, timelinesai_rate_limit=120), RECIPIENT, phone_id="phone_01",
+    tl_mod.send_test_message(dict(params, timelinesai_rate_limit=120), to=RECIPIENT, phone_id="phone_01",
                              poll_interval=0.01)
     # The fake's receipt times: 120 a minute is one call every 0.5 s, whatever poll_interval asked for.
     polls = [r["time"] for r in timelines.requests(path="/messages/")]
@@ -116,7 +116,7 @@ def test_poll_spacing_respects_the_rate_limit(params, platform, timelines):
 
 def test_check_mode_sends_nothing_and_reports_skipped(params, platform, timelines):
     seed_phones(platform)
-    result = tl_mod.send_test_message(params, RECIPIENT, phone_id="phone_01", check_mode=True)
+    result = tl_mod.send_test_message(params, to=RECIPIENT, phone_id="phone_01", check_mode=True)
     assert result["skipped"] is True and result["changed"] is False
     assert result["would_send"]["sender_phone"] == "+40700000001" and result["would_send"]["to"] == RECIPIENT
     assert changes(timelines) == [] and platform.audit() == []
@@ -138,7 +138,7 @@ def test_send_bad_input_sends_nothing(params, platform, timelines, kwargs, messa
     kwargs = dict(kwargs)
     to = kwargs.pop("to", RECIPIENT)
     with pytest.raises(CerniqError, match=message):
-        tl_mod.send_test_message(params, to, **kwargs)
+        tl_mod.send_test_message(params, to=to, **kwargs)
     assert changes(timelines) == [] and platform.audit() == []
 
 
@@ -146,7 +146,7 @@ def test_a_failed_message_fails_the_send(params, platform, timelines):
     seed_phones(platform)
     timelines.config["failing_recipients"] = [RECIPIENT]
     with pytest.raises(CerniqError) as err:
-        tl_mod.send_test_message(params, RECIPIENT, phone_id="phone_01", poll_interval=0.05)
+        tl_mod.send_test_message(params, to=RECIPIENT, phone_id="phone_01", poll_interval=0.05)
     uid = err.value.details["message_uid"]
     assert "test message {0} from phone_01 (+40700000001) to {1} ended Failed".format(uid, RECIPIENT) in err.value.msg
     assert err.value.details["changed"] is True and err.value.details["statuses"] == ["Sending", "Failed"]
@@ -157,20 +157,20 @@ def test_no_outcome_in_time_fails_naming_the_message(params, platform, timelines
     seed_phones(platform)
     timelines.config.update(message_progression="time", seconds_per_step=60)
     with pytest.raises(CerniqError, match=r"is still 'Sending' after [0-9.]+ s: WhatsApp has not confirmed it"):
-        tl_mod.send_test_message(params, RECIPIENT, phone_id="phone_01", wait_timeout=0.5, poll_interval=0.1)
+        tl_mod.send_test_message(params, to=RECIPIENT, phone_id="phone_01", wait_timeout=0.5, poll_interval=0.1)
 
 
 def test_a_send_is_not_repeated_after_a_5xx_but_is_after_a_429(params, platform, timelines):
     seed_phones(platform)
     timelines.add_fault(500, method="POST", path="/messages$")
     with pytest.raises(CerniqError) as err:
-        tl_mod.send_test_message(params, RECIPIENT, phone_id="phone_01")
+        tl_mod.send_test_message(params, to=RECIPIENT, phone_id="phone_01")
     assert "answered 500 Internal Server Error" in err.value.msg
     assert "It was not repeated, since the vendor may have acted on it" in err.value.msg
     assert len(timelines.requests(method="POST")) == 1
     timelines.clear_requests()
     timelines.add_fault(429, retry_after=1, method="POST", path="/messages$")
-    result = tl_mod.send_test_message(params, RECIPIENT, phone_id="phone_01", poll_interval=0.05)
+    result = tl_mod.send_test_message(params, to=RECIPIENT, phone_id="phone_01", poll_interval=0.05)
     limited, sent = timelines.requests(method="POST")
     assert result["status"] == "Sent" and (limited["status"], sent["status"]) == (429, 200)
     assert sent["time"] - limited["time"] >= 1.0  # Retry-After: 1
@@ -245,16 +245,16 @@ def receiver():
 
 def test_webhook_is_registered_once_and_delivers(params, platform, timelines, timelines_spec,
                                                  receiver):
-    predicted = tl_mod.webhook(params, receiver.url, check_mode=True, want_diff=True)
+    predicted = tl_mod.webhook(params, url=receiver.url, check_mode=True, want_diff=True)
     assert predicted["changed"] is True and predicted["action"] == "webhook_create"
     assert predicted["diff"] == {"before": {}, "after": {"id": None, "event_type": "whatsapp:account:disconnected",
                                                          "url": tl_mod.redact_url(receiver.url), "enabled": True,
                                                          "errors_counter": 0}}
     assert changes(timelines) == [] and platform.audit() == []
 
-    created = tl_mod.webhook(params, receiver.url, reason="phone-offline alerts")
+    created = tl_mod.webhook(params, url=receiver.url, reason="phone-offline alerts")
     assert created["changed"] is True and created["webhook"]["id"] == 789456
-    again = tl_mod.webhook(params, receiver.url)
+    again = tl_mod.webhook(params, url=receiver.url)
     assert again["changed"] is False and again["action"] == "none"
     assert [(r["method"], r["path"].rsplit("/", 1)[1]) for r in changes(timelines)] == [("POST", "webhooks")]
     (row,) = audit_rows(platform, "timelinesai_webhook")
@@ -265,14 +265,14 @@ def test_webhook_is_registered_once_and_delivers(params, platform, timelines, ti
     assert [p["whatsapp_account"]["phone"] for p in receiver.received] == ["+40700000004"]
     assert receiver.received[0]["event_type"] == "whatsapp:account:disconnected"
 
-    disabled = tl_mod.webhook(params, receiver.url, enabled=False, want_diff=True)
+    disabled = tl_mod.webhook(params, url=receiver.url, enabled=False, want_diff=True)
     assert disabled["action"] == "webhook_update" and disabled["webhook"]["enabled"] is False
     assert disabled["diff"]["before"]["enabled"] is True
-    other = tl_mod.webhook(params, receiver.url, event_type="whatsapp:account:suspended")
+    other = tl_mod.webhook(params, url=receiver.url, event_type="whatsapp:account:suspended")
     assert other["action"] == "webhook_create" and other["webhook"]["id"] != 789456
-    removed = tl_mod.webhook(params, receiver.url, state="absent")
+    removed = tl_mod.webhook(params, url=receiver.url, state="absent")
     assert removed["action"] == "webhook_delete" and removed["webhook"] is None
-    assert tl_mod.webhook(params, receiver.url, state="absent")["changed"] is False
+    assert tl_mod.webhook(params, url=receiver.url, state="absent")["changed"] is False
     hooks = [(w["event_type"], w["enabled"]) for w in timelines.snapshot()["webhooks"] if not w["deleted"]]
     assert hooks == [("whatsapp:account:suspended", True)]
     assert [r[0] for r in audit_rows(platform, "timelinesai_webhook")] == [
@@ -287,7 +287,7 @@ def test_webhook_is_registered_once_and_delivers(params, platform, timelines, ti
 ])
 def test_webhook_bad_url_changes_nothing(params, platform, timelines, url, kwargs, message):
     with pytest.raises(CerniqError, match=message):
-        tl_mod.webhook(dict(params, **kwargs), url)
+        tl_mod.webhook(dict(params, **kwargs), url=url)
     with pytest.raises(CerniqError, match="not a TimelinesAI webhook event"):
-        tl_mod.webhook(params, "https://alerts.example/hook", event_type="chat:created")
+        tl_mod.webhook(params, url="https://alerts.example/hook", event_type="chat:created")
     assert timelines.requests() == [] and platform.audit() == []

@@ -29,6 +29,11 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._quota import quot
 from ansible_collections.cerniq.outreach.plugins.module_utils._readings import ReadingsRequest
 from ansible_collections.cerniq.outreach.plugins.module_utils._reviews import change_review_queue, review_queue_overview
 from ansible_collections.cerniq.outreach.plugins.module_utils._stats import outreach_stats
+from ansible_collections.cerniq.outreach.plugins.module_utils._timelinesai import (
+    account_info,
+    send_test_message,
+    webhook,
+)
 from ansible_collections.cerniq.outreach.plugins.modules import (
     bullmq_job_info,
     bullmq_queue,
@@ -46,6 +51,9 @@ from ansible_collections.cerniq.outreach.plugins.modules import (
     quota_counter_info,
     review_queue,
     review_queue_info,
+    timelinesai_account_info,
+    timelinesai_message,
+    timelinesai_webhook,
     wa_phone_info,
     wa_phone_status,
 )
@@ -87,9 +95,12 @@ KEYWORD_CORES = [
     (find_primaries, platform_primary_info.argument_spec, {}, ()),
     (set_campaign_state, instantly_campaign.options, {}, ()),
     (campaign_info, instantly_campaign_info.options, {}, ()),
+    (account_info, timelinesai_account_info.options, {}, ()),
+    (send_test_message, timelinesai_message.options, {}, ()),
+    (webhook, timelinesai_webhook.options, {}, ()),
 ]
-# What every core may take besides the module's options.
-CORE_CONTROLS = {"check_mode", "want_diff", "now"}
+# What every core may take besides the module's options (sleep and clock: a test's stand-ins for the waits).
+CORE_CONTROLS = {"check_mode", "want_diff", "now", "sleep", "clock"}
 
 
 def own_options(spec):
