@@ -530,19 +530,22 @@ def _utc_now_iso():
 
 # --- Listing (db_backup_info) -----------------------------------------------------------------------------------
 
-def backup_listing(root, wanted="latest", verify=True, pg_bin_dir=None):
-    """The result of db_backup_info: every backup under `root` and the selected one, verified when asked."""
-    root = validate_root(root)
+def backup_listing(params, *, path, backup="latest", verify=True, pg_bin_dir=None):
+    """The result of db_backup_info: every backup under `path` and the one `backup` selects, verified when asked.
+
+    `params` is not read (a listing needs no connection): it is there so db_backup_info calls its core as every
+    module does."""
+    root = validate_root(path)
     backups = list_backups(root)
     result = dict(changed=False, root=root, backups=[summary_of(b) for b in backups], selected=None)
-    if wanted in (None, "", "latest") and not any(b["manifest"] or b["problem"] for b in backups):
+    if backup in (None, "", "latest") and not any(b["manifest"] or b["problem"] for b in backups):
         # Nothing `latest` could pick (runbook-layout backups are used only when named): the listing says what is there.
         return result
-    backup = select_backup(root, wanted)
-    selected = summary_of(backup)
-    selected["manifest"] = backup["manifest"]
+    chosen = select_backup(root, backup)
+    selected = summary_of(chosen)
+    selected["manifest"] = chosen["manifest"]
     if verify:
-        selected.update(verify_backup(backup, find_tool("pg_restore", pg_bin_dir)))
+        selected.update(verify_backup(chosen, find_tool("pg_restore", pg_bin_dir)))
     else:
         selected.update(verified=None, problem=None)
     result["selected"] = selected
@@ -687,3 +690,26 @@ def _import_done(params, root, keep_days, check_mode, now, backup, src, imported
 
 def _audit_connection(params):
     return postgres_connect(params, require=())
+
+
+# --- db_backup: a backup or a copy, then retention --------------------------------------------------------------
+
+def manage_backups(params, *, path, state="present", src=None, keep_days=7, pg_bin_dir=None, check_mode=False,
+                   want_diff=False, now=None):
+    """db_backup: take a verified backup under `path` (state=present, create_backup) or publish there the fetched
+    copy `src` of one (state=imported, import_backup); either prunes `path` to `keep_days`.
+
+    With `want_diff`, a diff names the backups pruned and the new backup (or the copy published, None when the same
+    copy was there)."""
+    if state == "imported":
+        result = import_backup(params, root=path, src=src, keep_days=keep_days, check_mode=check_mode,
+                               pg_bin_dir=pg_bin_dir, now=now)
+        if want_diff:
+            result["diff"] = dict(before=dict(deleted=result["pruned"]),
+                                  after=dict(copy=(result["backup"] or {}).get("path") if result["imported"] else None))
+        return result
+    result = create_backup(params, root=path, keep_days=keep_days, check_mode=check_mode, pg_bin_dir=pg_bin_dir,
+                           now=now)
+    if want_diff:
+        result["diff"] = dict(before=dict(deleted=result["pruned"]), after=dict(backup=result["backup"]["path"]))
+    return result

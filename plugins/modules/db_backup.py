@@ -147,39 +147,31 @@ imported_from:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.cerniq.outreach.plugins.module_utils._backup import create_backup, import_backup
+from ansible_collections.cerniq.outreach.plugins.module_utils._backup import manage_backups
 from ansible_collections.cerniq.outreach.plugins.module_utils._connection import common_argument_spec, require_libraries
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import run_module
 
 
-def core(module):
-    p = module.params
-    if p["state"] == "imported":
-        result = import_backup(p, p["path"], p["src"], p["keep_days"], module.check_mode, pg_bin_dir=p["pg_bin_dir"])
-        if module._diff:
-            result["diff"] = dict(before=dict(deleted=result["pruned"]),
-                                  after=dict(copy=(result["backup"] or {}).get("path") if result["imported"] else None))
-        return result
-    result = create_backup(p, p["path"], p["keep_days"], module.check_mode, pg_bin_dir=p["pg_bin_dir"])
-    if module._diff:
-        result["diff"] = dict(before=dict(deleted=result["pruned"]),
-                              after=dict(backup=result["backup"]["path"]))
-    return result
-
-
-def main():
-    argument_spec = common_argument_spec("postgres", "audit")
-    argument_spec.update(
+def argument_spec():
+    spec = common_argument_spec("postgres", "audit")
+    spec.update(
         path=dict(type="path", required=True),
         state=dict(type="str", default="present", choices=["present", "imported"]),
         src=dict(type="path"),
         keep_days=dict(type="int", default=7),
         pg_bin_dir=dict(type="path"),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
                            required_if=[("state", "imported", ["src"])])
     require_libraries(module, need_redis=False)
-    run_module(module, lambda: core(module))
+    params = module.params
+    run_module(module, lambda: manage_backups(
+        params, path=params["path"], state=params["state"], src=params["src"], keep_days=params["keep_days"],
+        pg_bin_dir=params["pg_bin_dir"], check_mode=module.check_mode, want_diff=module._diff))
 
 
 if __name__ == "__main__":

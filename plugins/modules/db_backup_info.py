@@ -102,17 +102,22 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._connection import
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import run_module
 
 
-def main():
-    argument_spec = common_argument_spec()
-    argument_spec.update(
+def argument_spec():
+    spec = common_argument_spec()
+    spec.update(
         path=dict(type="path", required=True),
         backup=dict(type="str", default="latest"),
         verify=dict(type="bool", default=True),
         pg_bin_dir=dict(type="path"),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    p = module.params
-    run_module(module, lambda: backup_listing(p["path"], p["backup"], p["verify"], p["pg_bin_dir"]))
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    params = module.params
+    run_module(module, lambda: backup_listing(params, path=params["path"], backup=params["backup"],
+                                              verify=params["verify"], pg_bin_dir=params["pg_bin_dir"]))
 
 
 if __name__ == "__main__":

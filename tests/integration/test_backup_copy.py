@@ -189,22 +189,22 @@ def test_runbook_layout_is_listed_with_a_warning_kept_by_retention_and_restored_
     runbook_dir = _runbook_dump(split_platform, day)
     root = str(split_platform.backup_dir)
 
-    listing = _backup.backup_listing(root, verify=False)
+    listing = _backup.backup_listing(split_platform.params, path=root, verify=False)
     assert [(b["id"], b["layout"], b["has_manifest"], b["warning"]) for b in listing["backups"]] == [
         (day, "runbook", False, "no manifest: row counts cannot be verified")]
     assert listing["backups"][0]["bytes"] == os.path.getsize(runbook_dir / "cerniq.dump")
     # `latest` never picks it: nothing selected, and a restore asked for the latest names it.
-    assert _backup.backup_listing(root)["selected"] is None
+    assert _backup.backup_listing(split_platform.params, path=root)["selected"] is None
     with pytest.raises(CerniqError) as latest:
         _backup.select_backup(root)
     assert "no verified backup" in latest.value.msg and "dr_database_backup={0}".format(day) in latest.value.msg
-    named = _backup.backup_listing(root, day)["selected"]
+    named = _backup.backup_listing(split_platform.params, path=root, backup=day)["selected"]
     assert named["verified"] is True and named["layout"] == "runbook"
     assert named["checks"] == "pg_restore --list only (no manifest: row counts cannot be verified)"
     # A runbook directory whose dump is not an archive is refused by pg_restore --list.
     (split_platform.backup_dir / "2020-01-14").mkdir()
     (split_platform.backup_dir / "2020-01-14" / "cerniq.dump").write_bytes(b"not an archive")
-    broken = _backup.backup_listing(root, "2020-01-14")["selected"]
+    broken = _backup.backup_listing(split_platform.params, path=root, backup="2020-01-14")["selected"]
     assert broken["verified"] is False and "pg_restore --list" in broken["problem"]
     shutil.rmtree(split_platform.backup_dir / "2020-01-14")
 

@@ -145,7 +145,7 @@ def test_verification_catches_truncated_corrupt_and_unreadable_dumps(split_platf
     original = dump.read_bytes()
 
     dump.write_bytes(original[: len(original) // 2])
-    listing = _backup.backup_listing(root)
+    listing = _backup.backup_listing(split_platform.params, path=root)
     assert listing["selected"]["verified"] is False
     assert "truncated" in listing["selected"]["problem"]
 

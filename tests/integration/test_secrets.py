@@ -345,7 +345,7 @@ def test_an_untrusted_backup_root_is_refused_for_backup_listing_and_restore(plat
     before = _tree(root)
     audit_before = platform.audit()
     for attempt in (lambda: _backup.create_backup(platform.params, str(root), 7, False),
-                    lambda: _backup.backup_listing(str(root)),
+                    lambda: _backup.backup_listing(platform.params, path=str(root)),
                     lambda: _backup.select_backup(str(root), "latest")):
         with pytest.raises(CerniqError) as refused:
             attempt()

@@ -9,6 +9,7 @@ import inspect
 import pytest
 
 from ansible_collections.cerniq.outreach.plugins.module_utils._archive import archive_comm_log
+from ansible_collections.cerniq.outreach.plugins.module_utils._backup import backup_listing, manage_backups
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_dlq import DlqRequest
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_ops import QueueRequest
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_reads import queue_info
@@ -40,6 +41,8 @@ from ansible_collections.cerniq.outreach.plugins.modules import (
     bullmq_queue_info,
     comm_log_archive,
     daily_readings_info,
+    db_backup,
+    db_backup_info,
     db_maintenance,
     followup_reschedule,
     instantly_campaign,
@@ -98,6 +101,8 @@ KEYWORD_CORES = [
     (account_info, timelinesai_account_info.options, {}, ()),
     (send_test_message, timelinesai_message.options, {}, ()),
     (webhook, timelinesai_webhook.options, {}, ()),
+    (manage_backups, db_backup.argument_spec, {}, ()),
+    (backup_listing, db_backup_info.argument_spec, {}, ()),
 ]
 # What every core may take besides the module's options (sleep and clock: a test's stand-ins for the waits).
 CORE_CONTROLS = {"check_mode", "want_diff", "now", "sleep", "clock"}
