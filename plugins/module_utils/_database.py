@@ -48,8 +48,8 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._snapshot import (
     pgsql,
     snapshot_cursor,
     table_figures,
-    workers_hold,
 )
+from ansible_collections.cerniq.outreach.plugins.module_utils._snapshot import workers_hold as read_workers_hold
 from ansible_collections.cerniq.outreach.plugins.module_utils._validate import validate_tables
 
 MARK_RESTORING = "restoring"
@@ -178,12 +178,12 @@ def _marker(state, **fields):
     return marker
 
 
-def _audit_in(params, database, action, target, reason=None, before=None, after=None):
+def _audit_in(params, database, action, target, reason=None, step_reason=None, before=None, after=None):
     """One audit row in `database`'s own ops_audit_log (the database that is live once the step is done).
 
-    The module's `reason` option (why: an incident, the DR run) joins the step's own reason.
+    The module's `reason` option (why: an incident, the DR run) joins the step's own reason (`step_reason`).
     """
-    reason = "; ".join(part for part in (reason, params.get("reason")) if part) or None
+    reason = "; ".join(part for part in (step_reason, reason) if part) or None
     there = _with_db(params, database)
     conn = postgres_connect(there, require=())
     try:
@@ -208,11 +208,15 @@ def _refuse_live(params, name, what):
 
 # --- the live database, whatever state it is in (dr_database's first look) -------------------------------------
 
-def snapshot_allowing_missing(params, tables=None, checksum=True, maintenance_db=DEFAULT_MAINTENANCE_DB):
-    """database_snapshot, or - when the database or some of its tables are gone - what is left of it.
+def snapshot_info(params, *, tables=None, checksum=True, allow_missing=False, maintenance_db=DEFAULT_MAINTENANCE_DB):
+    """db_snapshot_info: database_snapshot, or with `allow_missing` - when the database or some of its tables are
+    gone - what is left of it (asking `maintenance_db` whether it exists).
 
-    A recovery must be able to look at a database that was dropped or damaged without failing on it.
+    A recovery must be able to look at a database that was dropped or damaged without failing on it. Here rather
+    than in _snapshot.py because that check is a statement about a whole database (Maintenance).
     """
+    if not allow_missing:
+        return database_snapshot(params, tables, checksum)
     with Maintenance(params, maintenance_db) as maint:
         exists = params["db_name"] in maint.databases([params["db_name"]])
     if not exists:
@@ -225,7 +229,7 @@ def snapshot_allowing_missing(params, tables=None, checksum=True, maintenance_db
 
 # --- present / absent -------------------------------------------------------------------------------------------
 
-def ensure_present(params, name, marker_update, check_mode, maintenance_db):
+def ensure_present(params, name, marker_update, check_mode, maintenance_db, reason=None):
     validate_database_name(name)
     with Maintenance(params, maintenance_db) as maint:
         existing = maint.databases([name]).get(name)
@@ -235,7 +239,7 @@ def ensure_present(params, name, marker_update, check_mode, maintenance_db):
                 maint.create(name, marker)
             result = dict(changed=True, database=name, created=True, marker=marker)
             if not check_mode:
-                _audit_in(params, params["db_name"], "db_create", name, after=dict(marker=marker))
+                _audit_in(params, params["db_name"], "db_create", name, reason=reason, after=dict(marker=marker))
             return result
         current = existing["marker"]
         if not marker_update:
@@ -249,13 +253,14 @@ def ensure_present(params, name, marker_update, check_mode, maintenance_db):
             return dict(changed=False, database=name, created=False, marker=current)
         if not check_mode:
             maint.set_marker(name, wanted)
-            _audit_in(params, name, "db_mark", name, before=dict(marker=current), after=dict(marker=wanted))
+            _audit_in(params, name, "db_mark", name, reason=reason, before=dict(marker=current),
+                      after=dict(marker=wanted))
         result = dict(changed=True, database=name, created=False, marker=wanted)
         result["diff"] = dict(before=dict(marker=current), after=dict(marker=wanted))
         return result
 
 
-def ensure_absent(params, name, check_mode, maintenance_db):
+def ensure_absent(params, name, check_mode, maintenance_db, reason=None):
     validate_database_name(name)
     _refuse_live(params, name, "dropping")
     with Maintenance(params, maintenance_db) as maint:
@@ -265,8 +270,8 @@ def ensure_absent(params, name, check_mode, maintenance_db):
         sessions = len(maint.sessions([name]))
         if not check_mode:
             maint.drop(name)
-            _audit_in(params, params["db_name"], "db_drop", name, before=dict(marker=existing["marker"]),
-                      after=dict(sessions_ended=sessions))
+            _audit_in(params, params["db_name"], "db_drop", name, reason=reason,
+                      before=dict(marker=existing["marker"]), after=dict(sessions_ended=sessions))
     return dict(changed=True, database=name, dropped=True, sessions_ended=sessions,
                 diff=dict(before=dict(database=name, marker=existing["marker"]), after=dict(database=None)))
 
@@ -277,7 +282,7 @@ HOLDS = ("opened", "closed")
 MAX_RECOVERY_ID = 200
 
 
-def set_workers_hold(params, name, hold, recovery, hosts, check_mode):
+def set_workers_hold(params, name, hold, recovery, hosts, check_mode, reason=None):
     """Open (`opened`: a recovery is about to stop the workers) or close (`closed`: they run again) a recovery's hold
     on the workers, as an audit row in the live database's ops_audit_log (_contract.AUDIT_WORKERS_HELD/_RELEASED).
 
@@ -298,7 +303,7 @@ def set_workers_hold(params, name, hold, recovery, hosts, check_mode):
     try:
         with postgres_errors(params, conn):
             with conn.cursor() as cur:
-                before = workers_hold(cur)
+                before = read_workers_hold(cur)
             is_open = bool(before and before["open"])
             if hold == "opened":
                 changed = not (is_open and before["recovery"] == recovery)
@@ -312,10 +317,10 @@ def set_workers_hold(params, name, hold, recovery, hosts, check_mode):
                 action = AUDIT_WORKERS_RELEASED
             if changed and not check_mode:
                 AuditTrail(conn, "db_database", params.get("audit_actor")).record(
-                    action, AUDIT_TARGET_WORKERS, reason=params.get("reason"), before=before, after=after)
+                    action, AUDIT_TARGET_WORKERS, reason=reason, before=before, after=after)
                 conn.commit()
                 with conn.cursor() as cur:
-                    now = workers_hold(cur)
+                    now = read_workers_hold(cur)
             elif changed:
                 now = dict(open=hold == "opened", recovery=after["recovery"], hosts=hosts, at=None,
                            actor=params.get("audit_actor"))
@@ -362,7 +367,7 @@ def _run_pg_restore(params, name, dump_path, jobs, no_owner, pg_restore):
 
 
 def restore_database(params, name, backup_path, check_mode, jobs=2, no_owner=False, analyze=True,
-                     pg_bin_dir=None, maintenance_db=DEFAULT_MAINTENANCE_DB):
+                     pg_bin_dir=None, maintenance_db=DEFAULT_MAINTENANCE_DB, reason=None):
     """Restore a backup into the fresh database `name`, verify it against the manifest, ANALYZE, mark it restored.
 
     The backup is verified (size, sha256, pg_restore --list) before anything is created. Idempotent: a database
@@ -429,7 +434,8 @@ def restore_database(params, name, backup_path, check_mode, jobs=2, no_owner=Fal
                         **identity)
         maint.set_marker(name, final)
     rows = {table: counted["rows"] for table, counted in figures.items()}
-    _audit_in(params, name, "db_restore", name, reason="restore of backup {0}".format(backup["id"]),
+    _audit_in(params, name, "db_restore", name, reason=reason,
+              step_reason="restore of backup {0}".format(backup["id"]),
               after=dict(backup=backup["id"], sha256=identity["sha256"], rows=rows, analyzed_tables=analyzed,
                          seconds=timings))
     return dict(changed=True, database=name, backup=backup["id"], marker=final, tables=figures,
@@ -459,7 +465,8 @@ def _carry_access(cur, target, access):
         cur.execute(pgsql.SQL("ALTER DATABASE {0} SET {1} = {2}").format(ident, pgsql.SQL(key), pgsql.Literal(value)))
 
 
-def rename_database(params, name, new_name, replace, keep_as, check_mode, maintenance_db=DEFAULT_MAINTENANCE_DB):
+def rename_database(params, name, new_name, replace, keep_as, check_mode, maintenance_db=DEFAULT_MAINTENANCE_DB,
+                    reason=None):
     """Rename `name` to `new_name`; with `replace`, the existing `new_name` is first kept as `keep_as`.
 
     Both renames commit in one transaction, so there is never a moment with neither database under `new_name`
@@ -526,7 +533,35 @@ def rename_database(params, name, new_name, replace, keep_as, check_mode, mainte
                                               previous=found[new_name]["marker"]))
             # Kept for inspection and a way back: reachable under its new name only.
             maint.execute(pgsql.SQL("ALTER DATABASE {0} WITH ALLOW_CONNECTIONS true").format(_ident(keep_as)))
-    _audit_in(params, new_name, "db_swap" if displaced else "db_rename", new_name, before=before,
+    _audit_in(params, new_name, "db_swap" if displaced else "db_rename", new_name, reason=reason, before=before,
               after=dict(after, sessions_ended=ended))
     return dict(changed=True, database=new_name, kept_as=after["kept_as"], sessions_ended=ended, access=access,
                 diff=dict(before=before, after=after))
+
+
+# --- db_database ------------------------------------------------------------------------------------------------
+
+def ensure_database(params, *, name, state="present", backup=None, jobs=2, no_owner=False, analyze=True,
+                    new_name=None, replace=False, keep_as=None, marker=None, workers_hold=None, recovery=None,
+                    hosts=(), pg_bin_dir=None, maintenance_db=DEFAULT_MAINTENANCE_DB, reason=None, check_mode=False,
+                    want_diff=False):
+    """db_database: the step `state` asks for on database `name` (present, absent, restored, renamed), or with
+    `workers_hold` only that hold recorded; `reason` goes into every audit row it writes."""
+    if workers_hold:
+        if state != "present" or marker:
+            raise CerniqError("workers_hold goes with state=present and no marker: it records the hold and does "
+                              "nothing else. Nothing was changed.")
+        result = set_workers_hold(params, name, workers_hold, recovery, hosts, check_mode, reason=reason)
+    elif state == "restored":
+        result = restore_database(params, name, backup, check_mode, jobs=jobs, no_owner=no_owner, analyze=analyze,
+                                  pg_bin_dir=pg_bin_dir, maintenance_db=maintenance_db, reason=reason)
+    elif state == "renamed":
+        result = rename_database(params, name, new_name, replace, keep_as, check_mode, maintenance_db=maintenance_db,
+                                 reason=reason)
+    elif state == "absent":
+        result = ensure_absent(params, name, check_mode, maintenance_db, reason=reason)
+    else:
+        result = ensure_present(params, name, marker, check_mode, maintenance_db, reason=reason)
+    if not want_diff:
+        result.pop("diff", None)
+    return result

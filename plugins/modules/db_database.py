@@ -222,48 +222,13 @@ sessions_ended:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.cerniq.outreach.plugins.module_utils._connection import common_argument_spec, require_libraries
-from ansible_collections.cerniq.outreach.plugins.module_utils._database import (
-    ensure_absent,
-    ensure_present,
-    rename_database,
-    restore_database,
-    set_workers_hold,
-)
-from ansible_collections.cerniq.outreach.plugins.module_utils._errors import (
-    CONFIRMED_ARGUMENT_SPEC,
-    CerniqError,
-    run_destructive,
-)
+from ansible_collections.cerniq.outreach.plugins.module_utils._database import ensure_database
+from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CONFIRMED_ARGUMENT_SPEC, run_destructive
 
 
-def core(module, check_mode):
-    p = module.params
-    state = p["state"]
-    if p["workers_hold"]:
-        if state != "present" or p["marker"]:
-            raise CerniqError("workers_hold goes with state=present and no marker: it records the hold and does "
-                              "nothing else. Nothing was changed.")
-        return set_workers_hold(p, p["name"], p["workers_hold"], p["recovery"], p["hosts"], check_mode)
-    if state == "restored":
-        return restore_database(p, p["name"], p["backup"], check_mode, jobs=p["jobs"], no_owner=p["no_owner"],
-                                analyze=p["analyze"], pg_bin_dir=p["pg_bin_dir"], maintenance_db=p["maintenance_db"])
-    if state == "renamed":
-        return rename_database(p, p["name"], p["new_name"], p["replace"], p["keep_as"], check_mode,
-                               maintenance_db=p["maintenance_db"])
-    if state == "absent":
-        return ensure_absent(p, p["name"], check_mode, p["maintenance_db"])
-    return ensure_present(p, p["name"], p["marker"], check_mode, p["maintenance_db"])
-
-
-def destructive(params):
-    """What this call would change that needs confirmation (see run_destructive); state=present needs none."""
-    return {"absent": "dropping a database", "restored": "restoring a backup into a database",
-            "renamed": "renaming or swapping databases"}.get(params["state"])
-
-
-def main():
-    argument_spec = common_argument_spec("postgres", "audit")
-    argument_spec.update(
+def argument_spec():
+    spec = common_argument_spec("postgres", "audit")
+    spec.update(
         name=dict(type="str", required=True),
         state=dict(type="str", default="present", choices=["present", "absent", "restored", "renamed"]),
         backup=dict(type="path"),
@@ -282,11 +247,28 @@ def main():
         reason=dict(type="str"),
         **CONFIRMED_ARGUMENT_SPEC
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+    return spec
+
+
+def destructive(params):
+    """What this call would change that needs confirmation (see run_destructive); state=present needs none."""
+    return {"absent": "dropping a database", "restored": "restoring a backup into a database",
+            "renamed": "renaming or swapping databases"}.get(params["state"])
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
                            required_if=[("state", "restored", ["backup"]), ("state", "renamed", ["new_name"])],
                            required_by=dict(workers_hold=["recovery"]))
     require_libraries(module, need_redis=False)
-    run_destructive(module, lambda check_mode: core(module, check_mode), destructive(module.params))
+    params = module.params
+    run_destructive(module, lambda check_mode: ensure_database(
+        params, name=params["name"], state=params["state"], backup=params["backup"], jobs=params["jobs"],
+        no_owner=params["no_owner"], analyze=params["analyze"], new_name=params["new_name"],
+        replace=params["replace"], keep_as=params["keep_as"], marker=params["marker"],
+        workers_hold=params["workers_hold"], recovery=params["recovery"], hosts=params["hosts"],
+        pg_bin_dir=params["pg_bin_dir"], maintenance_db=params["maintenance_db"], reason=params["reason"],
+        check_mode=check_mode, want_diff=module._diff), destructive(params))
 
 
 if __name__ == "__main__":

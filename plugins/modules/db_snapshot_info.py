@@ -127,28 +127,28 @@ checksum_method:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.cerniq.outreach.plugins.module_utils._connection import common_argument_spec, require_libraries
-from ansible_collections.cerniq.outreach.plugins.module_utils._database import snapshot_allowing_missing
+from ansible_collections.cerniq.outreach.plugins.module_utils._database import snapshot_info
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import run_module
-from ansible_collections.cerniq.outreach.plugins.module_utils._snapshot import database_snapshot
 
 
-def core(params):
-    if params["allow_missing"]:
-        return snapshot_allowing_missing(params, params["tables"], params["checksum"], params["maintenance_db"])
-    return database_snapshot(params, params["tables"], params["checksum"])
-
-
-def main():
-    argument_spec = common_argument_spec("postgres")
-    argument_spec.update(
+def argument_spec():
+    spec = common_argument_spec("postgres")
+    spec.update(
         tables=dict(type="list", elements="str"),
         checksum=dict(type="bool", default=True),
         allow_missing=dict(type="bool", default=False),
         maintenance_db=dict(type="str", default="postgres"),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     require_libraries(module, need_redis=False)
-    run_module(module, lambda: core(module.params))
+    params = module.params
+    run_module(module, lambda: snapshot_info(params, tables=params["tables"], checksum=params["checksum"],
+                                             allow_missing=params["allow_missing"],
+                                             maintenance_db=params["maintenance_db"]))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_ops import
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_reads import queue_info
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_search import JobSearchRequest
 from ansible_collections.cerniq.outreach.plugins.module_utils._connection import GROUP_ARGUMENT_SPECS
+from ansible_collections.cerniq.outreach.plugins.module_utils._database import ensure_database, snapshot_info
 from ansible_collections.cerniq.outreach.plugins.module_utils._followups import FollowupRequest
 from ansible_collections.cerniq.outreach.plugins.module_utils._health import find_primaries, platform_health
 from ansible_collections.cerniq.outreach.plugins.module_utils._http import vendor_argument_spec
@@ -43,7 +44,9 @@ from ansible_collections.cerniq.outreach.plugins.modules import (
     daily_readings_info,
     db_backup,
     db_backup_info,
+    db_database,
     db_maintenance,
+    db_snapshot_info,
     followup_reschedule,
     instantly_campaign,
     instantly_campaign_info,
@@ -103,6 +106,8 @@ KEYWORD_CORES = [
     (webhook, timelinesai_webhook.options, {}, ()),
     (manage_backups, db_backup.argument_spec, {}, ()),
     (backup_listing, db_backup_info.argument_spec, {}, ()),
+    (ensure_database, db_database.argument_spec, {}, ()),
+    (snapshot_info, db_snapshot_info.argument_spec, {}, ()),
 ]
 # What every core may take besides the module's options (sleep and clock: a test's stand-ins for the waits).
 CORE_CONTROLS = {"check_mode", "want_diff", "now", "sleep", "clock"}
