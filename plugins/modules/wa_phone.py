@@ -245,9 +245,9 @@ def destructive(params):
     return "banning a phone (releasing its leads, cancelling its jobs)" if params["status"] == "BANNED" else None
 
 
-def main():
-    argument_spec = common_argument_spec("redis", "postgres", "platform", "audit")
-    argument_spec.update(
+def argument_spec():
+    spec = common_argument_spec("redis", "postgres", "platform", "audit")
+    spec.update(
         phone_id=dict(type="str"),
         phone_number=dict(type="str"),
         tenant_id=dict(type="str"),
@@ -263,7 +263,11 @@ def main():
         reason=dict(type="str"),
         **CONFIRMED_ARGUMENT_SPEC
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
                            required_one_of=[("phone_id", "phone_number")])
     require_libraries(module)
     request = PhoneRequest.from_params(module.params)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+from pathlib import Path
 
 import pytest
 
@@ -26,7 +27,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._instantly import 
 )
 from ansible_collections.cerniq.outreach.plugins.module_utils._maintenance import vacuum_tables
 from ansible_collections.cerniq.outreach.plugins.module_utils._phone_status import sync_status_keys
-from ansible_collections.cerniq.outreach.plugins.module_utils._phones import phones_info
+from ansible_collections.cerniq.outreach.plugins.module_utils._phones import PhoneRequest, phones_info
 from ansible_collections.cerniq.outreach.plugins.module_utils._quota import quota_counter, quota_counters_info
 from ansible_collections.cerniq.outreach.plugins.module_utils._readings import ReadingsRequest
 from ansible_collections.cerniq.outreach.plugins.module_utils._reviews import change_review_queue, review_queue_overview
@@ -60,6 +61,7 @@ from ansible_collections.cerniq.outreach.plugins.modules import (
     timelinesai_account_info,
     timelinesai_message,
     timelinesai_webhook,
+    wa_phone,
     wa_phone_info,
     wa_phone_status,
 )
@@ -71,6 +73,7 @@ REQUESTS = [
     (JobSearchRequest, bullmq_job_info.argument_spec, {}),
     (FollowupRequest, followup_reschedule.argument_spec, {}),
     (ReadingsRequest, daily_readings_info.options, {}),
+    (PhoneRequest, wa_phone.argument_spec, dict(phone_id="phone_07")),
 ]
 
 
@@ -134,3 +137,15 @@ def test_a_keyword_core_has_its_modules_options_and_defaults(core, spec, renamed
         default = keywords[keyword].default
         default = None if default is inspect.Parameter.empty else default
         assert (list(default) if isinstance(default, tuple) else default) == options[option].get("default"), option
+
+
+# Modules whose work is an action plugin on the controller (plugins/action/): no core of module_utils to call.
+ACTION_MODULES = {"alert_input", "report_file"}
+
+
+def test_every_module_s_core_is_in_one_of_the_two_shapes():
+    """A new module joins REQUESTS or KEYWORD_CORES (its core checked against its options) or this test fails."""
+    modules_dir = Path(bullmq_queue.__file__).parent
+    every = {path.stem for path in modules_dir.glob("*.py") if path.stem != "__init__"}
+    covered = {spec.__module__.rsplit(".", 1)[1] for spec in [r[1] for r in REQUESTS] + [c[1] for c in KEYWORD_CORES]}
+    assert covered | ACTION_MODULES == every, sorted(every - covered - ACTION_MODULES)
