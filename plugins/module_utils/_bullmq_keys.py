@@ -16,6 +16,7 @@ import re
 import time
 
 from ansible_collections.cerniq.outreach.plugins.module_utils._errors import CerniqError
+from ansible_collections.cerniq.outreach.plugins.module_utils._validate import validate_count
 
 LIST_STATES = ("wait", "paused", "active")
 ZSET_STATES = ("delayed", "prioritized", "waiting-children", "completed", "failed")
@@ -121,13 +122,9 @@ def validate_job_opts(opts, where):
     return dict(opts)
 
 
-def validate_count(value, option):
-    """A non-negative integer option where 0 (or nothing) means no limit."""
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise CerniqError("{0} {1!r} must be a non-negative integer (0: all)".format(option, value))
-    return value
+def validate_limit(value, option):
+    """A count option of the queue operations where 0 (or nothing) means no limit: _validate's count otherwise."""
+    return 0 if value is None else validate_count(value, option + " (0: all)")
 
 
 # --- Values as BullMQ stores them -------------------------------------------------------------------------------

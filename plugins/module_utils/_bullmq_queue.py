@@ -20,8 +20,8 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_jobs impor
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_keys import (
     MAX_CHUNK,
     client_where,
-    validate_count,
     validate_job_id,
+    validate_limit,
     validate_queue_name,
 )
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_ops import (
@@ -105,7 +105,7 @@ def _prepare(request, tz_name):
     for option in ("grace_seconds", "clean_limit"):
         if getattr(request, option) < 0:
             raise CerniqError("{0} {1} must not be negative".format(option, getattr(request, option)))
-    validate_count(request.job_count, "job_count")
+    validate_limit(request.job_count, "job_count")
     if not 1 <= request.chunk_size <= MAX_CHUNK:
         raise CerniqError("chunk_size {0} must be between 1 and {1} (larger chunks stall Redis for every other "
                           "client)".format(request.chunk_size, MAX_CHUNK))

@@ -21,7 +21,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_keys impor
     job_key,
     json_or_raw,
     queue_key,
-    validate_count,
+    validate_limit,
     validate_queue_name,
 )
 from ansible_collections.cerniq.outreach.plugins.module_utils._connection import redis_client, redis_errors
@@ -169,7 +169,7 @@ def find_jobs(params, queue_name, match=None, states=None, limit=20, max_scanned
     if bad:
         raise CerniqError("states {0} must be among {1}".format(bad, ", ".join(SEARCH_STATES)))
     for option, value in (("limit", limit), ("max_scanned", max_scanned), ("time_budget_ms", time_budget_ms)):
-        validate_count(value, option)
+        validate_limit(value, option)
     if not 1 <= page_size <= MAX_CHUNK:
         raise CerniqError("page_size {0} must be between 1 and {1}".format(page_size, MAX_CHUNK))
     client = redis_client(params, params["bullmq_db"])

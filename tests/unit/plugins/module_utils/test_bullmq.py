@@ -10,6 +10,7 @@ from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_keys impor
     node_client_name,
     split_queue_key,
     validate_job_id,
+    validate_limit,
     validate_queue_name,
 )
 from ansible_collections.cerniq.outreach.plugins.module_utils._bullmq_package import pairing_problem
@@ -113,3 +114,14 @@ def test_a_stored_scheduler_is_up_to_date_only_when_every_managed_field_matches(
 def test_a_duplicate_id_in_one_request_is_refused():
     with pytest.raises(CerniqError, match="appears twice"):
         prepare_jobs([dict(id="a-1"), dict(id="a-1")], "job", None, "UTC")
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, 0), (0, 0), (25, 25)])
+def test_a_limit_of_the_queue_operations_is_a_count_where_nothing_is_no_limit(value, expected):
+    assert validate_limit(value, "limit") == expected
+
+
+@pytest.mark.parametrize("value", [-1, True, 1.5, "ten"])
+def test_a_limit_is_refused_as_a_count_is_saying_what_zero_means(value):
+    with pytest.raises(CerniqError, match=r"limit \(0: all\) must be a non-negative integer"):
+        validate_limit(value, "limit")
