@@ -864,26 +864,32 @@ class Lab:
 
     def files(self, dirs=STATE_DIRS):
         """{host: {path: (type, mode, uid, gid, size, mtime_ns, sha256 | link target)}} of the hosts' private dirs."""
-        out = {}
-        for host in self.hosts.values():
-            listing = {}
-            for inside in dirs:
-                root = host.path(inside)
-                for dirpath, dirnames, filenames in os.walk(root):
-                    dirnames.sort()
-                    for name in dirnames + sorted(filenames):
-                        path = Path(dirpath) / name
-                        info = path.lstat()
-                        rel = inside + "/" + str(path.relative_to(root))
-                        if stat.S_ISLNK(info.st_mode):
-                            listing[rel] = ("link", os.readlink(path))
-                        elif stat.S_ISDIR(info.st_mode):
-                            listing[rel] = ("dir", stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid)
-                        else:
-                            listing[rel] = ("file", stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid,
-                                            info.st_size, info.st_mtime_ns, self._file_sha256(path, info))
-            out[host.name] = listing
-        return out
+        return {host.name: self._listing(host, dirs) for host in self.hosts.values()}
+
+    def _listing(self, host, dirs):
+        # Called several times per test over thousands of files (a host's virtualenv): plain strings and scandir's
+        # entries, no Path per file, and each file's sha256 read again only when it moved (_file_sha256).
+        listing = {}
+        pending = [(str(host.path(inside)), inside) for inside in dirs]
+        while pending:
+            directory, rel_dir = pending.pop()
+            try:
+                entries = os.scandir(directory)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            with entries:
+                for entry in entries:
+                    info = entry.stat(follow_symlinks=False)
+                    rel = rel_dir + "/" + entry.name
+                    if stat.S_ISLNK(info.st_mode):
+                        listing[rel] = ("link", os.readlink(entry.path))
+                    elif stat.S_ISDIR(info.st_mode):
+                        listing[rel] = ("dir", stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid)
+                        pending.append((entry.path, rel))
+                    else:
+                        listing[rel] = ("file", stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid,
+                                        info.st_size, info.st_mtime_ns, self._file_sha256(entry.path, info))
+        return listing
 
     def _file_sha256(self, path, info):
         """The file's sha256, read again only when its inode, size, mtime or ctime moved since the last read (any
