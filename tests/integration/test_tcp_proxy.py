@@ -32,12 +32,18 @@ def pipelined_sets(port, outcome, count=10, prefix="k"):
     return thread
 
 
+def pipelined_sets_until_held(proxy):
+    """pipelined_sets through the proxy, returned once the proxy holds it: (its thread, its outcome)."""
+    outcome = {}
+    thread = pipelined_sets(proxy.port, outcome)
+    proxy.wait_for_hold(timeout=120, runner=thread, explain=lambda: repr(outcome))
+    return thread, outcome
+
+
 def test_exactly_n_counted_commands_pass_until_released_and_other_connections_flow(private_redis):
     server = private_redis.client()
     with TcpProxy(private_redis.port, counter=SETS, hold_after=3) as proxy:
-        outcome = {}
-        thread = pipelined_sets(proxy.port, outcome)
-        proxy.wait_for_hold(timeout=120, runner=thread, explain=lambda: repr(outcome))
+        thread, outcome = pipelined_sets_until_held(proxy)
         # The three SETs and the GETs between them ran; the fourth SET and all after it wait.
         assert sorted(server.keys("k*")) == ["k0", "k1", "k2"] and proxy.forwarded == 3
         # Another connection's uncounted commands are not held.
@@ -52,9 +58,7 @@ def test_exactly_n_counted_commands_pass_until_released_and_other_connections_fl
 def test_a_server_killed_behind_the_gate_ran_only_what_passed_and_the_cut_fails_the_client(private_redis):
     server = private_redis.client()
     with TcpProxy(private_redis.port, counter=SETS, hold_after=2) as proxy:
-        outcome = {}
-        thread = pipelined_sets(proxy.port, outcome)
-        proxy.wait_for_hold(timeout=120, runner=thread, explain=lambda: repr(outcome))
+        thread, outcome = pipelined_sets_until_held(proxy)
         assert server.dbsize() == 2
         private_redis.kill()
         proxy.cut()
