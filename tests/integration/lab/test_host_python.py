@@ -90,10 +90,17 @@ def test_check_on_a_bare_host_says_what_it_would_install_then_a_prebuilt_wheelho
     shutil.copytree(built, wheelhouse)
     (wheelhouse / "complete").unlink()
     cache = tmp_path / "cache"
+    controller_tmp = tmp_path / "controller-tmp"  # where the role packs the archive it sends (TMPDIR)
+    controller_tmp.mkdir()
     step = time.monotonic()
     run = lab.play(str(playbook), extravars={"cerniq_host_python_wheelhouse": str(wheelhouse),
-                                             "host_python_cache_dir": str(cache)}, env=NO_INDEX)
+                                             "host_python_cache_dir": str(cache)},
+                   env=dict(NO_INDEX, TMPDIR=str(controller_tmp)))
     assert run.rc == 0, run.stdout[-4000:]
+    # One archive carried the wheels and the requirements, and it is gone from the controller.
+    assert run.result("Pack the wheelhouse")["_event"] == "runner_on_ok"
+    assert list(controller_tmp.iterdir()) == []
+    assert lab.hosts[primary].path(VENV + "-wheelhouse/requirements.txt").read_text() == REQUIREMENTS.read_text()
     assert {r["_event"] for r in run.results("Download the wheels")} == {"runner_on_skipped"}
     assert not cache.exists(), "the controller downloaded"
     assert run.result("Copy the wheelhouse")["changed"] is True
