@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.support.every_playbook import standby_first_inventory
 from tests.support.lab import SYSTEM_PYTHON
 from tests.support.services import REPO_ROOT
 
@@ -90,16 +92,20 @@ def test_check_on_a_bare_host_says_what_it_would_install_then_a_prebuilt_wheelho
     shutil.copytree(built, wheelhouse)
     (wheelhouse / "complete").unlink()
     cache = tmp_path / "cache"
-    controller_tmp = tmp_path / "controller-tmp"  # where the role packs the archive it sends (TMPDIR)
-    controller_tmp.mkdir()
+    # Where the role packs the archive it sends (TMPDIR): short, since ansible-playbook puts its RPC socket there too.
+    controller_tmp = Path(tempfile.mkdtemp(prefix="cq-tmp-"))
     step = time.monotonic()
-    run = lab.play(str(playbook), extravars={"cerniq_host_python_wheelhouse": str(wheelhouse),
-                                             "host_python_cache_dir": str(cache)},
-                   env=dict(NO_INDEX, TMPDIR=str(controller_tmp)))
+    try:
+        run = lab.play(str(playbook), extravars={"cerniq_host_python_wheelhouse": str(wheelhouse),
+                                                 "host_python_cache_dir": str(cache)},
+                       env=dict(NO_INDEX, TMPDIR=str(controller_tmp)))
+        left = list(controller_tmp.glob("*.cerniq-wheelhouse.tar"))
+    finally:
+        shutil.rmtree(controller_tmp)
     assert run.rc == 0, run.stdout[-4000:]
     # One archive carried the wheels and the requirements, and it is gone from the controller.
     assert run.result("Pack the wheelhouse")["_event"] == "runner_on_ok"
-    assert list(controller_tmp.iterdir()) == []
+    assert left == []
     assert lab.hosts[primary].path(VENV + "-wheelhouse/requirements.txt").read_text() == REQUIREMENTS.read_text()
     assert {r["_event"] for r in run.results("Download the wheels")} == {"runner_on_skipped"}
     assert not cache.exists(), "the controller downloaded"
@@ -114,3 +120,33 @@ def test_check_on_a_bare_host_says_what_it_would_install_then_a_prebuilt_wheelho
     assert again.rc == 0, again.stdout[-4000:]
     assert again.changed_tasks == [], again.changed_tasks
     print("pre-built wheelhouse, first and second run: {0:.1f}s".format(time.monotonic() - step))
+
+
+def test_the_primary_listed_after_its_standby_gets_the_download_and_the_copy(lab_ha, tmp_path):
+    """In HA the inventory may list the standby first. The controller's download and the archive it packs run for
+    the primary itself (a run_once task would take the standby, whose `when` is false, and skip them for all): on a
+    controller with no wheelhouse yet, the primary still gets its virtualenv. pip downloads from a directory of the
+    wheels (PIP_NO_INDEX, PIP_FIND_LINKS), not from an index."""
+    lab = lab_ha
+    playbook = tmp_path / "host_python.yml"
+    playbook.write_text(yaml.safe_dump(PLAY, sort_keys=False))
+    primary = lab.db_host.name
+    version = lab.run(primary, [SYSTEM_PYTHON, "-c", "import platform; print(platform.python_version())"]).stdout
+    built = _controller_wheelhouse(version.strip())
+    if built is None:  # none yet on this controller: the role downloads one now, once
+        _bare(lab, primary)
+        assert lab.play(str(playbook)).rc == 0
+        built = _controller_wheelhouse(version.strip())
+    assert built is not None
+    _bare(lab, primary)
+    cache = tmp_path / "cache"
+    inventory = standby_first_inventory(lab)
+    assert next(iter(yaml.safe_load(inventory)["all"]["children"]["db"]["hosts"])) != primary
+    run = lab.play(str(playbook), extravars={"host_python_cache_dir": str(cache)}, inventory=inventory,
+                   env=dict(NO_INDEX, PIP_NO_INDEX="1", PIP_FIND_LINKS=str(built)))
+    assert run.rc == 0, run.stdout[-4000:]
+    downloads = [r for r in run.results("Download the wheels") if r["_event"] == "runner_on_ok"]
+    assert downloads and all(r["changed"] for r in downloads), run.stdout[-4000:]
+    assert [p.name for p in cache.glob("*/complete")] == ["complete"]
+    lab.run(primary, [VENV + "/bin/python", "-c", "import redis, psycopg2, bullmq, requests"])
+    assert [h.name for h in lab.group("db") if h.path("/opt/cerniq").exists()] == [primary]
