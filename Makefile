@@ -96,10 +96,13 @@ units: setup
 docs: setup
 	tools/build-docs
 
-# One worker per core; a file's tests stay together (they share seeded data and servers). The unit tests of
+# One worker more than the cores: a test spends about a third of its time waiting (SSH round trips, servers, its
+# own subprocesses), so a third worker fills the gaps - the lab alone on 2 cores took 11 min 36 s with 2 workers and
+# 9 min 8 s with 3. A file's tests stay together (they share seeded data and servers). The unit tests of
 # tests/unit/plugins/ are `make units`' (ansible-test units), not run twice.
+PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 pytest:
-	$(BIN)/pytest tests -q -n auto --dist loadfile --ignore=tests/unit/plugins --durations=25
+	$(BIN)/pytest tests -q -n $(PYTEST_WORKERS) --dist loadfile --ignore=tests/unit/plugins --durations=25
 
 molecule:
 	tools/molecule-all
