@@ -54,6 +54,24 @@ def _controller_wheelhouse(version):
     return None
 
 
+def _host_python_version(lab, host):
+    return lab.run(host, [SYSTEM_PYTHON, "-c", "import platform; print(platform.python_version())"]).stdout.strip()
+
+
+def _wheelhouse_on_the_controller(lab, playbook, host, version):
+    """_controller_wheelhouse(version), or, when the controller has none yet, the one the role downloads now (once)
+    while provisioning `host`, which is left bare again."""
+    built = _controller_wheelhouse(version)
+    if built is None:
+        _bare(lab, host)
+        first = lab.play(str(playbook))
+        assert first.rc == 0, first.stdout[-4000:]
+        built = _controller_wheelhouse(version)
+        _bare(lab, host)
+    assert built is not None
+    return built
+
+
 def test_check_on_a_bare_host_says_what_it_would_install_then_a_prebuilt_wheelhouse_needs_no_download(
         lab_single, tmp_path):
     lab = lab_single
@@ -62,8 +80,7 @@ def test_check_on_a_bare_host_says_what_it_would_install_then_a_prebuilt_wheelho
     playbook.write_text(yaml.safe_dump(PLAY, sort_keys=False))
     primary = lab.db_host.name
     _bare(lab, primary)
-    version = lab.run(primary, [SYSTEM_PYTHON, "-c", "import platform; print(platform.python_version())"]).stdout
-    version = version.strip()
+    version = _host_python_version(lab, primary)
 
     # --check on the bare host: it says what it would install and where, and creates nothing on any host.
     before = lab.files(("/opt",))
@@ -81,13 +98,7 @@ def test_check_on_a_bare_host_says_what_it_would_install_then_a_prebuilt_wheelho
     print("check on a bare host: {0:.1f}s".format(time.monotonic() - started))
 
     # A wheelhouse the controller already has: the one the role downloaded before (or one it downloads now, once).
-    built = _controller_wheelhouse(version)
-    if built is None:
-        first = lab.play(str(playbook))
-        assert first.rc == 0, first.stdout[-4000:]
-        built = _controller_wheelhouse(version)
-        _bare(lab, primary)
-    assert built is not None
+    built = _wheelhouse_on_the_controller(lab, playbook, primary, version)
     wheelhouse = tmp_path / "wheelhouse"
     shutil.copytree(built, wheelhouse)
     (wheelhouse / "complete").unlink()
@@ -131,13 +142,7 @@ def test_the_primary_listed_after_its_standby_gets_the_download_and_the_copy(lab
     playbook = tmp_path / "host_python.yml"
     playbook.write_text(yaml.safe_dump(PLAY, sort_keys=False))
     primary = lab.db_host.name
-    version = lab.run(primary, [SYSTEM_PYTHON, "-c", "import platform; print(platform.python_version())"]).stdout
-    built = _controller_wheelhouse(version.strip())
-    if built is None:  # none yet on this controller: the role downloads one now, once
-        _bare(lab, primary)
-        assert lab.play(str(playbook)).rc == 0
-        built = _controller_wheelhouse(version.strip())
-    assert built is not None
+    built = _wheelhouse_on_the_controller(lab, playbook, primary, _host_python_version(lab, primary))
     _bare(lab, primary)
     cache = tmp_path / "cache"
     inventory = standby_first_inventory(lab)
